@@ -8,8 +8,8 @@ What durable-rules does on this machine, and how this module answers it (see des
 - a fact that no rule matches raises: every ruleset has a catch-all rule for its presentation;
 - state lives per sid until deleted: a fresh sid per assessment, deleted afterwards;
 - registration is lazy and racy: every ruleset is registered when the engine is built;
-- rulesets are process-wide by name: names carry the knowledge base hash, so two knowledge bases
-  (e.g. a test's broken copy) never share one.
+- rulesets are process-wide by name and their actions are bound to the engine that defined them:
+  names carry the knowledge base hash and an engine number, so two engines never share one.
 - a rule made only of negative tests (`-m.field`, "not recorded") loops forever inside
   assert_fact (measured: 100% CPU, never returns): every rule is anchored on its presentation id.
 Conclusions are collected on the Python side, not asserted back as facts.
@@ -29,6 +29,7 @@ from rules.knowledge_base import KnowledgeBase
 
 _LOCK = threading.RLock()
 _SIDS = itertools.count(1)
+_ENGINES = itertools.count(1)
 
 
 class RuleExecutionError(RuntimeError):
@@ -82,12 +83,10 @@ class Engine:
         self._fired: list[str] = []
         self._errors: list[str] = []
         self._hook = action_hook
-        self._names = {pid: f"myotomy_{pid}_{kb.content_hash[:12]}" for pid in kb.presentations}
         with _LOCK:
-            self._host = lang.get_host()
+            number = next(_ENGINES)
+            self._names = {pid: f"myotomy_{pid}_{kb.content_hash[:12]}_{number}" for pid in kb.presentations}
             for pid, name in self._names.items():
-                if name in self._host._ruleset_directory:
-                    continue  # the same knowledge base was registered before in this process
                 self._define(name, pid, kb)
             self._host = lang.get_host()  # registers every ruleset now, before any second thread
 

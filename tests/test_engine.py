@@ -1,0 +1,86 @@
+"""The engine agrees with the plain-Python reading of every rule, and never hides a failing rule."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+import pytest
+
+from rules import RuleExecutionError, assess
+from rules import conditions
+from rules.engine import Engine
+from rules.knowledge_base import PRIOR_PREFIX, KnowledgeBase
+from rules.knowledge_base import load_cases
+
+
+def _values_for(kb: KnowledgeBase, field: str) -> list[Any]:
+    """Values that sit on both sides of every threshold and choice the rules use for a finding."""
+    values: set[Any] = set()
+    for tests in kb.tests.values():
+        for test in tests:
+            clauses = [test] if isinstance(test, conditions.Clause) else [c for o in test.options for c in o]
+            for c in clauses:
+                if c.field != field or c.op == "missing":
+                    continue
+                items = c.value if isinstance(c.value, list) else [c.value]
+                for v in items:
+                    if isinstance(v, bool) or isinstance(v, str):
+                        values.add(v)
+                    else:
+                        values.update({v - 1, v, v + 1})
+    if any(isinstance(v, bool) for v in values):
+        values.update({True, False})
+    return sorted(values, key=repr)
+
+
+def test_engine_matches_python_reading_of_the_rules(kb: KnowledgeBase) -> None:
+    """Random findings (seeded): the rules durable-rules fires are exactly those whose clauses hold."""
+    engine = Engine(kb)
+    rng = random.Random(20261124)
+    checked = 0
+    for pid in kb.presentations:
+        rules = kb.rules_for(pid)
+        fields = sorted({f for r in rules for f in conditions.fields(kb.tests[r.id])})
+        for _ in range(150):
+            facts = {}
+            for f in fields:
+                choices = _values_for(kb, f)
+                if choices and rng.random() < 0.7:
+                    facts[f] = rng.choice(choices)
+            expected = {r.id for r in rules if conditions.holds(kb.tests[r.id], facts)}
+            assert set(engine.fire(pid, facts)) == expected, (pid, facts)
+            checked += 1
+    assert checked >= 150
+
+
+def test_a_failing_rule_action_raises_instead_of_dropping_a_suggestion(kb: KnowledgeBase) -> None:
+    def explode(rule_id: str) -> None:
+        if rule_id == "achalasia_type_iii_prefers_poem":
+            raise ZeroDivisionError("injected fault")
+
+    engine = Engine(kb, action_hook=explode)
+    case = {"age": {"value": 45}, "conditions": [{"presentation": "achalasia", "subtype": "type_iii",
+                                                  "diagnosis_confirmed": True, "malignancy_excluded": True}]}
+    with pytest.raises(RuleExecutionError, match="achalasia_type_iii_prefers_poem.*injected fault"):
+        assess(case, context=(kb, engine))
+    # the same engine still works afterwards for other assessments
+    ok = assess({"conditions": [{"presentation": "achalasia"}]}, context=(kb, engine))
+    assert ok.red_flags
+
+
+def test_same_input_gives_same_assessment() -> None:
+    _, case = load_cases()[0]
+    assert assess(case.input) == assess(case.input)
+
+
+def test_prior_treatment_facts_are_named_by_procedure(kb: KnowledgeBase) -> None:
+    from models import Presentation
+    from rules.assess import facts_of
+
+    p = Presentation.model_validate({"age": {"value": 6, "unit": "weeks"}, "conditions": [
+        {"presentation": "achalasia", "prior_treatments": [{"treatment": "pneumatic_dilation", "outcome": "failed"}]}]})
+    facts = facts_of(p.conditions[0], p)
+    assert facts[PRIOR_PREFIX + "pneumatic_dilation"] == "failed"
+    assert facts["age_weeks"] == 6 and facts["age_years"] == pytest.approx(6 * 7 / 365.25, abs=1e-3)
