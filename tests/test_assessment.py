@@ -71,11 +71,21 @@ def test_source_caveats_are_quoted_with_file_and_audit() -> None:
     assert scarring.audit_citations
 
 
-def test_several_presentations_at_once() -> None:
-    result = assess({"age": {"value": 45}, "conditions": [
-        {"presentation": "achalasia", "subtype": "type_iii", "diagnosis_confirmed": True, "malignancy_excluded": True},
-        {"presentation": "nonspecific_muscle_weakness"}]})
-    assert {p.id for p in result.presentations} == {"achalasia", "nonspecific_muscle_weakness"}
+def test_several_presentations_at_once(kb: KnowledgeBase) -> None:
+    """Two teaching cases of different presentations, assessed together, give the union of both."""
+    by_presentation = {}
+    for case in CASES:
+        if len(case.input["conditions"]) == 1 and "age" in case.input:
+            by_presentation.setdefault(case.input["conditions"][0]["presentation"], case)
+    if len(by_presentation) < 2:
+        pytest.skip("the knowledge base has teaching cases for fewer than two presentations")
+    first, second = [by_presentation[p] for p in sorted(by_presentation)[:2]]
+    both = assess({"age": first.input["age"], "conditions": [*first.input["conditions"], *second.input["conditions"]]})
+    alone = [assess({"age": first.input["age"], "conditions": case.input["conditions"]}) for case in (first, second)]
+    assert [p.id for p in both.presentations] == [p.id for a in alone for p in a.presentations]
+    assert {(s.presentation, s.procedure, s.strength) for s in both.suggestions} == {
+        (s.presentation, s.procedure, s.strength) for a in alone for s in a.suggestions}
+    assert {(f.presentation, f.id) for f in both.red_flags} == {(f.presentation, f.id) for a in alone for f in a.red_flags}
 
 
 # --- bad input through the API: InputError names the field and the reason ---
