@@ -23,8 +23,12 @@ def key(presentation: str, field: str) -> str:
     return f"detail.{presentation}.{field}"
 
 
+_ACRONYMS = {"gej": "GEJ", "lvot": "LVOT", "gmfcs": "GMFCS", "mmhg": "mmHg", "cm": "cm"}
+
+
 def label(field: str) -> str:
-    return field.replace("_", " ").replace("gej", "GEJ").replace("lvot", "LVOT").replace("gmfcs", "GMFCS").capitalize()
+    words = [_ACRONYMS.get(w, w) for w in field.split("_")]
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
 
 
 def _kind(field: str) -> tuple[str, list[Any]]:
