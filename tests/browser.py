@@ -107,6 +107,8 @@ def choose(page: object, label: str, option: str) -> None:
     widget = page.locator('[data-testid="stSelectbox"], [data-testid="stMultiSelect"]').filter(
         has=page.get_by_text(label, exact=True)
     ).first
-    widget.locator("input").first.click()
+    field = widget.locator("input").first
+    field.click()
+    field.fill(option)  # filters the list, which only renders the options in view
     page.get_by_role("option", name=option, exact=True).first.click()
     page.keyboard.press("Escape")
