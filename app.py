@@ -170,7 +170,7 @@ if assessment.workup:
 results.first_line(assessment)
 
 st.subheader("Decision path")
-st.graphviz_chart(results.decision_graph(assessment))
+results.show_graph(results.decision_graph(assessment))
 
 results.source_quotes(assessment)
 

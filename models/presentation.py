@@ -120,6 +120,9 @@ class Condition(Strict):
 
     # Cosmetic requests
     cosmetic_goal: Literal["glabellar_frown_lines", "platysmal_bands", "fat_removal", "posture"] | None = None
+    neck_extension_limited: bool | None = Field(
+        None, description="Zenker: neck extension impossible or limited (rigid stapling needs it)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "Condition":
@@ -139,7 +142,7 @@ class Condition(Strict):
         return {
             name: value
             for name, value in self.model_dump(exclude={"presentation"}).items()
-            if value is not None and value != []
+            if value is not None and value not in ([], ())
         }
 
 

@@ -28,7 +28,7 @@ from models.knowledge import (
 from models.presentation import Condition
 from rules import conditions
 
-DATA_DIR = Path(os.environ.get("MYOTOMY_CDS_DATA", Path(__file__).resolve().parent.parent / "data"))
+DATA_DIR = Path(os.environ.get("MYOTOMY_CDS_DATA") or Path(__file__).resolve().parent.parent / "data")
 AGE_FACTS = ("age_years", "age_weeks")
 PRIOR_PREFIX = "prior_"
 

@@ -1,0 +1,125 @@
+"""Browser benchmark: submit-to-cards time of the app vs a one-field Streamlit form, in one run.
+
+Both servers run at once; trials alternate between them over the same number of rounds. Each trial
+opens a fresh session, fills the form (not timed), then times the click on "Assess" until the answer
+is visible and the script has finished. Also times server start to an interactive page.
+Run: `make bench-app` (needs Debian's Chromium, as the browser tests do).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.browser import ROOT, choose, chromium, free_port, streamlit_server, wait_for_app
+
+ROUNDS = 8
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def time_app(page, url: str, case_title: str) -> float:
+    page.goto(url)
+    wait_for_app(page)
+    choose(page, "Teaching case", case_title)
+    wait_for_app(page)
+    start = time.perf_counter()
+    page.get_by_role("button", name="Assess").click()
+    page.get_by_text("Candidate procedures", exact=True).wait_for(timeout=60_000)
+    wait_for_app(page)
+    return time.perf_counter() - start
+
+
+def time_floor(page, url: str) -> float:
+    page.goto(url)
+    wait_for_app(page)
+    page.get_by_label("Age").fill("45")
+    page.get_by_label("Age").press("Tab")
+    start = time.perf_counter()
+    page.get_by_role("button", name="Assess").click()
+    page.get_by_text("Result", exact=True).wait_for(timeout=60_000)
+    wait_for_app(page)
+    return time.perf_counter() - start
+
+
+def time_to_interactive(browser) -> float:
+    """Seconds from launching `streamlit run app.py` to the presentation picker being usable."""
+    port = free_port()
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.05)
+        page = browser.new_page()
+        page.goto(url)
+        page.locator('[data-testid="stMultiSelect"] input').first.wait_for(state="visible", timeout=60_000)
+        wait_for_app(page)
+        elapsed = time.perf_counter() - start
+        page.close()
+        return elapsed
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def main() -> list[str]:
+    from rules.knowledge_base import load_cases
+
+    title = next(case.title for _, case in load_cases() if case.id == "achalasia_type_iii_poem_preferred")
+    app_times: list[float] = []
+    floor_times: list[float] = []
+    with streamlit_server(ROOT / "app.py") as app_url, \
+            streamlit_server(ROOT / "benchmarks" / "floor_app.py") as floor_url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1300, "height": 1400})
+        time_app(page, app_url, title)  # warm both servers (first run imports and caches)
+        time_floor(page, floor_url)
+        for _ in range(ROUNDS):
+            app_times.append(time_app(page, app_url, title))
+            floor_times.append(time_floor(page, floor_url))
+        starts = [time_to_interactive(browser) for _ in range(3)]
+    app_med, floor_med = statistics.median(app_times), statistics.median(floor_times)
+    ratio = app_med / floor_med
+    lines = [
+        "## App in a real browser (submit to cards visible)",
+        "",
+        f"Command: `make bench-app` · {ROUNDS} interleaved rounds · Debian Chromium, headless",
+        "",
+        "| contender | median (ms) | p95 (ms) |",
+        "|---|---|---|",
+        f"| this app (teaching case achalasia type III) | {app_med * 1000:.0f} | {p95(app_times) * 1000:.0f} |",
+        f"| one-field Streamlit form (floor) | {floor_med * 1000:.0f} | {p95(floor_times) * 1000:.0f} |",
+        f"| ratio app / floor (median) | {ratio:.2f} | |",
+        "",
+        f"Server start to interactive page, 3 starts: {', '.join(f'{s:.2f} s' for s in starts)}",
+        "",
+    ]
+    verdicts = [
+        f"target app_submit_to_cards_vs_floor: {ratio:.2f}x (goal <= 1.30x) {'met' if ratio <= 1.3 else 'missed'}",
+        f"target app_interactive_after_start: {statistics.median(starts):.2f} s (goal <= 3.00 s) "
+        f"{'met' if statistics.median(starts) <= 3.0 else 'missed'}",
+    ]
+    print("\n".join(lines + verdicts))
+    return lines + verdicts
+
+
+if __name__ == "__main__":
+    out = main()
+    if len(sys.argv) > 1:
+        Path(sys.argv[1]).write_text("\n".join(out) + "\n", encoding="utf-8")
