@@ -92,7 +92,9 @@ def facts_of(condition: Condition, presentation: Presentation) -> dict[str, Any]
         facts["age_weeks"] = round(presentation.age.weeks, 2)
     for name, value in condition.recorded_details().items():
         if name != "prior_treatments":
-            facts[name] = value
+            # durable-rules cannot parse numbers written with an exponent (1e-07): 4 decimals keep
+            # every bounded input in plain notation, and both the engine and "why not" see the same value
+            facts[name] = round(value, 4) if isinstance(value, float) else value
     for prior in condition.prior_treatments:
         facts[PRIOR_PREFIX + prior.treatment] = prior.outcome
     return facts
