@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean screenshot
+.PHONY: run test install clean screenshot serve
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or 3.12 is required (durable-rules does not import on 3.13)"; exit 2; }
@@ -28,3 +28,7 @@ clean:
 
 screenshot: $(STAMP)
 	$(BIN)/python -m tests.browser_screenshot docs/screenshot.png
+
+# The CDS Hooks service on 127.0.0.1 only; PORT=9000 make serve (or make serve PORT=9000) for another port.
+serve: $(STAMP)
+	$(BIN)/uvicorn service.app:app --host 127.0.0.1 --port $(or $(PORT),8080)

@@ -1,0 +1,323 @@
+"""Read the FHIR R4 prefetch of a patient-view call into a `Presentation` dict.
+
+Only what the knowledge base gives a coded meaning to is read: a Condition's ICD-10-CM code (the
+`icd10` list of each presentation in data/presentations/) and the Patient's birth date. Everything
+else is reported back, never guessed:
+- SNOMED CT codes: the clinical brief gives none, so none are mapped;
+- Observations: the brief gives no LOINC or SNOMED CT code for any detail the rules use (subtype,
+  diagnosis_confirmed, ...), so they are counted and left unmapped;
+- a Condition's verificationStatus is not read as `diagnosis_confirmed`, which the knowledge base
+  defines by a specific objective test (e.g. high-resolution manometry), not by record status.
+The FHIR models come from `fhir.resources` (its R4B package: for Patient, Condition, Observation
+and Bundle, R4B has the same elements as R4 4.0.1). An element that R4 does not define is an error,
+which is how a resource of another FHIR version (STU3, R5) shows itself.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.patient import Patient
+from pydantic import ValidationError
+
+from models.presentation import MAX_AGE_YEARS
+from rules.knowledge_base import KnowledgeBase
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+SNOMED_CT = "http://snomed.info/sct"
+SYSTEM_NAMES = {ICD10CM: "ICD-10-CM", SNOMED_CT: "SNOMED CT", "http://hl7.org/fhir/sid/icd-10": "ICD-10 (WHO)"}
+# Condition statuses that take a coded diagnosis out of the current picture.
+NOT_CURRENT = frozenset({"inactive", "remission", "resolved"})
+NOT_VALID = frozenset({"refuted", "entered-in-error"})
+REQUIRED_KEYS = ("patient", "conditions")
+
+
+class FhirInputError(ValueError):
+    """The request's FHIR content is malformed or of another FHIR version (HTTP 400)."""
+
+
+class PrefetchMissing(LookupError):
+    """Data the service needs was not prefetched, and it does not fetch it itself (HTTP 412)."""
+
+
+def _norm(code: str) -> str:
+    """ICD-10-CM codes compared without the dot and without a trailing '-' (the 'and below' mark)."""
+    return code.strip().upper().replace(".", "").rstrip("-")
+
+
+@dataclass(frozen=True)
+class CodeMap:
+    """ICD-10-CM code (a code or a code prefix) -> the presentations that list it."""
+
+    listed: dict[str, tuple[str, tuple[str, ...]]]  # normalised -> (code as listed, presentation ids)
+
+    def match(self, code: str) -> tuple[str, tuple[str, ...]] | None:
+        """The most specific listed code that `code` falls under, with its presentations."""
+        wanted = _norm(code)
+        best = max((key for key in self.listed if key and wanted.startswith(key)), key=len, default=None)
+        return self.listed[best] if best is not None else None
+
+    def described(self, kb: KnowledgeBase) -> list[str]:
+        return [
+            f"{code} ({', '.join(kb.presentations[p].name for p in pids)})"
+            for code, pids in sorted(self.listed.values())
+        ]
+
+
+def code_map(kb: KnowledgeBase) -> CodeMap:
+    """Built from the knowledge base's `icd10` lists, so a presentation added there is mapped here."""
+    listed: dict[str, tuple[str, list[str]]] = {}
+    for pdef in kb.presentations.values():
+        for code in pdef.icd10:
+            entry = listed.setdefault(_norm(code), (code, []))
+            if pdef.id not in entry[1]:
+                entry[1].append(pdef.id)
+    return CodeMap({key: (code, tuple(pids)) for key, (code, pids) in listed.items()})
+
+
+@dataclass(frozen=True)
+class NotMapped:
+    """A coded condition the service did not turn into a presentation, and why."""
+
+    codes: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FhirReading:
+    """What the prefetch said, as the engine's input, and what it did not say."""
+
+    presentation: dict[str, Any] | None
+    mapped_codes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # presentation -> codes
+    not_mapped: tuple[NotMapped, ...] = ()
+    age_note: str | None = None
+    observations: int = 0
+
+
+def _where(prefix: str, loc: tuple[Any, ...]) -> str:
+    return ".".join([prefix, *(str(part) for part in loc)])
+
+
+def _validate(model: type[Any], raw: Any, where: str) -> Any:
+    """Parse with the FHIR model; every failure is the client's, reported with its path."""
+    if not isinstance(raw, dict):
+        raise FhirInputError(f"{where}: expected a FHIR resource (a JSON object), got {type(raw).__name__}")
+    expected = model.get_resource_type()
+    if raw.get("resourceType") != expected:
+        raise FhirInputError(f"{where}.resourceType: expected {expected!r}, got {raw.get('resourceType')!r}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        reason = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            reason = "not an element of FHIR R4 (this service reads FHIR R4, 4.0.1; another FHIR version?)"
+        raise FhirInputError(f"{_where(where, first['loc'])}: {reason}") from None
+    except Exception as error:  # the library raises KeyError for an unknown resourceType, among others
+        raise FhirInputError(f"{where}: cannot be read as FHIR R4 ({type(error).__name__}: {error})") from None
+
+
+def _entries(bundle: Bundle, where: str, kind: str, patient_id: str) -> list[Any]:
+    """The bundle's matches of one kind, for this patient; OperationOutcome and included entries are skipped."""
+    if any(link.relation == "next" for link in bundle.link or ()):
+        raise PrefetchMissing(
+            f"prefetch {where!r} is one page of a longer result (it has a 'next' link); "
+            "send every result at once, as CDS Hooks requires"
+        )
+    found = []
+    for index, entry in enumerate(bundle.entry or ()):
+        resource = entry.resource
+        if resource is None or resource.get_resource_type() == "OperationOutcome":
+            continue
+        if entry.search is not None and entry.search.mode in ("include", "outcome"):
+            continue  # not a search match (e.g. an _include of the patient)
+        if resource.get_resource_type() != kind:
+            raise FhirInputError(
+                f"prefetch.{where}.entry.{index}.resource: expected {kind}, got {resource.get_resource_type()}"
+            )
+        reference = getattr(resource.subject, "reference", None) if resource.subject else None
+        if reference and reference.startswith(("Patient/", "http")) and "Patient/" in reference:
+            subject = reference.split("Patient/", 1)[1].split("/", 1)[0]
+            if subject != patient_id:
+                raise FhirInputError(
+                    f"prefetch.{where}.entry.{index}.resource.subject: Patient/{subject} is not the "
+                    f"patient in context (Patient/{patient_id})"
+                )
+        found.append(resource)
+    return found
+
+
+def _codes(condition: Condition) -> list[tuple[str, str, str]]:
+    """(system, code, display) of every coding of the condition."""
+    out = []
+    for coding in (condition.code.coding if condition.code else None) or ():
+        if coding.code:
+            out.append((coding.system or "", coding.code, coding.display or ""))
+    return out
+
+
+def _status(concept: Any) -> str | None:
+    for coding in (concept.coding if concept else None) or ():
+        if coding.code:
+            return str(coding.code)
+    return None
+
+
+def _describe(codes: list[tuple[str, str, str]], condition: Condition) -> str:
+    if not codes:
+        text = condition.code.text if condition.code and condition.code.text else None
+        return f"no code ({text})" if text else "no code"
+    shown = []
+    for system, code, display in codes:
+        name = SYSTEM_NAMES.get(system, system or "no system")
+        shown.append(f"{name} {code} ({display})" if display else f"{name} {code}")
+    return "; ".join(shown)
+
+
+def _read_condition(condition: Condition, codes_map: CodeMap, kb: KnowledgeBase) -> tuple[str, str] | NotMapped:
+    """(presentation id, code) for a condition that maps to exactly one presentation, else why not."""
+    codes = _codes(condition)
+    described = _describe(codes, condition)
+    verification = _status(condition.verificationStatus)
+    if verification in NOT_VALID:
+        return NotMapped(described, f"verification status is {verification}: not used")
+    clinical = _status(condition.clinicalStatus)
+    if clinical in NOT_CURRENT:
+        return NotMapped(described, f"clinical status is {clinical}: not used")
+    icd = [code for system, code, _ in codes if system == ICD10CM]
+    matches: dict[str, str] = {}
+    ambiguous: list[str] = []
+    for code in icd:
+        found = codes_map.match(code)
+        if found is None:
+            continue
+        listed, pids = found
+        if len(pids) > 1:
+            names = ", ".join(kb.presentations[p].name for p in pids)
+            ambiguous.append(f"ICD-10-CM {listed} is listed for more than one presentation ({names})")
+        else:
+            matches.setdefault(pids[0], code)
+    if ambiguous or len(matches) > 1:
+        names = ", ".join(kb.presentations[p].name for p in matches)
+        why = "; ".join(ambiguous) or f"its codes map to different presentations ({names})"
+        return NotMapped(described, f"{why}; the record does not say which, so none is assumed")
+    if matches:
+        pid, code = next(iter(matches.items()))
+        return pid, code
+    if icd:
+        return NotMapped(described, "no presentation of this knowledge base lists this ICD-10-CM code")
+    if any(system == SNOMED_CT for system, _, _ in codes):
+        return NotMapped(described, "SNOMED CT is not mapped: the clinical brief gives no SNOMED CT codes")
+    if codes:
+        return NotMapped(described, "this service reads ICD-10-CM codes only")
+    return NotMapped(described, "the condition carries no code")
+
+
+def _completed_years(born: date, on: date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _age_on(born: date, today: date) -> dict[str, Any] | None:
+    days = (today - born).days
+    if days < 0:
+        return None
+    years = _completed_years(born, today)
+    if years < 1:  # infants in weeks, so that rules on age in weeks can work
+        return {"value": round(days / 7, 2), "unit": "weeks"}
+    return {"value": years, "unit": "years"}
+
+
+def age_from_birth_date(birth: date | str | None, today: date) -> tuple[dict[str, Any] | None, str | None]:
+    """(age for the Presentation, or None; a note on how it was read or why it was not).
+
+    A partial birth date (year, or year and month) is used only when every possible day in it
+    gives the same age on `today`.
+    """
+    if birth is None:
+        return None, "the Patient resource has no birth date"
+    if isinstance(birth, date):
+        earliest = latest = birth
+        shown = birth.isoformat()
+    else:
+        shown = str(birth)
+        parts = [int(p) for p in shown.split("-")]
+        year = parts[0]
+        if len(parts) == 1:
+            earliest, latest = date(year, 1, 1), date(year, 12, 31)
+        else:
+            month = parts[1]
+            earliest = date(year, month, 1)
+            latest = date(year, month, calendar.monthrange(year, month)[1])
+    first, last = _age_on(latest, today), _age_on(earliest, today)
+    if first is None or last is None:
+        return None, f"birth date {shown} is after the date of this request ({today.isoformat()}): age not used"
+    if first != last:
+        return None, (
+            f"birth date {shown} is not given to the day, and the age on {today.isoformat()} depends on the day "
+            f"({first['value']:g} {first['unit']} to {last['value']:g} {last['unit']}): age not used"
+        )
+    if first["unit"] == "years" and first["value"] > MAX_AGE_YEARS:
+        return None, f"birth date {shown} gives an age over {MAX_AGE_YEARS} years: age not used"
+    return first, f"age {first['value']:g} {first['unit']} on {today.isoformat()}, from birth date {shown}"
+
+
+def read_prefetch(
+    prefetch: dict[str, Any] | None, patient_id: str, kb: KnowledgeBase, codes_map: CodeMap, today: date
+) -> FhirReading:
+    """Turn the prefetch into a Presentation dict plus what could not be read.
+
+    Raises PrefetchMissing (412) when the patient or the conditions were not prefetched, and
+    FhirInputError (400) for malformed FHIR or data about another patient.
+    """
+    prefetch = prefetch or {}
+    missing = [key for key in REQUIRED_KEYS if key not in prefetch]
+    if missing:
+        raise PrefetchMissing(
+            f"prefetch {', '.join(repr(k) for k in missing)} missing: this service does not fetch from the "
+            "record itself; send the prefetch its discovery entry asks for"
+        )
+    if prefetch["patient"] is None:
+        raise PrefetchMissing("prefetch 'patient' is null: this service needs the Patient resource for the age")
+    patient = _validate(Patient, prefetch["patient"], "prefetch.patient")
+    if patient.id is not None and patient.id != patient_id:
+        raise FhirInputError(f"prefetch.patient.id: {patient.id!r} is not the patient in context ({patient_id!r})")
+
+    conditions: list[Any] = []
+    if prefetch["conditions"] is not None:  # null: the client holds no data for this key
+        bundle = _validate(Bundle, prefetch["conditions"], "prefetch.conditions")
+        conditions = _entries(bundle, "conditions", "Condition", patient_id)
+    observations: list[Any] = []
+    if prefetch.get("observations") is not None:
+        bundle = _validate(Bundle, prefetch["observations"], "prefetch.observations")
+        observations = _entries(bundle, "observations", "Observation", patient_id)
+
+    mapped: dict[str, list[str]] = {}
+    not_mapped: list[NotMapped] = []
+    for condition in conditions:
+        result = _read_condition(condition, codes_map, kb)
+        if isinstance(result, NotMapped):
+            not_mapped.append(result)
+        else:
+            pid, code = result
+            codes = mapped.setdefault(pid, [])
+            if code not in codes:
+                codes.append(code)
+
+    age, age_note = age_from_birth_date(patient.birthDate, today)
+    presentation: dict[str, Any] | None = None
+    if mapped:
+        presentation = {"conditions": [{"presentation": pid} for pid in mapped]}
+        if age is not None:
+            presentation["age"] = age
+    return FhirReading(
+        presentation=presentation,
+        mapped_codes={pid: tuple(codes) for pid, codes in mapped.items()},
+        not_mapped=tuple(not_mapped),
+        age_note=age_note,
+        observations=len(observations),
+    )

@@ -1,0 +1,642 @@
+"""The CDS Hooks service through the ASGI test client: discovery, FHIR input, cards, bad requests.
+
+Presentations come from the loaded knowledge base, so every presentation with an ICD-10-CM code
+is covered as others add them; achalasia is also tested by name. Every answer is checked against
+the CDS Hooks models in models/cds_hooks.py.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from models.cds_hooks import Card, CdsResponse, Discovery, ErrorBody
+from rules import RuleExecutionError, assess, default_context
+from rules.knowledge_base import load, load_cases
+from service import cards as cardlib
+from service.app import PREFETCH, SERVICE_ID, create_app
+from service.fhir_input import ICD10CM, SNOMED_CT, CodeMap, FhirReading, age_from_birth_date, code_map
+
+TODAY = date(2026, 1, 15)
+URL = f"/cds-services/{SERVICE_ID}"
+FIXTURE = Path(__file__).parent / "fixtures" / "patient-view-achalasia.json"
+PATIENT = "pat-9"
+HOOK_INSTANCE = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea"
+
+_KB = load()  # at collection, to parametrize over what the knowledge base holds now
+CODED = [(pid, code) for pid, pdef in _KB.presentations.items() for code in pdef.icd10]
+
+
+@pytest.fixture(scope="module")
+def client() -> Any:
+    with TestClient(create_app(default_context(), today=lambda: TODAY)) as c:
+        yield c
+
+
+def concrete(code: str) -> str:
+    """A code under a listed one: 'H50.0-' (H50.0 and below) -> 'H50.00'; 'K22.0' stays."""
+    return code[:-1] + "0" if code.endswith("-") else code
+
+
+def condition(code: str, system: str = ICD10CM, **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Condition",
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "code": {"coding": [{"system": system, "code": code}]},
+        **extra,
+    }
+
+
+def bundle(*resources: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources], **extra}
+
+
+def request(*conditions: dict[str, Any], birth: str | None = "1980-06-01", **prefetch: Any) -> dict[str, Any]:
+    patient: dict[str, Any] = {"resourceType": "Patient", "id": PATIENT}
+    if birth is not None:
+        patient["birthDate"] = birth
+    return {
+        "hook": "patient-view",
+        "hookInstance": HOOK_INSTANCE,
+        "context": {"userId": "Practitioner/1", "patientId": PATIENT},
+        "prefetch": {"patient": patient, "conditions": bundle(*conditions), **prefetch},
+    }
+
+
+def cards_of(response: Any) -> list[Card]:
+    assert response.status_code == 200, response.text
+    return list(CdsResponse.model_validate(response.json()).cards)
+
+
+def error_of(response: Any, status: int) -> str:
+    assert response.status_code == status, response.text
+    return ErrorBody.model_validate(response.json()).error
+
+
+def kb_hash() -> str:
+    return default_context()[0].content_hash
+
+
+# Discovery
+
+
+def test_discovery_lists_one_patient_view_service_with_its_prefetch(client: TestClient) -> None:
+    found = Discovery.model_validate(client.get("/cds-services").json())
+    (service,) = found.services
+    assert (service.id, service.hook) == (SERVICE_ID, "patient-view")
+    assert service.prefetch == PREFETCH and set(PREFETCH) == {"patient", "conditions", "observations"}
+    for _, code in CODED:
+        assert code in service.description
+
+
+# Each presentation from FHIR input
+
+
+def _age_for(pid: str) -> tuple[str, dict[str, Any]]:
+    """A birth date inside the presentation's age limit, with the age the engine should get."""
+    max_years = _KB.presentations[pid].max_age_years
+    if max_years is not None and max_years <= 1:
+        born = TODAY - timedelta(weeks=6)
+        return born.isoformat(), {"value": 6.0, "unit": "weeks"}
+    return "1980-06-01", {"value": 45, "unit": "years"}
+
+
+@pytest.mark.parametrize(("pid", "code"), CODED, ids=[f"{p}-{c}" for p, c in CODED])
+def test_each_coded_presentation_maps_and_is_assessed(client: TestClient, pid: str, code: str) -> None:
+    kb, _ = default_context()
+    birth, age = _age_for(pid)
+    cards = cards_of(client.post(URL, json=request(condition(concrete(code)), birth=birth)))
+    sharing = [p for p, c in CODED if c == code]
+    if len(sharing) > 1:  # one code, several presentations: reported, never guessed
+        (card,) = cards
+        assert card.uuid == cardlib.card_uuid(cardlib.UNMAPPED, "conditions_not_mapped", kb.content_hash)
+        assert "more than one presentation" in card.detail and "none is assumed" in card.detail
+        return
+    expected = assess({"age": age, "conditions": [{"presentation": pid}]})
+    flags = sorted(expected.red_flags, key=lambda f: f.id not in cardlib.CRITICAL_RED_FLAGS)
+    want = [cardlib.card_uuid(pid, f"red_flag:{f.id}", kb.content_hash) for f in flags]
+    want += [cardlib.card_uuid(pid, f"procedure:{s.procedure}", kb.content_hash) for s in expected.suggestions]
+    assert [c.uuid for c in cards[: len(want)]] == want
+    assert [c.summary for c in cards[len(flags) : len(want)]] == [s.summary for s in expected.suggestions]
+    assert {c.indicator for c in cards[: len(flags)]} <= {"warning", "critical"}
+    rest = cards[len(want) :]
+    assert [c.uuid for c in rest] == [cardlib.card_uuid(pid, "inputs_missing", kb.content_hash)]
+    assert kb.presentations[pid].name in rest[0].summary and concrete(code) in rest[0].detail
+
+
+def test_every_coded_presentation_at_once_gives_the_same_cards_as_each_alone(client: TestClient) -> None:
+    unique = [(p, c) for p, c in CODED if [q for q, d in CODED if d == c] == [p]]
+    first = {p: c for p, c in reversed(unique)}  # one code per presentation
+    adults = [p for p in first if (_KB.presentations[p].max_age_years or 99) > 1][:8]
+    everything = request(*(condition(concrete(first[p])) for p in adults))
+    together = {c.uuid for c in cards_of(client.post(URL, json=everything))}
+    alone: set[Any] = set()
+    for p in adults:
+        alone |= {c.uuid for c in cards_of(client.post(URL, json=request(condition(concrete(first[p])))))}
+    assert together == alone
+
+
+# Achalasia by name
+
+
+def test_achalasia_from_icd10_only_gives_red_flags_first_and_names_what_is_missing(client: TestClient) -> None:
+    cards = cards_of(client.post(URL, json=request(condition("K22.0"), birth="1980-06-01")))
+    h = kb_hash()
+    assert [c.uuid for c in cards] == [
+        cardlib.card_uuid("achalasia", "red_flag:diagnosis_not_confirmed", h),
+        cardlib.card_uuid("achalasia", "red_flag:malignancy_not_excluded", h),
+        cardlib.card_uuid("achalasia", "inputs_missing", h),
+    ]
+    assert [c.indicator for c in cards] == ["warning", "warning", "info"]
+    flag = cards[0]
+    assert "manometry" in flag.detail and "**Work-up first**" in flag.detail and "**Sources**" in flag.detail
+    assert flag.source.url is not None and flag.source.url in flag.detail
+    missing = cards[2].detail
+    for detail in ("`subtype`", "`diagnosis_confirmed`", "`malignancy_excluded`", "type_iii"):
+        assert detail in missing
+    assert "age 45 years on 2026-01-15, from birth date 1980-06-01" in missing
+    assert "SNOMED CT" in missing and "verification status is not read" in missing
+
+
+def test_achalasia_at_65_adds_the_pseudoachalasia_red_flag(client: TestClient) -> None:
+    cards = cards_of(client.post(URL, json=request(condition("K22.0"), birth="1960-06-01")))
+    assert cardlib.card_uuid("achalasia", "red_flag:possible_pseudoachalasia", kb_hash()) in [c.uuid for c in cards]
+    assert "age_years = 65" in next(c.detail for c in cards if "pseudoachalasia" in c.summary)
+
+
+def test_achalasia_without_birth_date_is_assessed_and_says_the_age_is_missing(client: TestClient) -> None:
+    cards = cards_of(client.post(URL, json=request(condition("K22.0"), birth=None)))
+    missing = cards[-1].detail
+    assert "`age_years`" in missing and "no birth date" in missing
+
+
+def test_achalasia_cards_are_stable_across_requests(client: TestClient) -> None:
+    one = client.post(URL, json=request(condition("K22.0"))).json()
+    other = request(condition("K22.0"))
+    other["hookInstance"] = "0b5c9a3e-7f63-4d5e-8e22-3c1f1d0b6a77"
+    assert client.post(URL, json=other).json() == one
+
+
+@pytest.mark.parametrize(
+    ("resource", "reason"),
+    [
+        (condition("K22.0", clinicalStatus={"coding": [{"code": "resolved"}]}), "clinical status is resolved"),
+        (condition("K22.0", verificationStatus={"coding": [{"code": "entered-in-error"}]}), "entered-in-error"),
+        (condition("K22.0", verificationStatus={"coding": [{"code": "refuted"}]}), "refuted"),
+        (condition("111111111", system=SNOMED_CT), "the clinical brief gives no SNOMED CT codes"),
+        (condition("K22.0", system="http://hl7.org/fhir/sid/icd-10"), "reads ICD-10-CM codes only"),
+        (condition("I10"), "no presentation of this knowledge base lists"),
+        ({"resourceType": "Condition", "subject": {"reference": f"Patient/{PATIENT}"}, "code": {"text": "dysphagia"}},
+         "no code (dysphagia)"),
+    ],
+    ids=["resolved", "entered-in-error", "refuted", "snomed", "who-icd10", "other-code", "text-only"],
+)
+def test_conditions_that_do_not_map_are_reported_not_guessed(client: TestClient, resource: dict, reason: str) -> None:
+    (card,) = cards_of(client.post(URL, json=request(resource)))
+    assert card.indicator == "info" and "1 condition in the record" in card.summary
+    assert reason in card.detail.replace("\\", "")
+
+
+def test_included_entries_are_not_read_as_matches(client: TestClient) -> None:
+    body = request(condition("K22.0"))
+    body["prefetch"]["conditions"]["entry"].append(
+        {"resource": {"resourceType": "Patient", "id": PATIENT}, "search": {"mode": "include"}}
+    )
+    assert cards_of(client.post(URL, json=body)) == cards_of(client.post(URL, json=request(condition("K22.0"))))
+
+
+def test_two_entries_with_one_code_give_one_presentation(client: TestClient) -> None:
+    twice = cards_of(client.post(URL, json=request(condition("K22.0"), condition("K22.0"))))
+    once = cards_of(client.post(URL, json=request(condition("K22.0"))))
+    assert twice == once
+
+
+def test_record_text_cannot_inject_markdown_links(client: TestClient) -> None:
+    sneaky = condition("I10")
+    sneaky["code"]["coding"][0]["display"] = "[click](https://evil.example) | <b>x</b>"
+    (card,) = cards_of(client.post(URL, json=request(sneaky)))
+    assert "[click](" not in card.detail and "<b>" not in card.detail and "\\[click\\]" in card.detail
+
+
+def test_infant_presentation_needs_an_age_and_says_so(client: TestClient) -> None:
+    infants = [(p, c) for p, c in CODED if _KB.presentations[p].requires_age and _KB.presentations[p].max_age_years]
+    if not infants:
+        pytest.skip("no presentation in the knowledge base both requires an age and has an age limit")
+    pid, code = infants[0]
+    cards = cards_of(client.post(URL, json=request(condition(concrete(code)), birth=None)))
+    (card,) = cards
+    assert card.indicator == "warning" and card.uuid == cardlib.card_uuid(pid, "not_assessed", kb_hash())
+    assert "age is required" in card.detail and "no birth date" in card.detail
+    (adult,) = cards_of(client.post(URL, json=request(condition(concrete(code)), birth="1980-06-01")))
+    assert adult.uuid == card.uuid and "is not a diagnosis at 45 years" in adult.detail
+
+
+def test_no_conditions_at_all_gives_no_cards(client: TestClient) -> None:
+    assert cards_of(client.post(URL, json=request())) == []
+    nulled = request()
+    nulled["prefetch"]["conditions"] = None  # the client holds no data for the key
+    assert cards_of(client.post(URL, json=nulled)) == []
+
+
+def test_the_fixture_bundle_gives_the_expected_cards(client: TestClient) -> None:
+    cards = cards_of(client.post(URL, content=FIXTURE.read_bytes(), headers={"content-type": "application/json"}))
+    h = kb_hash()
+    assert [c.uuid for c in cards] == [
+        cardlib.card_uuid("achalasia", "red_flag:diagnosis_not_confirmed", h),
+        cardlib.card_uuid("achalasia", "red_flag:malignancy_not_excluded", h),
+        cardlib.card_uuid("achalasia", "red_flag:possible_pseudoachalasia", h),
+        cardlib.card_uuid("achalasia", "inputs_missing", h),
+        cardlib.card_uuid(cardlib.UNMAPPED, "conditions_not_mapped", h),
+    ]
+    assert "Observations: 2 received" in cards[3].detail
+    assert "I10" in cards[4].detail and "clinical status is resolved" in cards[4].detail
+
+
+# Age from the birth date
+
+
+@pytest.mark.parametrize(
+    ("birth", "age"),
+    [
+        (date(2025, 12, 25), {"value": 3.0, "unit": "weeks"}),
+        (date(2025, 1, 16), {"value": 52.0, "unit": "weeks"}),
+        (date(2025, 1, 15), {"value": 1, "unit": "years"}),
+        (date(1961, 1, 16), {"value": 64, "unit": "years"}),
+        ("1961-06", {"value": 64, "unit": "years"}),
+        ("1961", None),
+        ("2025-12", None),
+        (date(2026, 1, 16), None),
+        (date(1900, 1, 1), None),
+        (None, None),
+    ],
+)
+def test_age_from_birth_date(birth: Any, age: dict | None) -> None:
+    got, note = age_from_birth_date(birth, TODAY)
+    assert got == age and note
+    if age is None:
+        assert "not used" in note or "no birth date" in note
+
+
+def test_leap_day_birthday_counts_on_the_first_of_march() -> None:
+    assert age_from_birth_date(date(2000, 2, 29), date(2025, 2, 28))[0] == {"value": 24, "unit": "years"}
+    assert age_from_birth_date(date(2000, 2, 29), date(2025, 3, 1))[0] == {"value": 25, "unit": "years"}
+
+
+# The code map
+
+
+def test_code_map_picks_the_most_specific_listed_code() -> None:
+    codes = CodeMap({"H50": ("H50", ("broad",)), "H500": ("H50.0-", ("narrow",)), "K220": ("K22.0", ("a",))})
+    assert codes.match("H50.00") == ("H50.0-", ("narrow",))
+    assert codes.match("H50.1") == ("H50", ("broad",))
+    assert codes.match("k22.0") == ("K22.0", ("a",))
+    assert codes.match("K22.4") is None and codes.match("K2") is None
+
+
+def test_code_map_is_built_from_the_knowledge_base(kb: Any) -> None:
+    built = code_map(kb)
+    for pid, code in CODED:
+        listed, pids = built.match(concrete(code))
+        assert listed == code and pid in pids
+
+
+# Cards from an assessment
+
+
+def test_suggestion_cards_follow_red_flags_one_per_suggestion(kb: Any) -> None:
+    with_both = [
+        (case, a)
+        for _, case in load_cases()
+        for a in [assess(case.input)]
+        if a.suggestions and a.red_flags
+    ]
+    assert with_both, "no teaching case gives both a red flag and a suggestion"
+    case, a = with_both[0]
+    reading = FhirReading(presentation=case.input, mapped_codes={})
+    cards = cardlib.build_cards(a, reading, [], kb, ["K22.0 (x)"])
+    n_flags, n_sugg = len(a.red_flags), len(a.suggestions)
+    assert all(c.indicator in ("warning", "critical") for c in cards[:n_flags])
+    assert [c.summary for c in cards[n_flags : n_flags + n_sugg]] == [s.summary for s in a.suggestions]
+    assert [c.indicator for c in cards[n_flags : n_flags + n_sugg]] == [s.indicator for s in a.suggestions]
+    for card, s in zip(cards[n_flags:], a.suggestions):
+        assert s.reason in card.detail and "**Sources**" in card.detail and a.disclaimer in card.detail
+        urls = [c.url for c in s.basis.citations if c.url]
+        assert card.source.url == (urls[0] if urls else None)
+    CdsResponse(cards=tuple(cards))  # the whole answer fits the schema
+    assert len({c.uuid for c in cards}) == len(cards)
+
+
+def test_critical_red_flags_are_those_the_vocabulary_calls_an_emergency(kb: Any) -> None:
+    for flag in cardlib.CRITICAL_RED_FLAGS:
+        assert flag in kb.red_flags and "emergency" in kb.red_flags[flag]
+
+
+def test_known_cards_cover_every_card_issued(client: TestClient) -> None:
+    known = cardlib.known_cards(default_context()[0])
+    cards = cards_of(client.post(URL, content=FIXTURE.read_bytes(), headers={"content-type": "application/json"}))
+    assert all(c.uuid in known for c in cards)
+
+
+# The response schema can fail
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        {"summary": "x" * 140, "indicator": "info", "source": {"label": "s"}},
+        {"summary": "ok", "indicator": "urgent", "source": {"label": "s"}},
+        {"summary": "ok", "indicator": "info"},
+        {"summary": "ok", "indicator": "info", "source": {"label": ""}},
+        {"summary": "ok", "indicator": "info", "source": {"label": "s", "url": None}},
+        {"summary": "ok", "indicator": "info", "source": {"label": "s"}, "links": []},
+        {"summary": "ok", "indicator": "info", "source": {"label": "s"}, "detail": ""},
+        {"summary": "ok", "indicator": "info", "source": {"label": "s"}, "extra": 1},
+    ],
+    ids=["long-summary", "indicator", "no-source", "empty-label", "null-url", "empty-links", "empty-detail", "extra"],
+)
+def test_schema_rejects_what_cds_hooks_forbids(card: dict) -> None:
+    with pytest.raises(ValidationError):
+        CdsResponse.model_validate({"cards": [card]})
+
+
+def test_schema_allows_an_empty_cards_list_only() -> None:
+    assert CdsResponse.model_validate({"cards": []}).cards == ()
+    with pytest.raises(ValidationError):
+        CdsResponse.model_validate({"cards": None})
+
+
+# Bad requests: the status the specification gives, a message that says why, never a 500
+
+
+def _stu3() -> dict:
+    body = request(condition("K22.0", assertedDate="2020-01-01"))
+    return body
+
+
+def _r5() -> dict:
+    return request(condition("K22.0", participant=[{"actor": {"reference": "Practitioner/1"}}]))
+
+
+def _without(key: str) -> dict:
+    body = request(condition("K22.0"))
+    del body["prefetch"][key]
+    return body
+
+
+def _other_patient() -> dict:
+    other = condition("K22.0")
+    other["subject"] = {"reference": "Patient/someone-else"}
+    return request(other)
+
+
+def _patient_id_mismatch() -> dict:
+    body = request(condition("K22.0"))
+    body["prefetch"]["patient"]["id"] = "someone-else"
+    return body
+
+
+def _set(path: list[str], value: Any) -> dict:
+    body = request(condition("K22.0"))
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return body
+
+
+def _paged() -> dict:
+    body = request(condition("K22.0"))
+    body["prefetch"]["conditions"]["link"] = [{"relation": "next", "url": "https://ehr.example.org/fhir?page=2"}]
+    return body
+
+
+BAD_JSON = [
+    (b"{bad", 400, "malformed JSON at line 1"),
+    (b"", 400, "body is empty"),
+    (b"[1, 2]", 400, "expected a JSON object"),
+    (bytes(range(128, 256)), 400, "not UTF-8"),
+    (b"[" * 100_000, 400, "nested too deeply"),
+    (b'{"hook": NaN}', 400, "NaN is not valid JSON"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"), BAD_JSON, ids=["json", "empty", "array", "bytes", "nested", "nan"]
+)
+def test_malformed_bodies(client: TestClient, body: bytes, status: int, message: str) -> None:
+    response = client.post(URL, content=body, headers={"content-type": "application/json"})
+    assert message in error_of(response, status)
+
+
+BAD_REQUESTS = [
+    (lambda: _set(["hook"], "order-sign"), 400, "wrong hook 'order-sign'"),
+    (lambda: _set(["hookInstance"], "not-a-uuid"), 400, "hookInstance"),
+    (lambda: {k: v for k, v in request().items() if k != "context"}, 400, "context: Field required"),
+    (lambda: _set(["context", "patientId"], ""), 400, "patientId"),
+    (lambda: _set(["context"], {"userId": "Practitioner/1"}), 400, "context.patientId: Field required"),
+    (lambda: _set(["fhirServer"], None), 400, "'fhirServer' is null"),
+    (lambda: _set(["fhirAuthorization"], {"access_token": "t", "token_type": "Bearer", "expires_in": 300,
+                                          "scope": "patient/*.read", "subject": "cds"}), 400,
+     "fhirServer is required when fhirAuthorization is given"),
+    (_stu3, 400, "assertedDate: not an element of FHIR R4"),
+    (_r5, 400, "participant: not an element of FHIR R4"),
+    (lambda: _set(["prefetch", "patient", "birthDate"], "1980-13-45"), 400, "prefetch.patient.birthDate"),
+    (lambda: _set(["prefetch", "patient", "resourceType"], "Practitioner"), 400, "expected 'Patient'"),
+    (lambda: _set(["prefetch", "patient"], "Patient/1"), 400, "expected a FHIR resource"),
+    (lambda: _set(["prefetch", "conditions", "entry"], [{"resource": {"resourceType": "Nope"}}]), 400,
+     "cannot be read as FHIR R4"),
+    (lambda: _set(["prefetch", "conditions", "entry"], [{"resource": {"resourceType": "Patient"}}]), 400,
+     "expected Condition, got Patient"),
+    (_other_patient, 400, "Patient/someone-else is not the patient in context"),
+    (_patient_id_mismatch, 400, "is not the patient in context"),
+    (lambda: _set(["prefetch"], {}), 412, "'patient', 'conditions' missing"),
+    (lambda: {k: v for k, v in request().items() if k != "prefetch"}, 412, "does not fetch from the record itself"),
+    (lambda: _without("conditions"), 412, "prefetch 'conditions' missing"),
+    (lambda: _set(["prefetch", "patient"], None), 412, "'patient' is null"),
+    (_paged, 412, "'next' link"),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "message"),
+    BAD_REQUESTS,
+    ids=["hook", "hook-instance", "no-context", "empty-patient-id", "no-patient-id", "null", "auth-no-server",
+         "stu3", "r5",
+         "birth-date", "resource-type", "not-a-resource", "unknown-type", "wrong-entry", "other-patient",
+         "patient-id", "empty-prefetch", "no-prefetch", "no-conditions", "null-patient", "paged"],
+)
+def test_bad_requests(client: TestClient, make: Any, status: int, message: str) -> None:
+    assert message in error_of(client.post(URL, json=make()), status)
+
+
+def test_observations_are_read_counted_and_not_mapped(client: TestClient) -> None:
+    weight = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7", "display": "Body weight"}]},
+        "subject": {"reference": f"Patient/{PATIENT}"},
+    }
+    with_obs = cards_of(client.post(URL, json=request(condition("K22.0"), observations=bundle(weight))))
+    without = cards_of(client.post(URL, json=request(condition("K22.0"))))
+    assert "Observations: 1 received; none is mapped" in with_obs[-1].detail
+    assert "Observations: 0 received" in without[-1].detail
+    assert with_obs[:-1] == without[:-1]
+    elsewhere = {**weight, "subject": {"reference": "Patient/someone-else"}}
+    assert "not the patient in context" in error_of(
+        client.post(URL, json=request(condition("K22.0"), observations=bundle(elsewhere))), 400
+    )
+    r5 = {**weight, "triggeredBy": [{"observation": {"reference": "Observation/1"}, "type": "reflex"}]}
+    assert "triggeredBy: not an element of FHIR R4" in error_of(
+        client.post(URL, json=request(condition("K22.0"), observations=bundle(r5))), 400
+    )
+
+
+def test_unknown_service_is_404(client: TestClient) -> None:
+    assert "unknown CDS service 'nope'" in error_of(client.post("/cds-services/nope", json=request()), 404)
+    assert "unknown CDS service" in error_of(client.post("/cds-services/nope/feedback", json={}), 404)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status", "message"),
+    [
+        ("application/json; fhirVersion=5.0", 400, "unsupported FHIR version '5.0'"),
+        ("application/json; fhirVersion=3.0", 400, "unsupported FHIR version '3.0'"),
+        ("application/json; fhirVersion=4.0", 200, ""),
+        ("application/fhir+json; charset=utf-8", 200, ""),
+        ("text/plain", 415, "application/json"),
+    ],
+)
+def test_media_type_and_fhir_version(client: TestClient, content_type: str, status: int, message: str) -> None:
+    response = client.post(URL, content=json.dumps(request(condition("K22.0"))), headers={"content-type": content_type})
+    if status == 200:
+        assert cards_of(response)
+    else:
+        assert message in error_of(response, status)
+
+
+def test_oversized_bodies_are_413() -> None:
+    with TestClient(create_app(default_context(), max_body_bytes=2000)) as small:
+        declared = small.post(URL, content=b" " * 2001, headers={"content-type": "application/json"})
+        assert "over the limit of 2000 bytes" in error_of(declared, 413)
+        chunks = iter([b" " * 1500, b" " * 1500])  # no Content-Length: counted as it streams
+        streamed = small.post(URL, content=chunks, headers={"content-type": "application/json"})
+        assert "over the limit" in error_of(streamed, 413)
+        assert cards_of(small.post(URL, json=request(condition("K22.0"))))  # under the limit: answered
+
+
+def test_default_limit_is_four_mebibytes(client: TestClient) -> None:
+    body = json.dumps(request(condition("K22.0"))).encode()
+    padded = body[:-1] + b" " * (4 * 1024 * 1024 - len(body)) + b"}"
+    assert len(padded) == 4 * 1024 * 1024
+    assert cards_of(client.post(URL, content=padded, headers={"content-type": "application/json"}))
+    assert "over the limit" in error_of(
+        client.post(URL, content=padded + b" ", headers={"content-type": "application/json"}), 413
+    )
+
+
+def test_wrong_method_is_405_with_a_message(client: TestClient) -> None:
+    assert error_of(client.get(URL), 405)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+PATHS: list[list[Any]] = [[], ["prefetch"], ["prefetch", "patient"], ["prefetch", "conditions"], ["context"],
+                          ["prefetch", "conditions", "entry", 0, "resource"], ["prefetch", "conditions", "entry", 0]]
+KEYS = st.sampled_from(["hook", "hookInstance", "context", "prefetch", "patient", "conditions", "observations",
+                        "resourceType", "entry", "birthDate", "id", "subject", "code", "link", "patientId", "userId",
+                        "clinicalStatus", "resource", "type"]) | st.text(max_size=8)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(PATHS), key=KEYS, value=JSON)
+def test_no_client_mistake_gives_a_500(client: TestClient, path: list[str], key: str, value: Any) -> None:
+    body = request(condition("K22.0"))
+    target: Any = body
+    for step in path:
+        target = target[step]
+    target[key] = value
+    response = client.post(URL, json=body)
+    assert response.status_code < 500, response.text
+    if response.status_code == 200:
+        cards_of(response)
+    else:
+        error_of(response, response.status_code)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=JSON)
+def test_no_arbitrary_json_gives_a_500(client: TestClient, value: Any) -> None:
+    response = client.post(URL, json=value)
+    assert 400 <= response.status_code < 500, response.text
+
+
+# Feedback
+
+
+def test_feedback_is_recorded_in_memory_without_comments() -> None:
+    with TestClient(create_app(default_context(), today=lambda: TODAY)) as fresh:
+        cards = cards_of(fresh.post(URL, json=request(condition("K22.0"))))
+        card = str(cards[0].uuid)
+        sent = {
+            "feedback": [
+                {"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-01-15T10:00:00Z",
+                 "overrideReason": {"reason": {"system": "urn:example", "code": "manometry-done"},
+                                    "userComment": "Mrs Example had manometry elsewhere"}},
+                {"card": card, "outcome": "accepted", "outcomeTimestamp": "2026-01-15T10:01:00Z"},
+            ]
+        }
+        assert fresh.post(f"{URL}/feedback", json=sent).json() == {"received": 2}
+        summary = fresh.get(f"{URL}/feedback").json()
+        assert summary == {
+            "received": 2,
+            "cards": [
+                {"card": card, "about": "achalasia/red_flag:diagnosis_not_confirmed", "accepted": 1, "overridden": 1}
+            ],
+        }
+        records = fresh.app.state.holder["state"].feedback.records()
+        assert "Mrs Example" not in repr(records) and records[0].override_reason == ("urn:example", "manometry-done")
+
+
+def test_feedback_summary_is_never_empty_valued() -> None:
+    with TestClient(create_app(default_context())) as fresh:
+        assert fresh.get(f"{URL}/feedback").json() == {"received": 0}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"feedback": []}, 400, "feedback"),
+        ({"feedback": [{"card": "x", "outcome": "accepted", "outcomeTimestamp": "2026-01-15T10:00:00Z"}]}, 400, "card"),
+        ({"feedback": [{"card": "6e5aecb8-bdc5-4a0c-a8ae-865c30cf8dd9", "outcome": "accepted",
+                        "outcomeTimestamp": "2026-01-15T10:00:00Z"}]}, 404, "unknown card"),
+        ({"feedback": [{"card": "6e5aecb8-bdc5-4a0c-a8ae-865c30cf8dd9", "outcome": "liked",
+                        "outcomeTimestamp": "2026-01-15T10:00:00Z"}]}, 400, "outcome"),
+        ({"feedback": [{"card": "6e5aecb8-bdc5-4a0c-a8ae-865c30cf8dd9", "outcome": "accepted"}]}, 400,
+         "outcomeTimestamp: Field required"),
+    ],
+    ids=["empty", "card-not-uuid", "unknown-card", "outcome", "no-timestamp"],
+)
+def test_bad_feedback(client: TestClient, body: dict, status: int, message: str) -> None:
+    assert message in error_of(client.post(f"{URL}/feedback", json=body), status)
+
+
+
+def test_a_failing_rule_is_a_500_that_gives_no_partial_advice(kb: Any) -> None:
+    class BrokenEngine:
+        def fire(self, presentation: str, facts: dict[str, Any]) -> list[str]:
+            raise RuleExecutionError("rule x failed")
+
+    with TestClient(create_app((kb, BrokenEngine()))) as broken:  # type: ignore[arg-type]
+        assert "no advice is given" in error_of(broken.post(URL, json=request(condition("K22.0"))), 500)
+        assert cards_of(broken.post(URL, json=request(condition("I10"))))  # nothing to assess: still answered
