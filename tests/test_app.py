@@ -113,3 +113,41 @@ def test_markup_in_text_is_escaped(payload: str) -> None:
 
     escaped = esc(payload)
     assert "<" not in escaped.replace("\\<", "") and ">" not in escaped.replace("\\>", "")
+
+
+def test_a_failing_rule_shows_an_error_card_not_a_shorter_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rules import RuleExecutionError
+    from rules.engine import Engine
+
+    def fail(self, presentation, facts):
+        raise RuleExecutionError("rule achalasia_type_iii_prefers_poem failed: injected")
+
+    monkeypatch.setattr(Engine, "fire", fail)
+    at = fill_type_iii(fresh())
+    errors = " ".join(e.value for e in at.error)
+    assert "a rule failed" in errors and "No partial result is shown" in errors
+    assert "Candidate procedures" not in [h.value for h in at.subheader]
+
+
+def test_a_broken_knowledge_base_shows_its_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import shutil
+
+    import streamlit as st
+
+    import rules.knowledge_base as knowledge_base
+    from rules.assess import default_context
+
+    data = tmp_path / "data"
+    shutil.copytree(knowledge_base.DATA_DIR, data)
+    (data / "rules" / "achalasia.yaml").write_text("rules:\n  - id: [unclosed\n", encoding="utf-8")
+    monkeypatch.setattr(knowledge_base, "DATA_DIR", data)
+    default_context.cache_clear()
+    st.cache_resource.clear()
+    try:
+        at = AppTest.from_file(APP, default_timeout=60).run()
+        assert not at.exception
+        message = " ".join(e.value for e in at.error).replace("\\", "")
+        assert "could not be loaded" in message and "rules/achalasia.yaml" in message and "invalid YAML" in message
+    finally:
+        default_context.cache_clear()
+        st.cache_resource.clear()
