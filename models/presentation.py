@@ -45,6 +45,10 @@ class Age(Strict):
         return self.days / 7.0
 
     @property
+    def months(self) -> float:
+        return self.days / _DAYS_PER_UNIT["months"]
+
+    @property
     def years(self) -> float:
         return self.days / 365.25
 

@@ -89,6 +89,7 @@ def facts_of(condition: Condition, presentation: Presentation) -> dict[str, Any]
     facts: dict[str, Any] = {}
     if presentation.age is not None:
         facts["age_years"] = round(presentation.age.years, 3)
+        facts["age_months"] = round(presentation.age.months, 2)
         facts["age_weeks"] = round(presentation.age.weeks, 2)
     for name, value in condition.recorded_details().items():
         if name != "prior_treatments":

@@ -29,7 +29,7 @@ from models.presentation import Condition
 from rules import conditions
 
 DATA_DIR = Path(os.environ.get("MYOTOMY_CDS_DATA") or Path(__file__).resolve().parent.parent / "data")
-AGE_FACTS = ("age_years", "age_weeks")
+AGE_FACTS = ("age_years", "age_months", "age_weeks")
 PRIOR_PREFIX = "prior_"
 
 M = TypeVar("M", bound=BaseModel)

@@ -127,3 +127,39 @@ def test_rule_testing_a_detail_the_presentation_lacks(broken: Path) -> None:
 def test_unknown_operator(broken: Path) -> None:
     _edit(broken / "rules" / "achalasia.yaml", lambda d: d["rules"][0]["when"].update(subtype={"like": "type"}))
     _expect(broken, "rules/achalasia.yaml", "rules[0].when", "unknown operator 'like'")
+
+
+def _strings_and_numbers(node, skip: frozenset[str]):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key not in skip:
+                yield from _strings_and_numbers(value, skip)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings_and_numbers(value, skip)
+    elif isinstance(node, (str, int, float)) and not isinstance(node, bool):
+        yield node
+
+
+def test_no_figure_or_threshold_the_brief_does_not_give() -> None:
+    """Every number in the knowledge text and in rule thresholds occurs in the clinical brief.
+
+    A weak guard (a number can occur in the brief for another reason), but an invented figure such
+    as a success rate or a cut-off fails it.
+    """
+    import re
+
+    brief = SHARED / "clinical-brief.md"
+    if not brief.is_file():
+        pytest.skip(f"shared/clinical-brief.md not beside the repository ({brief})")
+    known = set(re.findall(r"\d+(?:\.\d+)?", brief.read_text(encoding="utf-8")))
+    skip = frozenset({"id", "citations", "procedure", "presentation", "icd10", "version", "source", "urls",
+                      "reference", "key", "year", "concerns", "cases"})
+    unknown = []
+    for path in sorted(DATA_DIR.rglob("*.yaml")):
+        if path.name == "citations.yaml" or "cases" in path.parts:
+            continue
+        for item in _strings_and_numbers(yaml.safe_load(path.read_text(encoding="utf-8")), skip):
+            numbers = re.findall(r"(?<![\w.])\d+(?:\.\d+)?", item) if isinstance(item, str) else [f"{item:g}"]
+            unknown += [(path.name, n) for n in numbers if n not in known]
+    assert not unknown, f"figures not in the brief: {unknown[:20]}"
