@@ -2,18 +2,23 @@
 
 The engine only says which rules hold; everything shown to a user is assembled here from the
 rules' effects and the knowledge base, so that each rendering shows the same basis.
+
+What does not depend on the patient (citation records, risks, caveats, terms, the findings each
+rule reads) is built once per knowledge base in `_Derived`, not on every call: an assessment then
+validates only its own records (see BENCHMARKS.md for the profile that led here).
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from pydantic import ValidationError
 
 from models import assessment as out
-from models.knowledge import MERGE_PRIORITY, STRENGTH_ORDER, Rule, Strength
+from models.knowledge import MERGE_PRIORITY, STRENGTH_ORDER, Rule, Sourced, Strength
 from models.presentation import Condition, Presentation
 from rules import conditions
 from rules.engine import Engine
@@ -57,14 +62,18 @@ def parse_presentation(raw: Presentation | dict[str, Any]) -> Presentation:
 
 def check_against_knowledge(presentation: Presentation, kb: KnowledgeBase) -> None:
     """Reject ids and details the knowledge base does not know for the chosen presentation."""
+    _check(presentation, kb, [c.recorded_details() for c in presentation.conditions])
+
+
+def _check(presentation: Presentation, kb: KnowledgeBase, recorded: list[dict[str, object]]) -> None:
     errors: list[tuple[str, str]] = []
-    for index, cond in enumerate(presentation.conditions):
+    for index, (cond, details) in enumerate(zip(presentation.conditions, recorded)):
         where = f"conditions.{index}"
         pdef = kb.presentations.get(cond.presentation)
         if pdef is None:
             errors.append((f"{where}.presentation", f"unknown presentation {cond.presentation!r}"))
             continue
-        for name in cond.recorded_details():
+        for name in details:
             if name not in pdef.details:
                 errors.append((f"{where}.{name}", f"not a detail of {pdef.id!r}"))
         if cond.subtype is not None and cond.subtype not in pdef.subtypes:
@@ -86,12 +95,16 @@ def check_against_knowledge(presentation: Presentation, kb: KnowledgeBase) -> No
 
 def facts_of(condition: Condition, presentation: Presentation) -> dict[str, Any]:
     """Flatten one condition into the findings the rules test."""
+    return _facts(condition, presentation, condition.recorded_details())
+
+
+def _facts(condition: Condition, presentation: Presentation, recorded: dict[str, object]) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     if presentation.age is not None:
         facts["age_years"] = round(presentation.age.years, 3)
         facts["age_months"] = round(presentation.age.months, 2)
         facts["age_weeks"] = round(presentation.age.weeks, 2)
-    for name, value in condition.recorded_details().items():
+    for name, value in recorded.items():
         if name != "prior_treatments":
             # durable-rules cannot parse numbers written with an exponent (1e-07): 4 decimals keep
             # every bounded input in plain notation, and both the engine and "why not" see the same value
@@ -99,6 +112,89 @@ def facts_of(condition: Condition, presentation: Presentation) -> dict[str, Any]
     for prior in condition.prior_treatments:
         facts[PRIOR_PREFIX + prior.treatment] = prior.outcome
     return facts
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+class _Derived:
+    """Everything about a knowledge base that an assessment reads but does not change, built once."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self.order = {rule.id: i for i, rule in enumerate(kb.rules)}
+        self.rule = {rule.id: rule for rule in kb.rules}
+        self.rules_for = {pid: kb.rules_for(pid) for pid in kb.presentations}
+        self.fields = {rule.id: tuple(_unique(conditions.fields(kb.tests[rule.id]))) for rule in kb.rules}
+        self.read = {
+            pid: tuple(_unique(f for r in rules for f in self.fields[r.id])) for pid, rules in self.rules_for.items()
+        }
+        self.citation = {
+            key: out.CitationRef(key=key, label=c.reference, year=c.year, grade=c.grade, url=c.urls[0] if c.urls else None)
+            for key, c in kb.citations.items()
+        }
+        self.risks = {
+            pid: tuple(out.Statement(text=r.text, citations=self.cite(r.citations), uncertain=r.uncertain) for r in p.risks)
+            for pid, p in kb.procedures.items()
+        }
+        self.caveat: dict[int, out.Statement] = {
+            id(c): out.Statement(text=c.text, citations=self.cite(c.citations), uncertain=c.uncertain)
+            for rule in kb.rules
+            for c in rule.then.caveats
+        }
+        self.workup = {w: out.Term(id=w, meaning=meaning) for w, meaning in kb.workup.items()}
+        self.presentation = {pid: out.Term(id=pid, meaning=p.name) for pid, p in kb.presentations.items()}
+        self.source_caveats = tuple(
+            (
+                frozenset(c.applies_to),
+                out.SourceCaveat(
+                    id=c.id,
+                    source=c.source,
+                    quote=c.quote,
+                    audit=c.audit,
+                    audit_citations=self.cite(c.audit.citations) if c.audit else (),
+                ),
+            )
+            for c in kb.source_caveats
+        )
+        # the plain words of every test, for "why not": they depend on the rule, not on the patient
+        self.described = {id(t): t.describe() for tests in kb.tests.values() for t in tests}
+        self.unmet_rules: dict[tuple[Any, ...], out.UnmetRule] = {}  # filled as patterns are met
+        self.suggesting = {
+            (pid, proc): tuple(r for r in rules if any(s.procedure == proc for s in r.then.suggest))
+            for pid, rules in self.rules_for.items()
+            for proc in kb.presentations[pid].procedures
+        }
+        self.first_line: dict[tuple[str, str, str], out.FirstLine] = {
+            (rule.id, fid, rule.presentation): out.FirstLine(
+                id=fid, name=kb.procedures[fid].name, presentation=rule.presentation, citations=self.cite(rule.citations)
+            )
+            for rule in kb.rules
+            for fid in rule.then.first_line
+        }
+
+    def cite(self, keys: Iterable[str]) -> tuple[out.CitationRef, ...]:
+        return tuple(self.citation[key] for key in dict.fromkeys(keys))
+
+
+_DERIVED: dict[int, _Derived] = {}  # by id(kb); each entry holds its kb, so the id cannot be reused
+_DERIVED_LOCK = threading.Lock()
+_DERIVED_MAX = 8
+
+
+def _derived(kb: KnowledgeBase) -> _Derived:
+    found = _DERIVED.get(id(kb))
+    if found is not None and found.kb is kb:
+        return found
+    with _DERIVED_LOCK:
+        found = _DERIVED.get(id(kb))
+        if found is None or found.kb is not kb:
+            found = _Derived(kb)
+            if len(_DERIVED) >= _DERIVED_MAX:
+                _DERIVED.pop(next(iter(_DERIVED)))
+            _DERIVED[id(kb)] = found
+        return found
 
 
 @dataclass
@@ -109,15 +205,16 @@ class _Draft:
     presentation: str
     strengths: list[Strength] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
-    caveats: list[Any] = field(default_factory=list)
+    caveats: list[Sourced] = field(default_factory=list)
 
 
 def assess(raw: Presentation | dict[str, Any], *, context: tuple[KnowledgeBase, Engine] | None = None) -> out.Assessment:
     """Assess a presentation. Raises InputError for invalid input, RuleExecutionError if a rule fails."""
     kb, engine = context or default_context()
     presentation = parse_presentation(raw)
-    check_against_knowledge(presentation, kb)
-    order = {rule.id: i for i, rule in enumerate(kb.rules)}
+    recorded = [c.recorded_details() for c in presentation.conditions]
+    _check(presentation, kb, recorded)
+    d = _derived(kb)
 
     red_flags: list[out.RedFlag] = []
     suggestions: list[out.Suggestion] = []
@@ -126,109 +223,69 @@ def assess(raw: Presentation | dict[str, Any], *, context: tuple[KnowledgeBase, 
     why_not: list[out.WhyNot] = []
     fired_all: list[str] = []
 
-    for cond in presentation.conditions:
-        pdef = kb.presentations[cond.presentation]
-        facts = facts_of(cond, presentation)
-        fired = sorted(set(engine.fire(cond.presentation, facts)), key=order.__getitem__)
+    for cond, details in zip(presentation.conditions, recorded):
+        pid = cond.presentation
+        pdef = kb.presentations[pid]
+        facts = _facts(cond, presentation, details)
+        fired = sorted(set(engine.fire(pid, facts)), key=d.order.__getitem__)
         fired_all.extend(fired)
-        rules = [r for r in kb.rules if r.id in set(fired)]
-        missing = _missing_inputs(kb, cond.presentation, facts)
+        rules = [d.rule[rule_id] for rule_id in fired]
+        missing = tuple(f for f in d.read[pid] if f not in facts and not f.startswith(PRIOR_PREFIX))
 
-        flags = _red_flags(kb, rules, pdef.procedures, cond.presentation, facts, missing)
+        flags = _red_flags(d, rules, pdef.procedures, pid, facts, missing)
         red_flags.extend(flags)
         workup_here = _unique(w for r in rules for w in r.then.workup)
         for w in workup_here:
-            workup.setdefault(w, out.Term(id=w, meaning=kb.workup[w]))
+            workup.setdefault(w, d.workup[w])
 
         drafts: dict[str, _Draft] = {}
         for rule in rules:
             for s in rule.then.suggest:
-                draft = drafts.setdefault(s.procedure, _Draft(s.procedure, cond.presentation))
+                draft = drafts.setdefault(s.procedure, _Draft(s.procedure, pid))
                 draft.strengths.append(s.strength)
                 draft.rules.append(rule)
                 draft.caveats.extend(rule.then.caveats)
         for draft in drafts.values():
-            suggestions.append(_suggestion(kb, draft, flags, workup_here, facts, missing))
+            suggestions.append(_suggestion(d, draft, flags, workup_here, facts, missing))
 
         for rule in rules:
-            for pid in rule.then.first_line:
-                if all(f.id != pid or f.presentation != cond.presentation for f in first_line):
-                    first_line.append(
-                        out.FirstLine(
-                            id=pid,
-                            name=kb.procedures[pid].name,
-                            presentation=cond.presentation,
-                            citations=_cite(kb, rule.citations),
-                        )
-                    )
+            for fid in rule.then.first_line:
+                if all(f.id != fid or f.presentation != pid for f in first_line):
+                    first_line.append(d.first_line[(rule.id, fid, pid)])
 
-        for pid in pdef.procedures:
-            if pid not in drafts:
-                why_not.append(_why_not(kb, pid, cond.presentation, facts))
+        for proc in pdef.procedures:
+            if proc not in drafts:
+                why_not.append(_why_not(d, proc, pid, facts))
 
     suggestions.sort(key=lambda s: STRENGTH_ORDER.index(s.strength))
     present_ids = {c.presentation for c in presentation.conditions}
     return out.Assessment(
-        presentations=tuple(
-            out.Term(id=c.presentation, meaning=kb.presentations[c.presentation].name) for c in presentation.conditions
-        ),
+        presentations=tuple(d.presentation[c.presentation] for c in presentation.conditions),
         red_flags=tuple(red_flags),
         suggestions=tuple(suggestions),
         first_line=tuple(first_line),
         workup=tuple(workup.values()),
         why_not=tuple(why_not),
-        source_caveats=tuple(
-            out.SourceCaveat(
-                id=c.id,
-                source=c.source,
-                quote=c.quote,
-                audit=c.audit,
-                audit_citations=_cite(kb, c.audit.citations) if c.audit else (),
-            )
-            for c in kb.source_caveats
-            if not c.applies_to or present_ids.intersection(c.applies_to)
-        ),
+        source_caveats=tuple(c for applies_to, c in d.source_caveats if not applies_to or present_ids & applies_to),
         fired_rules=tuple(fired_all),
         knowledge_base=out.KnowledgeBaseStamp(version=kb.version, content_hash=kb.content_hash),
     )
 
 
-def _unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))
-
-
-def _cite(kb: KnowledgeBase, keys: Iterable[str]) -> tuple[out.CitationRef, ...]:
-    refs = []
-    for key in _unique(keys):
-        c = kb.citations[key]
-        refs.append(
-            out.CitationRef(
-                key=key, label=c.reference, year=c.year, grade=c.grade, url=c.urls[0] if c.urls else None
-            )
-        )
-    return tuple(refs)
-
-
-def _missing_inputs(kb: KnowledgeBase, presentation: str, facts: dict[str, Any]) -> tuple[str, ...]:
-    """Findings some rule of this presentation reads that were not recorded."""
-    read = _unique(f for r in kb.rules_for(presentation) for f in conditions.fields(kb.tests[r.id]))
-    return tuple(f for f in read if f not in facts and not f.startswith(PRIOR_PREFIX))
-
-
-def _basis(kb: KnowledgeBase, rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...], extra: Iterable[str] = ()) -> out.Basis:
-    used = _unique(f for r in rules for f in conditions.fields(kb.tests[r.id]))
+def _basis(d: _Derived, rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...], extra: Iterable[str] = ()) -> out.Basis:
+    used = _unique(f for r in rules for f in d.fields[r.id])
     return out.Basis(
         rule_ids=tuple(r.id for r in rules),
         rule_versions={r.id: r.version for r in rules},
         statements=tuple(r.statement for r in rules),
         inputs_used={f: facts[f] for f in used if f in facts},
         inputs_missing=missing,
-        citations=_cite(kb, [*(k for r in rules for k in r.citations), *extra]),
+        citations=d.cite([*(k for r in rules for k in r.citations), *extra]),
     )
 
 
 def _red_flags(
-    kb: KnowledgeBase,
+    d: _Derived,
     rules: list[Rule],
     procedures: tuple[str, ...],
     presentation: str,
@@ -244,10 +301,10 @@ def _red_flags(
     return [
         out.RedFlag(
             id=fid,
-            meaning=kb.red_flags[fid],
+            meaning=d.kb.red_flags[fid],
             presentation=presentation,
             concerns=tuple(_unique(concerns)),
-            basis=_basis(kb, flag_rules, facts, missing),
+            basis=_basis(d, flag_rules, facts, missing),
         )
         for fid, (flag_rules, concerns) in by_id.items()
     ]
@@ -268,13 +325,14 @@ _STRENGTH_WORDS = {
 
 
 def _suggestion(
-    kb: KnowledgeBase,
+    d: _Derived,
     draft: _Draft,
     flags: list[out.RedFlag],
     workup_here: list[str],
     facts: dict[str, Any],
     missing: tuple[str, ...],
 ) -> out.Suggestion:
+    kb = d.kb
     proc = kb.procedures[draft.procedure]
     strength: Strength = min(draft.strengths, key=MERGE_PRIORITY.index)
     held_back = tuple(f.id for f in flags if draft.procedure in f.concerns)
@@ -298,21 +356,27 @@ def _suggestion(
         reason=reason,
         target_muscle=proc.target_muscle,
         approaches=proc.approaches,
-        workup_first=tuple(out.Term(id=w, meaning=kb.workup[w]) for w in workup_here),
-        risks=tuple(out.Statement(text=r.text, citations=_cite(kb, r.citations), uncertain=r.uncertain) for r in proc.risks),
-        caveats=tuple(
-            out.Statement(text=c.text, citations=_cite(kb, c.citations), uncertain=c.uncertain)
-            for c in {c.text: c for c in draft.caveats}.values()
-        ),
+        workup_first=tuple(d.workup[w] for w in workup_here),
+        risks=d.risks[proc.id],
+        caveats=tuple(d.caveat[id(c)] for c in {c.text: c for c in draft.caveats}.values()),
         held_back_by=held_back,
-        basis=_basis(kb, draft.rules, facts, missing, proc.citations),
+        basis=_basis(d, draft.rules, facts, missing, proc.citations),
     )
 
 
-def _why_not(kb: KnowledgeBase, procedure: str, presentation: str, facts: dict[str, Any]) -> out.WhyNot:
-    rules = [
-        out.UnmetRule(rule_id=r.id, statement=r.statement, unmet=conditions.unmet(kb.tests[r.id], facts))
-        for r in kb.rules_for(presentation)
-        if any(s.procedure == procedure for s in r.then.suggest)
-    ]
-    return out.WhyNot(procedure=procedure, name=kb.procedures[procedure].name, presentation=presentation, rules=tuple(rules))
+def _why_not(d: _Derived, procedure: str, presentation: str, facts: dict[str, Any]) -> out.WhyNot:
+    tests, unmet_rules = d.kb.tests, d.unmet_rules
+    rules = []
+    for r in d.suggesting[(presentation, procedure)]:
+        # conditions.unmet(), with each (rule, unmet tests) record built once and shared: frozen
+        unmet = tuple(t for t in tests[r.id] if not t.holds(facts))
+        key = (r.id, *map(id, unmet))
+        record = unmet_rules.get(key)
+        if record is None:
+            record = out.UnmetRule(rule_id=r.id, statement=r.statement, unmet=tuple(d.described[id(t)] for t in unmet))
+            if len(unmet_rules) < 100_000:
+                unmet_rules[key] = record
+        rules.append(record)
+    return out.WhyNot(
+        procedure=procedure, name=d.kb.procedures[procedure].name, presentation=presentation, rules=tuple(rules)
+    )

@@ -3,33 +3,75 @@
 What durable-rules does on this machine, and how this module answers it (see design.md):
 - not thread-safe, and a failing action under threads can crash the process: one process-wide
   lock guards every call into it;
-- an exception inside an action is swallowed into the session state: actions record their own
-  errors, the state is checked too, and either raises `RuleExecutionError`;
+- an exception inside an action is swallowed into the session state: no Python action runs inside
+  durable-rules at all. Its C core does the matching; the names of the rules it activates are read
+  back under the lock, and the Python side of each rule (the action hook) runs afterwards, its
+  errors raised as `RuleExecutionError`, as is any error of the C core;
 - a fact that no rule matches raises: every ruleset has a catch-all rule for its presentation;
+- the C core walks the alternatives below a node with a fixed-size stack and fails (error 303,
+  then heap corruption) past about 60 of them: a presentation whose rules add more is split over
+  several rulesets (SHARD_PATHS), the one fact asserted into each under the same fresh sid;
 - state lives per sid until deleted: a fresh sid per assessment, deleted afterwards;
-- registration is lazy and racy: every ruleset is registered when the engine is built;
-- rulesets are process-wide by name and their actions are bound to the engine that defined them:
-  names carry the knowledge base hash and an engine number, so two engines never share one.
+- registration is lazy and racy: every ruleset is created in the C core when the engine is built;
+- rulesets are process-wide by name: names carry the knowledge base hash and an engine number, so
+  two engines never share one.
 - a rule made only of negative tests (`-m.field`, "not recorded") loops forever inside
   assert_fact (measured: 100% CPU, never returns): every rule is anchored on its presentation id.
-Conclusions are collected on the Python side, not asserted back as facts.
+Why the C core and not durable's Python `Host`: the Host dispatches every activation through
+several JSON round trips, a closure and a timestamp per rule (about three quarters of the rule
+step's time: 52 µs against 15 µs per achalasia assessment, measured on this machine while writing
+benchmarks/), and it starts two timer threads that call
+into the C core every 0.2 s without any lock, which could take an activation away from the
+assessment that caused it. Conclusions are collected on the Python side, not asserted back as facts.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import math
+import re
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from durable import engine as durable_engine
+import durable_rules_engine as core
 from durable import lang
 
+from models.knowledge import Rule
 from rules import conditions
 from rules.knowledge_base import KnowledgeBase
 
 _LOCK = threading.RLock()
 _SIDS = itertools.count(1)
 _ENGINES = itertools.count(1)
+_ACTION = re.compile(r'\s*\{\s*"([^"]+)"')  # the activated rule's name opens the C core's message
+_NOT_HANDLED = 1
+# The C core walks the paths below a node with a fixed-size stack: about 60 alternatives below one
+# presentation's anchor work, about 100 fail with error 303 (ERR_MAX_STACK_SIZE), and a failure
+# there was followed by heap corruption (measured on a 10x knowledge base). Rulesets stay below:
+SHARD_PATHS = 48
+_ENCODE_ANY = json.JSONEncoder(ensure_ascii=False).encode
+_STRING = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def _encode(fact: dict[str, Any]) -> str:
+    """The fact as compact JSON for the C core. Findings are flat scalars, which this writes in half
+    the time of `json.dumps`; anything else goes through the json module."""
+    parts = []
+    for name, value in fact.items():
+        if value is True:
+            text = "true"
+        elif value is False:
+            text = "false"
+        elif type(value) is str:
+            text = _STRING(value)
+        elif type(value) is int or (type(value) is float and math.isfinite(value)):
+            text = repr(value)
+        else:
+            return _ENCODE_ANY(fact)
+        parts.append(f"{_STRING(name)}:{text}")
+    return "{" + ",".join(parts) + "}"
 
 
 class RuleExecutionError(RuntimeError):
@@ -76,54 +118,177 @@ def _clause(clause: conditions.Clause) -> Any:
     }[op]()
 
 
+def _definition(expressions: list[Any]) -> str:
+    """The C core's JSON for a ruleset: rule `r_<i>` matches one fact against expression i."""
+    rules = {}
+    for index, expr in enumerate(expressions):
+        rule = lang.rule("all", True, expr)  # outside any `with ruleset`: nothing registered globally
+        rules[f"r_{index}"] = rule.define()
+    return json.dumps(rules, ensure_ascii=False)
+
+
+def _paths(tests: tuple[conditions.Test, ...]) -> int:
+    """How many alternative paths a rule adds below its presentation's anchor in the C core's
+    network (its conditions in disjunctive normal form): `is_not` is two, `in` one per value,
+    `any_of` the sum of its options."""
+
+    def clause(c: conditions.Clause) -> int:
+        if c.op == "is_not":
+            return 2
+        if c.op == "in":
+            return len(c.value)
+        return 1
+
+    total = 1
+    for test in tests:
+        if isinstance(test, conditions.AnyOf):
+            options = 0
+            for option in test.options:
+                product = 1
+                for c in option:
+                    product *= clause(c)
+                options += product
+            total *= options
+        else:
+            total *= clause(test)
+    return total
+
+
+@dataclass(frozen=True)
+class _Ruleset:
+    handle: int
+    names: dict[str, str | None]  # C core rule name -> our rule id (None for the catch-all)
+
+
 class Engine:
-    """Durable-rules rulesets for one knowledge base, one ruleset per presentation."""
+    """Durable-rules rulesets for one knowledge base: one per presentation, or several when its
+    rules add more paths than the C core can walk at once (see SHARD_PATHS)."""
 
     def __init__(self, kb: KnowledgeBase, *, action_hook: Callable[[str], None] | None = None) -> None:
-        self._fired: list[str] = []
-        self._errors: list[str] = []
         self._hook = action_hook
+        self._rulesets: dict[str, tuple[_Ruleset, ...]] = {}
+        self._order = {rule.id: index for index, rule in enumerate(kb.rules)}
+        self._read = {
+            pid: frozenset(f for r in kb.rules_for(pid) for f in conditions.fields(kb.tests[r.id]))
+            for pid in kb.presentations
+        }
         with _LOCK:
             number = next(_ENGINES)
-            self._names = {pid: f"myotomy_{pid}_{kb.content_hash[:12]}_{number}" for pid in kb.presentations}
-            for pid, name in self._names.items():
-                self._define(name, pid, kb)
-            self._host = lang.get_host()  # registers every ruleset now, before any second thread
+            for pid in kb.presentations:
+                shards = []
+                for index, rules in enumerate(_shards(kb, kb.rules_for(pid))):
+                    name = f"myotomy_{pid}_{kb.content_hash[:12]}_{number}_{index}"
+                    shards.append(self._define(name, pid, kb, rules))
+                self._rulesets[pid] = tuple(shards)
 
-    def _define(self, name: str, presentation: str, kb: KnowledgeBase) -> None:
-        with lang.ruleset(name):
-            lang.when_all(lang.m.presentation == presentation)(lambda c: None)
-            for rule in kb.rules_for(presentation):
-                expr = lang.m.presentation == presentation  # see the module doc
-                for test in kb.tests[rule.id]:
-                    expr = expr & _compile(test)
-                lang.when_all(expr)(self._action(rule.id))
+    @property
+    def ruleset_count(self) -> int:
+        """How many rulesets the C core holds for this engine (one per presentation, or more)."""
+        return sum(len(shards) for shards in self._rulesets.values())
 
-    def _action(self, rule_id: str) -> Callable[[Any], None]:
-        def fire(_c: Any) -> None:
-            try:
-                if self._hook is not None:
-                    self._hook(rule_id)
-                self._fired.append(rule_id)
-            except Exception as error:  # recorded and re-raised by fire(); see the module doc
-                self._errors.append(f"rule {rule_id} failed: {type(error).__name__}: {error}")
-
-        return fire
+    def _define(self, name: str, presentation: str, kb: KnowledgeBase, rules: list[Rule]) -> _Ruleset:
+        anchor = lang.m.presentation == presentation  # see the module doc
+        expressions: list[Any] = [anchor]
+        ids: list[str | None] = [None]
+        for rule in rules:
+            expr = lang.m.presentation == presentation
+            for test in kb.tests[rule.id]:
+                expr = expr & _compile(test)
+            expressions.append(expr)
+            ids.append(rule.id)
+        try:
+            handle = core.create_ruleset(name, _definition(expressions))
+        except core.error as error:
+            raise RuleExecutionError(f"the rules of {presentation!r} cannot be compiled: {error}") from None
+        return _Ruleset(handle, {f"r_{index}": rule_id for index, rule_id in enumerate(ids)})
 
     def fire(self, presentation: str, facts: dict[str, Any]) -> list[str]:
         """The ids of the rules whose conditions hold for these findings, in rule-file order."""
-        name = self._names[presentation]
+        rulesets = self._rulesets[presentation]
+        read = self._read[presentation]
+        # only the findings some rule of this presentation tests: the others cannot change a match
+        fact = {name: value for name, value in facts.items() if name in read}
+        fact["presentation"] = presentation
+        fired: list[str] = []
         with _LOCK:
-            sid = f"a{next(_SIDS)}"
-            self._fired.clear()
-            self._errors.clear()
+            fact["sid"] = f"a{next(_SIDS)}"
+            payload = _encode(fact)
+            for ruleset in rulesets:
+                fired += self._rule_names(ruleset, self._run(ruleset.handle, payload, fact["sid"]))
+        fired.sort(key=self._order.__getitem__)
+        if self._hook is not None:
+            for rule_id in fired:
+                try:
+                    self._hook(rule_id)
+                except Exception as error:  # raised, never dropped; see the module doc
+                    raise RuleExecutionError(f"rule {rule_id} failed: {type(error).__name__}: {error}") from None
+        return fired
+
+    @staticmethod
+    def _run(handle: int, payload: str, sid: str) -> list[str]:
+        """Assert the one fact into one ruleset under a fresh sid, collect the activations, and
+        delete the sid's state whatever happens. Called with the lock held."""
+        activated: list[str] = []
+        try:
+            code, state = core.assert_fact(handle, payload)
+            if code == _NOT_HANDLED:
+                raise RuleExecutionError("no rule handled the findings (the catch-all rule is missing)")
+            if code != 0:
+                raise RuleExecutionError(f"the rule engine refused the findings (code {code})")
             try:
-                self._host.assert_fact(name, {**facts, "presentation": presentation, "sid": sid})
-                state = self._host.get_state(name, sid)
-            except durable_engine.MessageNotHandledException as error:
-                raise RuleExecutionError(f"no rule handled the findings: {error}") from None
-            finally:
-                self._host.delete_state(name, sid)
-            if self._errors or "exception" in (state or {}):
-                raise RuleExecutionError(self._errors[0] if self._errors else str(state["exception"]))
-            return list(self._fired)
+                result = core.start_action_for_state(handle, state)
+                message = result[1] if result else None
+                while message:
+                    activated.append(message)
+                    message = core.complete_and_start_action(handle, state)
+            except core.error:
+                _abandon(handle, state)
+                raise
+        except core.error as error:
+            raise RuleExecutionError(f"the rule engine failed: {error}") from None
+        finally:
+            try:
+                core.delete_state(handle, sid)
+            except core.error:
+                pass  # nothing was stored for this sid
+        return activated
+
+    @staticmethod
+    def _rule_names(ruleset: _Ruleset, activated: list[str]) -> list[str]:
+        """Our rule ids for the C core's activation messages (`{"r_<i>":{"m":{...}}}`)."""
+        names = ruleset.names
+        fired = []
+        for message in activated:
+            name = message[2 : message.find('"', 2)] if message.startswith('{"') else None
+            if name not in names:
+                match = _ACTION.match(message)
+                name = match.group(1) if match else None
+                if name not in names:
+                    raise RuleExecutionError(f"the rule engine activated an unknown rule: {message[:80]!r}")
+            rule_id = names[name]
+            if rule_id is not None:
+                fired.append(rule_id)
+        return fired
+
+
+def _shards(kb: KnowledgeBase, rules: tuple[Rule, ...]) -> list[list[Rule]]:
+    """The rules of one presentation in file order, cut so that no ruleset adds more than
+    SHARD_PATHS paths below its anchor (a single larger rule gets a ruleset of its own)."""
+    shards: list[list[Rule]] = [[]]
+    load = 0
+    for rule in rules:
+        paths = _paths(kb.tests[rule.id])
+        if shards[-1] and load + paths > SHARD_PATHS:
+            shards.append([])
+            load = 0
+        shards[-1].append(rule)
+        load += paths
+    return shards
+
+
+def _abandon(handle: int, state: int) -> None:
+    """Give back an action that was started; deleting a state with an action pending crashes the C core."""
+    try:
+        core.abandon_action(handle, state)
+    except core.error:
+        pass
