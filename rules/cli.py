@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import signal
 import sys
-from typing import IO, Any, Iterator
+import threading
+from typing import IO, Any, Iterable, Iterator
 
+from pydantic import TypeAdapter
+
+from models.assessment import Assessment, SourceCaveat
 from models.presentation import Presentation
 from rules.assess import InputError, assess, default_context
 from rules.engine import RuleExecutionError
@@ -64,20 +70,216 @@ def cmd_assess(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _records(lines: Iterator[bytes]) -> Iterator[dict[str, Any]]:
-    """One output record per input line: the assessment, or an error naming the line."""
+BATCH_CHUNK = 32  # lines per run of lines handed to a worker process
+BATCH_WINDOW = 2  # runs queued per worker: bounds memory whatever the size of the file
+Record = tuple[bool, bytes]  # (is an error record, the output line with its newline)
+
+
+def _assessment_json(result: Assessment) -> bytes:
+    """`result.model_dump_json()` as UTF-8, with the source caveats (most of the bytes, the same
+    for every assessment of the same presentations) serialized once per process, not per line."""
+    key = (result.knowledge_base.content_hash, tuple(c.id for c in result.source_caveats))
+    caveats = _CAVEATS_JSON.get(key)
+    if caveats is None:
+        caveats = _CAVEATS_ADAPTER.dump_json(result.source_caveats)
+        if len(_CAVEATS_JSON) < 256:
+            _CAVEATS_JSON[key] = caveats
+    body = _ASSESSMENT_ADAPTER.dump_json(result, exclude={"source_caveats"})
+    at = body.find(_AFTER_CAVEATS)  # a key, so never inside a string, where quotes are escaped
+    if at < 0:
+        return _ASSESSMENT_ADAPTER.dump_json(result)
+    return b"".join((body[:at], b',"source_caveats":', caveats, body[at:]))
+
+
+_ASSESSMENT_ADAPTER = TypeAdapter(Assessment)
+_CAVEATS_ADAPTER = TypeAdapter(tuple[SourceCaveat, ...])
+_CAVEATS_JSON: dict[tuple[str, tuple[str, ...]], bytes] = {}
+_AFTER_CAVEATS = b',"fired_rules":'
+
+
+def _record(number: int, line: bytes) -> Record:
+    """The output line for one input line: its assessment, or an error record naming the line."""
+    try:
+        if len(line) > MAX_INPUT_BYTES:
+            raise UsageError(f"line is larger than {MAX_INPUT_BYTES // 1024} KiB")
+        result = assess(_parse_json(line, f"line {number}"))
+        return False, b"".join((b'{"line": %d, "assessment": ' % number, _assessment_json(result), b"}\n"))
+    except (UsageError, InputError) as error:
+        error_record = {"line": number, "error": {"kind": "invalid_input", "message": str(error)}}
+    except RuleExecutionError as error:
+        error_record = {"line": number, "error": {"kind": "internal", "message": str(error)}}
+    return True, (json.dumps(error_record, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _numbered(lines: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Line numbers count every line; blank lines get no record."""
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+        if line.strip():
+            yield number, line
+
+
+def _records(lines: Iterable[bytes]) -> Iterator[Record]:
+    """One output record per non-blank input line, in order, assessed in this process."""
+    for number, line in _numbered(lines):
+        yield _record(number, line)
+
+
+def _chunks(lines: Iterable[bytes]) -> Iterator[list[tuple[int, bytes]]]:
+    chunk: list[tuple[int, bytes]] = []
+    for item in _numbered(lines):
+        chunk.append(item)
+        if len(chunk) == BATCH_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _held(signals: set[signal.Signals]) -> Any:
+    """Hold back these signals for a `with` block (main thread only; elsewhere a no-op)."""
+    mask = getattr(signal, "pthread_sigmask", None)
+
+    class Held:
+        def __enter__(self) -> None:
+            self.previous = mask(signal.SIG_BLOCK, signals) if mask else None
+
+        def __exit__(self, *_: object) -> None:
+            if mask:
+                mask(signal.SIG_SETMASK, self.previous)
+
+    return Held()
+
+
+def _write_whole(target: IO[bytes], data: bytes) -> None:
+    """Write and flush with Ctrl-C held back until the data is out, so the file ends on a whole line."""
+    if threading.current_thread() is not threading.main_thread():
+        target.write(data)
+        target.flush()
+        return
+    with _held({signal.SIGINT}):
+        target.write(data)
+        target.flush()
+
+
+def _worker(index: int, count: int, inbox: Any, fd: int, turns: list[Any], stop: Any) -> None:
+    """A worker process: assess the runs of lines it is sent, in order; write each when its turn
+    comes (the turn passes around the workers in input order), then report the counts."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # held back by the parent until now
+    turn, after = turns[index], turns[(index + 1) % count]
+    try:
+        while True:
+            while not inbox.poll(0.1):
+                if stop.is_set():
+                    return
+            message = inbox.recv()
+            if message is None:
+                return
+            records = [_record(number, line) for number, line in message]
+            data = b"".join(text for _, text in records)
+            while not turn.acquire(timeout=0.1):
+                if stop.is_set():
+                    return
+            try:
+                if stop.is_set():
+                    return
+                with _held({signal.SIGTERM}):  # stopped between runs, never inside one
+                    _write_all(fd, data)
+            finally:
+                after.release()
+            errors = sum(is_error for is_error, _ in records)
+            inbox.send(("done", len(records) - errors, errors))
+    except Exception as error:  # reported to the main process, which stops the run
+        stop.set()
         try:
-            if len(line) > MAX_INPUT_BYTES:
-                raise UsageError(f"line is larger than {MAX_INPUT_BYTES // 1024} KiB")
-            result = assess(_parse_json(line, f"line {number}"))
-            yield {"line": number, "assessment": result.model_dump(mode="json")}
-        except (UsageError, InputError) as error:
-            yield {"line": number, "error": {"kind": "invalid_input", "message": str(error)}}
-        except RuleExecutionError as error:
-            yield {"line": number, "error": {"kind": "internal", "message": str(error)}}
+            inbox.send(("failed", f"{type(error).__name__}: {error}"))
+        except OSError:
+            pass
+
+
+class _Workers:
+    """`count` forked worker processes that assess runs of lines and write them in input order.
+
+    The main process reads the input and deals run k to worker k mod count; worker k writes its
+    run after run k-1 is written, straight into the output (the file descriptor is shared by
+    fork), so assessments never travel back through the main process. At most BATCH_WINDOW runs
+    wait per worker, so memory does not grow with the file."""
+
+    def __init__(self, count: int, fd: int) -> None:
+        default_context()  # built once here and shared by fork; a broken knowledge base fails now
+        context = multiprocessing.get_context("fork")
+        self.count = count
+        self.stop = context.Event()
+        turns = [context.Semaphore(1 if k == 0 else 0) for k in range(count)]
+        self.pipes = []
+        self.processes = []
+        with _held({signal.SIGINT}):  # a Ctrl-C now reaches a worker only once it ignores it
+            for index in range(count):
+                ours, theirs = context.Pipe()
+                process = context.Process(
+                    target=_worker, args=(index, count, theirs, fd, turns, self.stop),
+                    name=f"batch-worker-{index}", daemon=True,
+                )
+                process.start()
+                theirs.close()
+                self.pipes.append(ours)
+                self.processes.append(process)
+        self.sent = self.reported = 0
+        self.counts = {"assessed": 0, "errors": 0}
+
+    def _report(self) -> None:
+        pipe = self.pipes[self.reported % self.count]
+        try:
+            message = pipe.recv()
+        except (EOFError, OSError):
+            raise RuleExecutionError("a worker process stopped unexpectedly") from None
+        if message[0] != "done":
+            raise RuleExecutionError(f"a worker process failed: {message[1]}")
+        self.counts["assessed"] += message[1]
+        self.counts["errors"] += message[2]
+        self.reported += 1
+
+    def run(self, chunks: Iterable[list[tuple[int, bytes]]]) -> None:
+        for chunk in chunks:
+            if self.sent - self.reported >= BATCH_WINDOW * self.count:
+                self._report()  # the oldest run, which is this worker's: its queue stays short
+            self.pipes[self.sent % self.count].send(chunk)
+            self.sent += 1
+        for pipe in self.pipes:
+            pipe.send(None)
+        while self.reported < self.sent:
+            self._report()
+        for process in self.processes:
+            process.join()
+
+    def close(self) -> None:
+        """Stop the workers (at once on Ctrl-C or an error: a run being written is finished first)
+        and count the runs they wrote."""
+        self.stop.set()  # idle workers see it within 0.1 s
+        for process in self.processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        for index in range(self.reported, self.sent):
+            pipe = self.pipes[index % self.count]
+            try:
+                if not pipe.poll():
+                    break
+                message = pipe.recv()
+            except (EOFError, OSError):
+                break
+            if message[0] == "done":
+                self.counts["assessed"] += message[1]
+                self.counts["errors"] += message[2]
+        for pipe in self.pipes:
+            pipe.close()
 
 
 def _progress(total_bytes: int | None) -> Any:
@@ -97,34 +299,60 @@ def _counted(source: IO[bytes], bar: Any) -> Iterator[bytes]:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    """Stream: one line in, one record out, flushed whole, so memory does not grow with the file
-    and an interrupted run leaves only complete lines."""
+    """Stream: lines in, one record per line out, in input order, written whole, so memory does not
+    grow with the file and an interrupted run leaves only complete lines. With --workers N, N
+    processes assess and write runs of lines in turn; the output is the same, byte for byte."""
     try:
         source = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
     except OSError as error:
         raise UsageError(f"{args.input}: cannot be read: {error.strerror}") from None
     try:
-        target = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
+        target = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
     except OSError as error:
         source.close()
         raise UsageError(f"{args.output}: cannot be written: {error.strerror}") from None
-    total = None if source is sys.stdin.buffer else os.fstat(source.fileno()).st_size
-    bar = _progress(total)
+    workers = args.workers
+    if workers > 1 and "fork" not in multiprocessing.get_all_start_methods():
+        print("--workers needs a platform with fork(); assessing in one process", file=sys.stderr)
+        workers = 1
     counts = {"assessed": 0, "errors": 0}
+    pool: _Workers | None = None
+    bar = None
     try:
-        for record in _records(_counted(source, bar)):
-            target.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if workers > 1:
+            sys.stdout.flush()
             target.flush()
-            counts["errors" if "error" in record else "assessed"] += 1
+            pool = _Workers(workers, target.fileno())  # before the bar starts a thread: fork
+            counts = pool.counts
+        bar = _progress(None if source is sys.stdin.buffer else os.fstat(source.fileno()).st_size)
+        lines = _counted(source, bar)
+        if pool is not None:
+            pool.run(_chunks(lines))
+        else:
+            for is_error, data in _records(lines):
+                _write_whole(target, data)
+                counts["errors" if is_error else "assessed"] += 1
     finally:
+        if pool is not None:
+            pool.close()
         if bar is not None:
             bar.close()
         if source is not sys.stdin.buffer:
             source.close()
-        if target is not sys.stdout:
+        if target is not sys.stdout.buffer:
             target.close()
         print(f"{counts['assessed']} assessed, {counts['errors']} lines with errors", file=sys.stderr)
     return EXIT_OK
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes, got {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"expected 1 to 64 processes, got {value}")
+    return value
 
 
 def cmd_schema(_args: argparse.Namespace) -> int:
@@ -184,6 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("batch", help="assess one presentation per line (JSON Lines), streaming")
     p.add_argument("input", help="JSON Lines file, or -")
     p.add_argument("output", help="output JSON Lines file, or -")
+    p.add_argument(
+        "--workers", type=_workers, default=1, metavar="N",
+        help="assess in N processes (default 1); the output is the same, in the same order",
+    )
     p.set_defaults(func=cmd_batch)
     p = sub.add_parser("schema", help="print the JSON Schema of the input")
     p.set_defaults(func=cmd_schema)
