@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean screenshot serve
+.PHONY: run test install clean screenshot serve bench bench-app bench-memory
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or 3.12 is required (durable-rules does not import on 3.13)"; exit 2; }
@@ -32,3 +32,15 @@ screenshot: $(STAMP)
 # The CDS Hooks service on 127.0.0.1 only; PORT=9000 make serve (or make serve PORT=9000) for another port.
 serve: $(STAMP)
 	$(BIN)/uvicorn service.app:app --host 127.0.0.1 --port $(or $(PORT),8080)
+
+# Benchmarks against CLIPS and the plain-Python floor, batch at scale; writes BENCHMARKS.md (~5 min).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+# The app in Debian's Chromium against a one-field Streamlit form, and server start to interactive.
+bench-app: $(STAMP)
+	$(BIN)/python -m benchmarks.app_latency
+
+# Resident memory after 1,000 and after 100,000 assessments in one process (~1 min).
+bench-memory: $(STAMP)
+	$(BIN)/python -m benchmarks.memory

@@ -15,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchmarks import timing
 from tests.browser import ROOT, choose, chromium, free_port, streamlit_server, wait_for_app
 
 ROUNDS = 8
@@ -90,16 +91,24 @@ def main() -> list[str]:
         page = browser.new_page(viewport={"width": 1300, "height": 1400})
         time_app(page, app_url, title)  # warm both servers (first run imports and caches)
         time_floor(page, floor_url)
-        for _ in range(ROUNDS):
+        for round_ in range(1, ROUNDS + 1):
             app_times.append(time_app(page, app_url, title))
             floor_times.append(time_floor(page, floor_url))
-        starts = [time_to_interactive(browser) for _ in range(3)]
+            print(f"round {round_}/{ROUNDS}: app {app_times[-1] * 1000:.0f} ms, floor {floor_times[-1] * 1000:.0f} ms",
+                  flush=True)
+        starts = []
+        for _ in range(3):
+            starts.append(time_to_interactive(browser))
+            print(f"server start to interactive: {starts[-1]:.2f} s", flush=True)
     app_med, floor_med = statistics.median(app_times), statistics.median(floor_times)
     ratio = app_med / floor_med
     lines = [
         "## App in a real browser (submit to cards visible)",
         "",
-        f"Command: `make bench-app` · {ROUNDS} interleaved rounds · Debian Chromium, headless",
+        f"Command: `make bench-app` · {ROUNDS} interleaved rounds · Debian Chromium, headless · "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        *timing.machine_table(),
         "",
         "| contender | median (ms) | p95 (ms) |",
         "|---|---|---|",
@@ -115,11 +124,11 @@ def main() -> list[str]:
         f"target app_interactive_after_start: {statistics.median(starts):.2f} s (goal <= 3.00 s) "
         f"{'met' if statistics.median(starts) <= 3.0 else 'missed'}",
     ]
-    print("\n".join(lines + verdicts))
-    return lines + verdicts
+    print("\n".join(lines + ["```text", *verdicts, "```"]))
+    return lines + ["```text", *verdicts, "```"]
 
 
 if __name__ == "__main__":
-    out = main()
-    if len(sys.argv) > 1:
-        Path(sys.argv[1]).write_text("\n".join(out) + "\n", encoding="utf-8")
+    output = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "BENCHMARKS.md"
+    timing.write_block(output, "make bench-app", "\n".join(main()))
+    print(f"wrote {output}")

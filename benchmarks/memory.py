@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks import timing
+
 TOTAL = 100_000
 WARM = 1_000
 
@@ -30,6 +32,8 @@ def main() -> list[str]:
     after_warm = 0.0
     for i in range(TOTAL):
         assess(cases[i % len(cases)])
+        if (i + 1) % 20_000 == 0:
+            print(f"{i + 1:,} / {TOTAL:,} assessments", flush=True)
         if i + 1 == WARM:
             gc.collect()
             after_warm = rss_mib()
@@ -40,7 +44,10 @@ def main() -> list[str]:
     lines = [
         "## Memory over 100,000 assessments (one process)",
         "",
-        f"Command: `make bench-memory` · {len(cases)} teaching cases in turn · {elapsed:.1f} s in all",
+        f"Command: `make bench-memory` · {len(cases)} teaching cases in turn · {elapsed:.1f} s in all · "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        *timing.machine_table(),
         "",
         "| point | resident memory (MiB) |",
         "|---|---|",
@@ -48,13 +55,15 @@ def main() -> list[str]:
         f"| after {TOTAL:,} assessments | {after_all:.1f} |",
         f"| growth | {growth:+.1f} |",
         "",
+        "```text",
         f"target memory_growth_100k: {growth:+.1f} MiB (goal <= 10 MiB) {'met' if growth <= 10 else 'missed'}",
+        "```",
     ]
     print("\n".join(lines))
     return lines
 
 
 if __name__ == "__main__":
-    out = main()
-    if len(sys.argv) > 1:
-        Path(sys.argv[1]).write_text("\n".join(out) + "\n", encoding="utf-8")
+    output = Path(sys.argv[1]) if len(sys.argv) > 1 else timing.ROOT / "BENCHMARKS.md"
+    timing.write_block(output, "make bench-memory", "\n".join(main()))
+    print(f"wrote {output}")

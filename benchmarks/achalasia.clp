@@ -1,0 +1,108 @@
+; The achalasia rules of data/rules/achalasia.yaml, translated by hand into CLIPS for the
+; side-by-side benchmark (benchmarks/decision.py). Not product code: the product reads the YAML.
+; A finding that was not recorded is the symbol nil; yes/no are TRUE/FALSE; ids are symbols.
+; As in durable-rules, a comparison on an absent finding is false, and "is_not" (~TRUE) also
+; matches an absent finding. Each rule asserts (fired <rule id>) and one (suggest <procedure>)
+; per suggestion; CLIPS keeps one copy of a repeated fact.
+
+(deftemplate findings
+  (slot diagnosis_confirmed (default nil))
+  (slot malignancy_excluded (default nil))
+  (slot subtype (default nil))
+  (slot operative_risk (default nil))
+  (slot sigmoid_esophagus (default nil))
+  (slot rapid_weight_loss (default nil))
+  (slot difficult_gej_passage (default nil))
+  (slot opioid_use (default nil))
+  (slot age_years (default nil))
+  (slot prior_pneumatic_dilation (default nil))
+  (slot prior_botulinum_toxin_injection (default nil))
+  (slot prior_heller_myotomy_fundoplication (default nil)))
+
+(defrule achalasia_diagnosis_not_confirmed_needs_manometry
+  (findings (diagnosis_confirmed ~TRUE))
+  =>
+  (assert (fired achalasia_diagnosis_not_confirmed_needs_manometry)))
+
+(defrule achalasia_malignancy_not_excluded_needs_endoscopy
+  (findings (malignancy_excluded ~TRUE))
+  =>
+  (assert (fired achalasia_malignancy_not_excluded_needs_endoscopy)))
+
+(defrule achalasia_features_of_pseudoachalasia
+  (findings (age_years ?age) (rapid_weight_loss ?loss) (difficult_gej_passage ?gej))
+  (test (or (and (numberp ?age) (>= ?age 60)) (eq ?loss TRUE) (eq ?gej TRUE)))
+  =>
+  (assert (fired achalasia_features_of_pseudoachalasia)))
+
+(defrule achalasia_opioid_use_repeat_manometry_off_opioids
+  (findings (opioid_use TRUE))
+  =>
+  (assert (fired achalasia_opioid_use_repeat_manometry_off_opioids)))
+
+(defrule achalasia_subtype_unknown_needs_classification
+  (findings (diagnosis_confirmed TRUE) (subtype nil) (sigmoid_esophagus ~TRUE))
+  =>
+  (assert (fired achalasia_subtype_unknown_needs_classification)))
+
+(defrule achalasia_type_iii_prefers_poem
+  (findings (diagnosis_confirmed TRUE) (subtype type_iii))
+  =>
+  (assert (fired achalasia_type_iii_prefers_poem))
+  (assert (suggest poem))
+  (assert (suggest heller_myotomy_fundoplication)))
+
+(defrule achalasia_type_i_ii_myotomy_or_dilation_comparable
+  (findings (diagnosis_confirmed TRUE) (subtype type_i|type_ii) (sigmoid_esophagus ~TRUE))
+  =>
+  (assert (fired achalasia_type_i_ii_myotomy_or_dilation_comparable))
+  (assert (suggest poem))
+  (assert (suggest heller_myotomy_fundoplication)))
+
+(defrule achalasia_failed_dilation_or_toxin_myotomy
+  (findings (diagnosis_confirmed TRUE)
+            (prior_pneumatic_dilation ?dilation) (prior_botulinum_toxin_injection ?toxin))
+  (test (or (eq ?dilation failed) (eq ?dilation partial_response)
+            (eq ?toxin failed) (eq ?toxin partial_response)))
+  =>
+  (assert (fired achalasia_failed_dilation_or_toxin_myotomy))
+  (assert (suggest heller_myotomy_fundoplication))
+  (assert (suggest poem)))
+
+(defrule achalasia_failed_heller_poem_or_dilation
+  (findings (diagnosis_confirmed TRUE) (prior_heller_myotomy_fundoplication failed|partial_response))
+  =>
+  (assert (fired achalasia_failed_heller_poem_or_dilation))
+  (assert (suggest poem)))
+
+(defrule achalasia_unfit_botulinum_toxin_first
+  (findings (operative_risk high))
+  =>
+  (assert (fired achalasia_unfit_botulinum_toxin_first)))
+
+(defrule achalasia_sigmoid_end_stage_specialist_decision
+  (findings (diagnosis_confirmed TRUE) (sigmoid_esophagus TRUE))
+  =>
+  (assert (fired achalasia_sigmoid_end_stage_specialist_decision))
+  (assert (suggest heller_myotomy_fundoplication)))
+
+; One call per decision: findings in (in the template's slot order), procedure ids out. Doing the
+; reset, assert, run and collection inside CLIPS keeps Python fact handles out of the loop (each
+; retained handle slows every later call of this CLIPS version, measured).
+(deffunction decide (?dc ?me ?st ?or ?se ?wl ?gej ?op ?age ?pd ?bt ?hm)
+  (reset)
+  (assert (findings (diagnosis_confirmed ?dc) (malignancy_excluded ?me) (subtype ?st)
+                    (operative_risk ?or) (sigmoid_esophagus ?se) (rapid_weight_loss ?wl)
+                    (difficult_gej_passage ?gej) (opioid_use ?op) (age_years ?age)
+                    (prior_pneumatic_dilation ?pd) (prior_botulinum_toxin_injection ?bt)
+                    (prior_heller_myotomy_fundoplication ?hm)))
+  (run)
+  (bind ?out (create$))
+  (do-for-all-facts ((?s suggest)) TRUE (bind ?out (create$ ?out ?s:implied)))
+  ?out)
+
+; The rules the last decision fired (for the agreement check, not timed).
+(deffunction fired-rules ()
+  (bind ?out (create$))
+  (do-for-all-facts ((?f fired)) TRUE (bind ?out (create$ ?out ?f:implied)))
+  ?out)

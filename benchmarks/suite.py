@@ -1,0 +1,364 @@
+"""The sections of `make bench`: each measures, prints its table and returns Markdown and verdicts.
+
+A verdict line reads `target <name>: <measured> (goal <goal>) met` or `... missed`.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import multiprocessing
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pyinstrument import Profiler
+
+from benchmarks import batch, decision, inputs, synthetic, timing
+from rules import assess
+from rules.assess import facts_of, parse_presentation
+from rules.engine import Engine
+from rules.knowledge_base import KnowledgeBase, load, load_cases
+
+
+@dataclass
+class Section:
+    title: str
+    lines: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def target(self, name: str, measured: str, goal: str, met: bool) -> None:
+        self.targets.append(f"target {name}: {measured} (goal {goal}) {'met' if met else 'missed'}")
+
+    def markdown(self) -> str:
+        return "\n".join([f"## {self.title}", "", *self.lines, ""])
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i == 0 else "--:" for i in range(len(header))) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+    ]
+
+
+def _profile(work: Callable[[], None], threshold: float = 0.04) -> list[str]:
+    """A pyinstrument call tree of `work` (frames under `threshold` of the total left out)."""
+    profiler = Profiler(interval=0.0002)
+    profiler.start()
+    work()
+    profiler.stop()
+    text = profiler.output_text(time="percent_of_total", short_mode=True,
+                                processor_options={"filter_threshold": threshold})
+    kept = [line.removeprefix(".  ") for line in text.splitlines() if "%" in line]
+    return ["```text", *kept, "```", ""]
+
+
+# ---------------------------------------------------------------- single assessment latency
+
+
+def single_assessment(kb: KnowledgeBase, engine: Engine, rounds: int) -> Section:
+    section = Section("Single assessment (every teaching case, warm process)")
+    cases = [(case.id, case.input) for _, case in load_cases()]
+    context = (kb, engine)
+    for _, raw in cases:
+        assess(raw, context=context)
+    per_case: dict[str, list[float]] = {cid: [] for cid, _ in cases}
+    overhead = timing.timer_overhead_ns()
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        for cid, raw in cases:
+            start = clock()
+            assess(raw, context=context)
+            per_case[cid].append(clock() - start - overhead)
+    every = [t for times in per_case.values() for t in times]
+    med, p95 = timing.median(every) / 1000, timing.p95(every) / 1000
+    section.add(
+        f"`assess()` on each of the {len(cases)} teaching cases, {rounds} rounds ({len(every)} calls), "
+        "validation, rules and the whole assessment with its basis records included; garbage collector on.",
+        "",
+        *_table(["", "median (µs)", "p95 (µs)"], [["all calls", f"{med:.0f}", f"{p95:.0f}"]]),
+        "<details><summary>Per teaching case, slowest first</summary>",
+        "",
+        *_table(
+            ["teaching case", "median (µs)", "p95 (µs)"],
+            [
+                [cid, f"{timing.median(t) / 1000:.0f}", f"{timing.p95(t) / 1000:.0f}"]
+                for cid, t in sorted(per_case.items(), key=lambda kv: -timing.median(kv[1]))
+            ],
+        ),
+        "</details>",
+        "",
+        "Where the time goes (pyinstrument, the same calls):",
+        "",
+        *_profile(lambda: [assess(raw, context=context) for _ in range(max(1, rounds // 4)) for _, raw in cases]),
+    )
+    section.target("assess_median_latency", f"{med:.0f} us (p95 {p95:.0f} us)", "<= 300 us", med <= 300)
+    return section
+
+
+# ---------------------------------------------------------------- decision step three ways
+
+
+def decision_three_ways(kb: KnowledgeBase, engine: Engine, count: int, rounds: int) -> Section:
+    section = Section("Achalasia decision step: product engine vs CLIPS vs plain Python")
+    findings = inputs.achalasia_findings(kb, count, seed=4)
+    peer = decision.Clips()
+    checked = decision.check(kb, engine, peer, findings)
+    product = decision.product(kb, engine)
+    samples = timing.interleaved({"product": product, "clips": peer.decide, "floor": decision.floor}, findings, rounds)
+    vs_clips = samples.ratio("product", "clips")
+    vs_floor = samples.ratio("product", "floor")
+    names = {
+        "product": "product: `Engine.fire` (durable-rules) + rule → procedure map",
+        "clips": "CLIPS 6.4 via clipspy, same rules by hand (`benchmarks/achalasia.clp`)",
+        "floor": "plain Python `if` statements (floor)",
+    }
+    section.add(
+        f"Check first: on {checked['inputs']} distinct generated findings (every achalasia detail, prior "
+        f"treatments and age varied; all {checked['rules']} rules fire somewhere) the three give the same "
+        f"procedure ids, and CLIPS fires the same rules as the product. Outcomes seen: "
+        + ", ".join("(" + ", ".join(o) + ")" if o else "(none)" for o in checked["outcomes"]) + ".",
+        "",
+        f"Timed: the findings dict in, the sorted procedure ids out; {rounds} rounds over the same inputs, the "
+        "three contenders called one after another on each input in rotating order "
+        f"({len(samples.times['product'])} calls each); clock overhead subtracted.",
+        "",
+        *_table(
+            ["contender", "median (µs)", "p95 (µs)", "product / this (median of per-input ratios)"],
+            [
+                [names[n], f"{samples.median_us(n):.2f}", f"{samples.p95_us(n):.2f}",
+                 "1.00" if n == "product" else f"{samples.ratio('product', n):.2f}"]
+                for n in ("product", "clips", "floor")
+            ],
+        ),
+        "Where the product's decision step goes (pyinstrument):",
+        "",
+        *_profile(lambda: [product(f) for _ in range(3) for f in findings], threshold=0.03),
+    )
+    section.target("decision_vs_clips", f"{vs_clips:.2f}x", "<= 1.00x", vs_clips <= 1.0)
+    section.target("decision_vs_python_floor", f"{vs_floor:.1f}x", "<= 10.0x", vs_floor <= 10.0)
+    return section
+
+
+# ---------------------------------------------------------------- batch and scale
+
+
+def _spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+def parallel_capacity(n: int = 15_000_000) -> float:
+    """Speed-up of two processes over one on pure Python arithmetic: what the machine gives right now."""
+    start = time.perf_counter()
+    _spin(n)
+    _spin(n)
+    serial = time.perf_counter() - start
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        start = time.perf_counter()
+        pool.map(_spin, [n, n])
+        parallel = time.perf_counter() - start
+    return serial / parallel
+
+
+def batch_scale(kb: KnowledgeBase, workdir: Path, sizes: tuple[int, ...], repeats: int) -> tuple[Section, dict[str, Any]]:
+    section = Section("Batch: `myotomy-cds batch` over generated presentations")
+    cases = [case.input for _, case in load_cases()]
+    largest = max(sizes)
+    started = time.perf_counter()
+    source = {largest: workdir / f"in-{largest}.jsonl"}
+    inputs.write_jsonl(source[largest], inputs.variations(kb, cases, largest, seed=20261124))
+    for size in sizes:
+        if size != largest:
+            source[size] = workdir / f"in-{size}.jsonl"
+            with source[largest].open("rb") as full, source[size].open("wb") as part:
+                for _, line in zip(range(size), full):
+                    part.write(line)
+    generated = time.perf_counter() - started
+    startup = batch.startup_seconds(workdir, json.dumps(cases[0]))
+
+    runs: dict[tuple[int, int], list[batch.Run]] = {}
+    capacity: list[float] = []
+    for size in sizes:
+        for _ in range(repeats):
+            capacity.append(parallel_capacity())
+            for workers in (1, 2):
+                runs.setdefault((size, workers), []).append(batch.run_batch(source[size], size, workers, workdir))
+
+    rows = []
+    for (size, workers), done in sorted(runs.items()):
+        med = statistics.median(r.seconds for r in done)
+        rows.append([
+            f"{size:,}", str(workers), f"{med:.2f}", f"{size / med:,.0f}", f"{size / max(med - startup, 1e-9):,.0f}",
+            f"{max(r.peak_rss_mb for r in done):.1f}",
+            f"{max(r.peak_worker_rss_mb for r in done):.1f}" if workers > 1 else "",
+            f"{max(r.peak_tree_rss_mb for r in done):.1f}",
+            f"{done[0].output_mb:,.0f}", done[0].output_sha256[:12],
+        ])
+    identical = all(
+        len({r.output_sha256 for w in (1, 2) for r in runs[(size, w)]}) == 1 for size in sizes
+    )
+    section.add(
+        f"Inputs: the {len(cases)} teaching cases in turn, each with its age and about a third of its details drawn "
+        f"again (validated; seeded), written to a temporary directory ({generated:.0f} s to generate). Each run is "
+        "the installed `myotomy-cds batch IN OUT --workers N` as a separate process, timed from start to exit "
+        f"(process start and knowledge-base load included: {startup:.2f} s for a one-line file). Runs alternate "
+        f"1 and 2 workers, {repeats} of each per size; the table gives the median time and the highest memory.",
+        "",
+        *_table(
+            ["presentations", "workers", "wall (s)", "assessments/s", "without start-up (/s)",
+             "peak RSS, batch process (MB)", "peak RSS, largest worker (MB)", "peak RSS, all processes (MB)",
+             "output (MB)", "output SHA-256"],
+            rows,
+        ),
+        f"Output of 1 and 2 workers identical (SHA-256) at every size: {'yes' if identical else 'NO'}. "
+        f"Parallel capacity of the machine during these runs (two processes of pure Python arithmetic vs one, "
+        f"measured before each pair of runs): {', '.join(f'{c:.2f}x' for c in capacity)}; other work on the "
+        "machine takes its share of the two cores. Start-up is serial (the knowledge base is loaded once, "
+        "before the workers fork), so it limits the two-worker speed-up most on the smaller file; the column "
+        "without start-up shows the steady rate.",
+        "",
+    )
+    one_worker = {size: size / statistics.median(r.seconds for r in runs[(size, 1)]) for size in sizes}
+    speedups = {
+        size: statistics.median(r.seconds for r in runs[(size, 1)]) / statistics.median(r.seconds for r in runs[(size, 2)])
+        for size in sizes
+    }
+    rss = {size: max(r.peak_rss_mb for r in runs[(size, 1)]) for size in sizes}
+    low = min(one_worker.values())
+    section.target(
+        "batch_throughput_one_process",
+        ", ".join(f"{v:,.0f}/s at {s:,}" for s, v in one_worker.items()),
+        ">= 3,000/s", low >= 3000,
+    )
+    spread = max(rss.values()) - min(rss.values())
+    section.target(
+        "batch_peak_rss_flat", f"{spread:.1f} MB apart ({', '.join(f'{v:.1f} MB at {s:,}' for s, v in rss.items())})",
+        "within 20 MB", spread <= 20,
+    )
+    section.target("batch_peak_rss", f"{max(rss.values()):.1f} MB", "< 250 MB", max(rss.values()) < 250)
+    section.target(
+        "batch_two_workers_speedup",
+        ", ".join(f"{v:.2f}x at {s:,}" for s, v in speedups.items())
+        + f" (machine's parallel capacity {statistics.median(capacity):.2f}x)",
+        ">= 1.70x", min(speedups.values()) >= 1.7,
+    )
+    section.target("batch_workers_same_output", "identical" if identical else "different", "identical", identical)
+    return section, {"source": source, "startup": startup}
+
+
+def rule_base_growth(kb: KnowledgeBase, engine: Engine, workdir: Path, batch_source: Path, batch_lines: int,
+                     count: int, rounds: int, repeats: int) -> Section:
+    section = Section("Growth with the rule base: ten times as many rules")
+    grown_dir, before, after = synthetic.grown_copy(workdir / "grown")
+    started = time.perf_counter()
+    big = load(grown_dir)
+    big_engine = Engine(big)
+    build = time.perf_counter() - started
+    started = time.perf_counter()
+    Engine(load())
+    base_build = time.perf_counter() - started
+    cases = [case.input for _, case in load_cases()]
+    sample = list(inputs.variations(kb, cases, count, seed=99))
+    base, grown = (kb, engine), (big, big_engine)
+    for raw in sample[:50]:
+        assess(raw, context=base)
+        assess(raw, context=grown)
+    samples = timing.interleaved(
+        {"base": lambda raw: assess(raw, context=base), "grown": lambda raw: assess(raw, context=grown)},
+        sample, rounds,
+    )
+    in_process = samples.ratio("grown", "base")
+    findings = []
+    for raw in sample:
+        presentation = parse_presentation(raw)
+        findings += [(c.presentation, facts_of(c, presentation)) for c in presentation.conditions]
+    fire = timing.interleaved(
+        {"base": lambda item: engine.fire(*item), "grown": lambda item: big_engine.fire(*item)}, findings, rounds
+    )
+    fired = {
+        "base": statistics.mean(len(engine.fire(*item)) for item in findings),
+        "grown": statistics.mean(len(big_engine.fire(*item)) for item in findings),
+    }
+    env = {"MYOTOMY_CDS_DATA": str(grown_dir)}
+    runs: dict[str, list[batch.Run]] = {"base": [], "grown": []}
+    for _ in range(repeats):
+        runs["base"].append(batch.run_batch(batch_source, batch_lines, 1, workdir))
+        runs["grown"].append(batch.run_batch(batch_source, batch_lines, 1, workdir, env=env))
+    line = json.dumps(cases[0])
+    startup = {"base": batch.startup_seconds(workdir, line), "grown": batch.startup_seconds(workdir, line, env=env)}
+    wall = {k: statistics.median(r.seconds for r in v) for k, v in runs.items()}
+    section.add(
+        f"A temporary copy of data/ with {after - before:,} synthetic rules added to its {before} "
+        f"({after:,} in all; `benchmarks/synthetic.py`: each is a refinement of a real rule of its presentation, "
+        "its conditions with thresholds moved plus one more finding required, with the real rule's effects). "
+        "In one process, `assess()` with each knowledge base in turn on the same "
+        f"{len(sample):,} generated presentations, {rounds} rounds:",
+        "",
+        *_table(
+            ["knowledge base", "rules", "assess() median (µs)", "assess() p95 (µs)", "Engine.fire median (µs)",
+             "rules fired per condition (mean)", "load + engine build (s)"],
+            [
+                ["data/", str(before), f"{samples.median_us('base'):.0f}", f"{samples.p95_us('base'):.0f}",
+                 f"{fire.median_us('base'):.1f}", f"{fired['base']:.2f}", f"{base_build:.2f}"],
+                ["data/ + 10x synthetic", f"{after:,}", f"{samples.median_us('grown'):.0f}",
+                 f"{samples.p95_us('grown'):.0f}", f"{fire.median_us('grown'):.1f}", f"{fired['grown']:.2f}",
+                 f"{build:.2f}"],
+                ["ratio (median of per-input ratios)", "", f"{in_process:.2f}", "", f"{fire.ratio('grown', 'base'):.2f}",
+                 f"{fired['grown'] / fired['base']:.2f}", ""],
+            ],
+        ),
+        f"Rulesets in durable-rules' C core: {engine.ruleset_count} for data/, {big_engine.ruleset_count} for the "
+        "grown copy (a presentation whose rules add more than `SHARD_PATHS` alternatives is split, see "
+        "rules/engine.py). `Engine.fire` grows with the rules per ruleset, not only with the rules that fire: "
+        "the C core builds and deletes a state for every fresh sid at a cost that grows with its ruleset (about "
+        "0.25 µs per rule on this machine, measured while building this suite), once per ruleset. `assess()` "
+        "grows with the fired rules' basis records and with \"why not\", which lists every rule that could have "
+        "suggested a procedure that was not suggested.",
+        "",
+        f"The batch command on the {batch_lines:,}-presentation file, one worker, `MYOTOMY_CDS_DATA` set to the "
+        f"copy, alternating with the plain knowledge base ({repeats} runs each, median):",
+        "",
+        *_table(
+            ["knowledge base", "wall (s)", "assessments/s", "start-up, one line (s)", "peak RSS (MB)"],
+            [
+                [k, f"{wall[k]:.2f}", f"{batch_lines / wall[k]:,.0f}", f"{startup[k]:.2f}",
+                 f"{max(r.peak_rss_mb for r in runs[k]):.1f}"]
+                for k in ("base", "grown")
+            ],
+        ),
+    )
+    batch_ratio = wall["grown"] / wall["base"]
+    section.target(
+        "rule_base_10x_time_per_assessment", f"{in_process:.2f}x in process, {batch_ratio:.2f}x batch wall time",
+        "< 2.00x", in_process < 2.0,
+    )
+    return section
+
+
+def batch_profile(source: Path, lines: int) -> Section:
+    """What one batch process spends its time on (in this process, same code path as the command)."""
+    from rules import cli
+
+    section = Section("Profile of the batch loop (one process)")
+    with source.open("rb") as handle:
+        data = [line for _, line in zip(range(lines), handle)]
+    for _ in cli._records(data[:100]):
+        pass
+    section.add(
+        f"`rules.cli._records` over the first {len(data):,} generated presentations, output discarded "
+        "(pyinstrument):",
+        "",
+        *_profile(lambda: [None for _ in cli._records(data)], threshold=0.04),
+    )
+    gc.collect()
+    return section
