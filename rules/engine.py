@@ -7,9 +7,10 @@ What durable-rules does on this machine, and how this module answers it (see des
   durable-rules at all. Its C core does the matching; the names of the rules it activates are read
   back under the lock, and the Python side of each rule (the action hook) runs afterwards, its
   errors raised as `RuleExecutionError`, as is any error of the C core;
-- a fact that no rule matches raises in the Host API (`MessageNotHandledException`); the C core
-  returns code 1 for it, which here means "no rule fired" (a catch-all rule would cost an
-  activation on every call: about 2 µs of a 16 µs achalasia decision, measured);
+- a fact that no rule matches raises: every ruleset has a catch-all rule for its presentation.
+  Reading the C core's "not handled" answer as "no rule fired" instead saves an activation
+  (about 0.8 of 16 µs) but crashed the process (segmentation fault in delete_state) on the 10x
+  knowledge base of benchmarks/ (measured): the catch-all stays;
 - the C core walks the alternatives below a node with a fixed-size stack and fails (error 303,
   then heap corruption) past about 60 of them: a presentation whose rules add more is split over
   several rulesets (SHARD_PATHS), the one fact asserted into each under the same fresh sid;
@@ -48,7 +49,7 @@ _LOCK = threading.RLock()
 _SIDS = itertools.count(1)
 _ENGINES = itertools.count(1)
 _ACTION = re.compile(r'\s*\{\s*"([^"]+)"')  # the activated rule's name opens the C core's message
-_NOT_MATCHED = 1  # the C core's ERR_EVENT_NOT_HANDLED: no rule matched the fact
+_NOT_HANDLED = 1
 # The C core walks the paths below a node with a fixed-size stack: about 60 alternatives below one
 # presentation's anchor work, about 100 fail with error 303 (ERR_MAX_STACK_SIZE), and a failure
 # there was followed by heap corruption (measured on a 10x knowledge base). Rulesets stay below:
@@ -159,7 +160,7 @@ def _paths(tests: tuple[conditions.Test, ...]) -> int:
 @dataclass(frozen=True)
 class _Ruleset:
     handle: int
-    names: dict[str, str]  # C core rule name -> our rule id
+    names: dict[str, str | None]  # C core rule name -> our rule id (None for the catch-all)
 
 
 class Engine:
@@ -189,10 +190,11 @@ class Engine:
         return sum(len(shards) for shards in self._rulesets.values())
 
     def _define(self, name: str, presentation: str, kb: KnowledgeBase, rules: list[Rule]) -> _Ruleset:
-        expressions: list[Any] = []
-        ids: list[str] = []
+        anchor = lang.m.presentation == presentation  # see the module doc
+        expressions: list[Any] = [anchor]
+        ids: list[str | None] = [None]
         for rule in rules:
-            expr = lang.m.presentation == presentation  # the anchor: see the module doc
+            expr = lang.m.presentation == presentation
             for test in kb.tests[rule.id]:
                 expr = expr & _compile(test)
             expressions.append(expr)
@@ -232,8 +234,8 @@ class Engine:
         activated: list[str] = []
         try:
             code, state = core.assert_fact(handle, payload)
-            if code == _NOT_MATCHED:
-                return activated
+            if code == _NOT_HANDLED:
+                raise RuleExecutionError("no rule handled the findings (the catch-all rule is missing)")
             if code != 0:
                 raise RuleExecutionError(f"the rule engine refused the findings (code {code})")
             try:
@@ -266,7 +268,9 @@ class Engine:
                 name = match.group(1) if match else None
                 if name not in names:
                     raise RuleExecutionError(f"the rule engine activated an unknown rule: {message[:80]!r}")
-            fired.append(names[name])
+            rule_id = names[name]
+            if rule_id is not None:
+                fired.append(rule_id)
         return fired
 
 
@@ -282,7 +286,7 @@ def _shards(kb: KnowledgeBase, rules: tuple[Rule, ...]) -> list[list[Rule]]:
             load = 0
         shards[-1].append(rule)
         load += paths
-    return [shard for shard in shards if shard]  # a presentation without rules needs no ruleset
+    return shards
 
 
 def _abandon(handle: int, state: int) -> None:
