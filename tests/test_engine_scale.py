@@ -1,0 +1,56 @@
+"""The engine stays correct on a knowledge base ten times the size (many sharded rulesets).
+
+Run in a child process: a fault in durable-rules' C core (one segfaulted in delete_state on this
+knowledge base during development) must fail this test, not end the pytest run.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks import inputs, synthetic
+from rules import assess, conditions
+from rules.engine import Engine
+from rules.knowledge_base import load, load_cases
+from tests.test_engine import _values_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def check_grown_knowledge_base() -> None:
+    """Build the 10x knowledge base, compare every firing with the plain reading, run assessments."""
+    with tempfile.TemporaryDirectory() as tmp:
+        grown_dir, before, after = synthetic.grown_copy(Path(tmp) / "grown")
+        big = load(grown_dir)
+    assert after >= 10 * before
+    engine = Engine(big)
+    assert engine.ruleset_count > len(big.presentations), "no presentation was sharded: the test covers less"
+    rng = random.Random(7)
+    none_fired = 0
+    for pid in big.presentations:
+        rules = big.rules_for(pid)
+        fields = sorted({f for r in rules for f in conditions.fields(big.tests[r.id])})
+        for _ in range(40):
+            facts = {f: rng.choice(vs) for f in fields if (vs := _values_for(big, f)) and rng.random() < 0.7}
+            expected = {r.id for r in rules if conditions.holds(big.tests[r.id], facts)}
+            assert set(engine.fire(pid, facts)) == expected, (pid, facts)
+            none_fired += not expected
+    assert none_fired > 0
+    cases = [case.input for _, case in load_cases()]
+    for raw in inputs.variations(load(), cases, 1000, seed=99):
+        assess(raw, context=(big, engine))
+    print("checked", after, "rules in", engine.ruleset_count, "rulesets")
+
+
+def test_ten_times_the_rules_fire_as_written_without_crashing() -> None:
+    result = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c",
+         "from tests.test_engine_scale import check_grown_knowledge_base as c; c()"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    assert "checked" in result.stdout
