@@ -8,6 +8,7 @@ output the user asked for.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -141,19 +142,16 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _held(signals: set[signal.Signals]) -> Any:
+@contextlib.contextmanager
+def _held(signals: set[signal.Signals]) -> Iterator[None]:
     """Hold back these signals for a `with` block (main thread only; elsewhere a no-op)."""
     mask = getattr(signal, "pthread_sigmask", None)
-
-    class Held:
-        def __enter__(self) -> None:
-            self.previous = mask(signal.SIG_BLOCK, signals) if mask else None
-
-        def __exit__(self, *_: object) -> None:
-            if mask:
-                mask(signal.SIG_SETMASK, self.previous)
-
-    return Held()
+    previous = mask(signal.SIG_BLOCK, signals) if mask else None
+    try:
+        yield
+    finally:
+        if mask:
+            mask(signal.SIG_SETMASK, previous)
 
 
 def _write_whole(target: IO[bytes], data: bytes) -> None:
