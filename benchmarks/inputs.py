@@ -35,12 +35,10 @@ def _unwrap(annotation: Any) -> list[Any]:
 def _thresholds(kb: KnowledgeBase, field: str) -> list[Any]:
     values: set[Any] = set()
     for tests in kb.tests.values():
-        for test in tests:
-            clauses = [test] if isinstance(test, conditions.Clause) else [c for o in test.options for c in o]
-            for clause in clauses:
-                if clause.field == field and clause.op in ("gt", "gte", "lt", "lte", "eq", "ne"):
-                    if isinstance(clause.value, (int, float)) and not isinstance(clause.value, bool):
-                        values.update({clause.value - 1, clause.value, clause.value + 1})
+        for clause in conditions.clauses(tests):
+            if clause.field == field and clause.op in ("gt", "gte", "lt", "lte", "eq", "ne"):
+                if isinstance(clause.value, (int, float)) and not isinstance(clause.value, bool):
+                    values.update({clause.value - 1, clause.value, clause.value + 1})
     return sorted(v for v in values if v >= 0) or [1, 6, 24]
 
 

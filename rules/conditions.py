@@ -138,14 +138,19 @@ def _check_scalar(field: str, value: Any) -> None:
         raise ValueError(f"{field}: expected a single value, got {type(value).__name__}")
 
 
-def fields(tests: tuple[Test, ...]) -> Iterator[str]:
-    """Every finding a rule reads, in order."""
+def clauses(tests: tuple[Test, ...]) -> Iterator[Clause]:
+    """Every clause of a rule, those inside any_of options included, in order."""
     for test in tests:
         if isinstance(test, Clause):
-            yield test.field
+            yield test
         else:
             for option in test.options:
-                yield from (c.field for c in option)
+                yield from option
+
+
+def fields(tests: tuple[Test, ...]) -> Iterator[str]:
+    """Every finding a rule reads, in order."""
+    return (clause.field for clause in clauses(tests))
 
 
 def holds(tests: tuple[Test, ...], facts: dict[str, Any]) -> bool:

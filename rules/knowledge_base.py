@@ -273,10 +273,7 @@ def _check_references(
 
 
 def _check_subtypes(file: str, where: str, tests: tuple[conditions.Test, ...], pres: PresentationDef) -> None:
-    clauses: list[conditions.Clause] = []
-    for test in tests:
-        clauses.extend([test] if isinstance(test, conditions.Clause) else [c for o in test.options for c in o])
-    for clause in clauses:
+    for clause in conditions.clauses(tests):
         if clause.field != "subtype" or clause.op == "missing":
             continue
         values = clause.value if isinstance(clause.value, list) else [clause.value]

@@ -19,17 +19,14 @@ def _values_for(kb: KnowledgeBase, field: str) -> list[Any]:
     """Values that sit on both sides of every threshold and choice the rules use for a finding."""
     values: set[Any] = set()
     for tests in kb.tests.values():
-        for test in tests:
-            clauses = [test] if isinstance(test, conditions.Clause) else [c for o in test.options for c in o]
-            for c in clauses:
-                if c.field != field or c.op == "missing":
-                    continue
-                items = c.value if isinstance(c.value, list) else [c.value]
-                for v in items:
-                    if isinstance(v, bool) or isinstance(v, str):
-                        values.add(v)
-                    else:
-                        values.update({v - 1, v, v + 1})
+        for c in conditions.clauses(tests):
+            if c.field != field or c.op == "missing":
+                continue
+            for v in c.value if isinstance(c.value, list) else [c.value]:
+                if isinstance(v, bool) or isinstance(v, str):
+                    values.add(v)
+                else:
+                    values.update({v - 1, v, v + 1})
     if any(isinstance(v, bool) for v in values):
         values.update({True, False})
     return sorted(values, key=repr)
