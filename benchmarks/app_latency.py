@@ -9,14 +9,14 @@ Run: `make bench-app` (needs Debian's Chromium, as the browser tests do).
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from benchmarks import timing
-from tests.browser import ROOT, choose, chromium, free_port, streamlit_server, wait_for_app
+from tests.browser import ROOT, choose, chromium, streamlit_server, wait_for_app
+from tests.servers import answers_ok, free_port, running, streamlit_command
 
 ROUNDS = 8
 
@@ -53,21 +53,11 @@ def time_floor(page, url: str) -> float:
 def time_to_interactive(browser) -> float:
     """Seconds from launching `streamlit run app.py` to the presentation picker being usable."""
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     start = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.05)
+    with tempfile.TemporaryDirectory() as tmp, \
+            running(streamlit_command(ROOT / "app.py", port), answers_ok(f"{url}/_stcore/health"),
+                    Path(tmp) / "streamlit.log", poll=0.05):
         page = browser.new_page()
         page.goto(url)
         page.locator('[data-testid="stMultiSelect"] input').first.wait_for(state="visible", timeout=60_000)
@@ -75,9 +65,6 @@ def time_to_interactive(browser) -> float:
         elapsed = time.perf_counter() - start
         page.close()
         return elapsed
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def main() -> list[str]:

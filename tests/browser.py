@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from tests.servers import answers_ok, free_port, running, streamlit_command
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -39,45 +37,15 @@ def require_browser() -> None:
         pytest.skip(missing)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def streamlit_server(script: Path, timeout: float = 90.0) -> Iterator[str]:
     """Start `streamlit run` on 127.0.0.1, wait until /_stcore/health answers ok, stop it afterwards."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"streamlit exited early: {process.stdout.read().decode(errors='replace')[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("streamlit did not become healthy in time")
-            time.sleep(0.2)
+    with tempfile.TemporaryDirectory() as tmp, \
+            running(streamlit_command(script, port), answers_ok(f"{url}/_stcore/health"), Path(tmp) / "streamlit.log",
+                    timeout=timeout):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        if process.stdout:
-            process.stdout.close()
 
 
 @contextlib.contextmanager

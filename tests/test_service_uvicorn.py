@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,53 +21,25 @@ from models.cds_hooks import CdsResponse, Discovery, ErrorBody
 from rules.knowledge_base import load
 from service import cards as cardlib
 from service.app import SERVICE_ID
+from tests.servers import ServerFailed, answers_ok, free_port, running
 
-ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "patient-view-achalasia.json"
 START_TIMEOUT_S = 90
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """(base URL, file holding the server's output); the process is stopped afterwards."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    command = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1", "--port", str(port)]
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"uvicorn exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/cds-services", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not answer within {START_TIMEOUT_S} s:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield base, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+        with running(command, answers_ok(f"{base}/cds-services"), log, timeout=START_TIMEOUT_S,
+                     env={**os.environ, "PYTHONUNBUFFERED": "1"}):
+            yield base, log
+    except ServerFailed as error:
+        pytest.fail(str(error))
 
 
 def _post(base: str, path: str, body: bytes) -> httpx.Response:
