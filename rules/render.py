@@ -19,7 +19,8 @@ def cite(refs: tuple[CitationRef, ...]) -> str:
     return ", ".join(f"[{r.key}]" for r in refs)
 
 
-def _value(value: object) -> str:
+def value_text(value: object) -> str:
+    """A finding as a reader says it: booleans as yes/no."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
@@ -28,7 +29,7 @@ def _value(value: object) -> str:
 def basis_lines(basis: Basis) -> list[str]:
     lines = [f"- Rules: {', '.join(f'`{r}` v{basis.rule_versions[r]}' for r in basis.rule_ids)}"]
     if basis.inputs_used:
-        lines.append("- Inputs used: " + ", ".join(f"{k} = {_value(v)}" for k, v in basis.inputs_used.items()))
+        lines.append("- Inputs used: " + ", ".join(f"{k} = {value_text(v)}" for k, v in basis.inputs_used.items()))
     if basis.inputs_missing:
         lines.append("- Not recorded (could change the answer): " + ", ".join(basis.inputs_missing))
     lines.append("- Evidence: " + "; ".join(f"[{c.key}] {c.label}" for c in basis.citations))

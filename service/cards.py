@@ -18,7 +18,7 @@ from models.assessment import Assessment, Basis, CitationRef, RedFlag, Statement
 from models.cds_hooks import Card, Source
 from models.presentation import Condition
 from rules.knowledge_base import AGE_FACTS, KnowledgeBase
-from rules.render import STRENGTH_LABEL
+from rules.render import STRENGTH_LABEL, cite, value_text
 from service.fhir_input import FhirReading
 
 CARD_NAMESPACE = UUID("6e5aecb8-bdc5-4a0c-a8ae-865c30cf8dd9")  # fixed: changing it changes every card uuid
@@ -78,16 +78,6 @@ def _source(basis: Basis, kb_version: str) -> Source:
     return Source(label=label, url=chosen.url) if chosen.url else Source(label=label)
 
 
-def _cite(refs: tuple[CitationRef, ...]) -> str:
-    return ", ".join(f"[{r.key}]" for r in refs)
-
-
-def _value(value: object) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
 def _sources(refs: Iterable[CitationRef]) -> list[str]:
     lines = []
     for ref in {r.key: r for r in refs}.values():
@@ -100,7 +90,7 @@ def _sources(refs: Iterable[CitationRef]) -> list[str]:
 def _basis(basis: Basis) -> list[str]:
     lines = ["**Basis**", "", "- Rules: " + ", ".join(f"`{r}` v{basis.rule_versions[r]}" for r in basis.rule_ids)]
     if basis.inputs_used:
-        lines.append("- Inputs used: " + ", ".join(f"{k} = {_value(v)}" for k, v in basis.inputs_used.items()))
+        lines.append("- Inputs used: " + ", ".join(f"{k} = {value_text(v)}" for k, v in basis.inputs_used.items()))
     if basis.inputs_missing:
         lines.append("- Not recorded (could change the answer): " + ", ".join(basis.inputs_missing))
     lines.append(f"- Intended user: {basis.intended_user}")
@@ -114,7 +104,7 @@ def _statements(title: str, items: tuple[Statement, ...]) -> list[str]:
     lines = [f"**{title}**", ""]
     for s in items:
         mark = " (uncertain)" if s.uncertain else ""
-        lines.append(f"- {s.text}{mark} {_cite(s.citations)}".rstrip())
+        lines.append(f"- {s.text}{mark} {cite(s.citations)}".rstrip())
     return [*lines, ""]
 
 
@@ -154,7 +144,7 @@ def _red_flag_card(flag: RedFlag, a: Assessment, kb: KnowledgeBase) -> Card:
 
 
 def _suggestion_card(s: Suggestion, a: Assessment) -> Card:
-    first_line = [f"- {f.name} {_cite(f.citations)}" for f in a.first_line if f.presentation == s.presentation]
+    first_line = [f"- {f.name} {cite(f.citations)}" for f in a.first_line if f.presentation == s.presentation]
     about = [f"**{s.name}: {STRENGTH_LABEL[s.strength]}**"]
     if s.target_muscle:
         about.append(f"- Target: {s.target_muscle}")

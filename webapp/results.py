@@ -13,7 +13,7 @@ import subprocess
 import streamlit as st
 
 from models.assessment import Assessment, Basis, CitationRef, Suggestion
-from rules.render import STRENGTH_LABEL
+from rules.render import STRENGTH_LABEL, value_text
 
 _ICON = {"info": ":material/info:", "warning": ":material/warning:", "critical": ":material/error:"}
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
@@ -28,14 +28,10 @@ def _cites(refs: tuple[CitationRef, ...]) -> str:
     return ", ".join(f"[{esc(r.key)}]({r.url})" if r.url else esc(f"[{r.key}]") for r in refs)
 
 
-def _value(value: object) -> str:
-    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
-
-
 def basis_markdown(b: Basis) -> str:
     lines = ["**Rules:** " + ", ".join(f"`{r}` v{b.rule_versions[r]}" for r in b.rule_ids)]
     if b.inputs_used:
-        lines.append("**Inputs used:** " + esc(", ".join(f"{k} = {_value(v)}" for k, v in b.inputs_used.items())))
+        lines.append("**Inputs used:** " + esc(", ".join(f"{k} = {value_text(v)}" for k, v in b.inputs_used.items())))
     if b.inputs_missing:
         lines.append("**Not recorded (could change the answer):** " + esc(", ".join(b.inputs_missing)))
     evidence = [
@@ -164,7 +160,7 @@ def decision_graph(a: Assessment) -> str:
             r = node(f"r:{rule}", rule.replace("_", " "), "#e3e8f8")
             edges.add(f"{r} -> {target};")
             for field, value in b.inputs_used.items():
-                i = node(f"i:{field}={value}", f"{field} = {_value(value)}", "#f2f2f2")
+                i = node(f"i:{field}={value}", f"{field} = {value_text(value)}", "#f2f2f2")
                 edges.add(f"{i} -> {r};")
     lines += list(nodes.values()) + sorted(edges) + ["}"]
     return "\n".join(lines)
