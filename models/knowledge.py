@@ -1,28 +1,45 @@
 """The schema of the knowledge files under `data/`.
 
-A knowledge file that does not fit these models fails at load with its file, field and reason.
-Cross-references (a rule naming a procedure, a caveat naming a citation) are checked by the
-loader in `rules/knowledge_base.py`, which sees all files at once.
+A presentation is one folder, `data/presentations/<id>/`, owned end to end by the person who knows
+it: `presentation.yaml` (purpose, scope, misuse, codes, the details that decide, the options),
+`rules.yaml` (named definitions and rules) and `cases.yaml` (teaching cases, which are tests).
+Shared files sit beside the folders: citations, the option catalogue, the flag and work-up
+vocabulary, shared detail declarations and the passages quoted from the source documents.
+
+Cross-references (a rule naming an option, a case naming a flag) are checked by the loader in
+`models/loader.py`, which sees all files at once and reports every error with file, line and id.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
-Strength = Literal["preferred", "alternative", "after_first_line", "not_indicated"]
+
+# One scale for every option. Several options may share the top rank (preferred or equivalent):
+# the choice is then shared with the patient. "later" is sequencing, not a demotion: the option
+# comes once the step before has failed.
+Strength = Literal["preferred", "equivalent", "alternative", "later", "not_indicated"]
+STRENGTH_ORDER: tuple[str, ...] = ("preferred", "equivalent", "alternative", "later", "not_indicated")
+TOP_RANK: frozenset[str] = frozenset({"preferred", "equivalent"})
+# How the rules that name one option combine: "not indicated" overrides everything, "later" (first
+# try something else) overrides a positive strength; among positive strengths the strongest wins.
+MERGE_PRIORITY: tuple[str, ...] = ("not_indicated", "later", "preferred", "equivalent", "alternative")
+
+OptionKind = Literal["procedure", "non_surgical", "observation", "referral", "workup"]
 ProcedureClass = Literal[
     "myotomy", "myectomy", "lengthening", "repositioning", "bundle", "non_myotomy", "sentinel"
 ]
+# stop: this may be something else, nothing else applies until it is addressed;
+# do_first: a step before the options it concerns; caution: shown beside the plan, changes nothing.
+Severity = Literal["stop", "do_first", "caution"]
+SEVERITY_ORDER: tuple[str, ...] = ("stop", "do_first", "caution")
+DetailType = Literal["yes_no", "choice", "number", "integer", "treatments"]
 Grade = Literal["G", "S", "C", "R", "L"]
 Verdict = Literal["supports", "qualifies", "contradicts"]
-# Display order of strengths.
-STRENGTH_ORDER: tuple[str, ...] = ("preferred", "alternative", "after_first_line", "not_indicated")
-# How the rules that name one procedure combine: a caution (not indicated, first-line care first)
-# overrides any positive suggestion; among positive ones the strongest wins.
-MERGE_PRIORITY: tuple[str, ...] = ("not_indicated", "after_first_line", "preferred", "alternative")
+Step = Literal["first", "treatment"]
 
 
 class Knowledge(BaseModel):
@@ -44,13 +61,16 @@ class Sourced(Knowledge):
 
     text: str = Field(min_length=3)
     citations: tuple[str, ...] = Field(min_length=1)
-    uncertain: bool = Field(False, description="The brief marks this as uncited or to verify.")
+    uncertain: bool = Field(False, description="The brief marks this as uncited, unsupported or to verify.")
 
 
-class Procedure(Knowledge):
+class Option(Knowledge):
+    """Anything a plan can propose: a procedure, non-surgical care, observation or a referral."""
+
     id: Id
     name: str
-    procedure_class: ProcedureClass
+    kind: OptionKind
+    procedure_class: ProcedureClass | None = None
     target_muscle: str | None = None
     approaches: tuple[str, ...] = ()
     description: str | None = None
@@ -59,54 +79,141 @@ class Procedure(Knowledge):
 
 
 class Term(Knowledge):
-    """A red-flag or work-up id with its meaning, shared by every presentation."""
+    """A work-up id with its meaning, shared by every presentation."""
 
     id: Id
     meaning: str
 
 
+class FlagDef(Knowledge):
+    """A red flag: how grave it is, what addresses it, and which recorded facts clear it."""
+
+    id: Id
+    meaning: str
+    severity: Severity
+    workup: tuple[Id, ...] = Field((), description="Work-up that addresses the flag.")
+    cleared_when: tuple[dict[str, Any], ...] = Field(
+        (), description="Alternatives (any one suffices) of recorded facts that clear the flag once raised."
+    )
+    cleared_meaning: str | None = Field(None, description="What clearing means, in plain words.")
+
+
 class Vocabulary(Knowledge):
-    """One file of data/vocabulary/: the brief's ids, or ids a group of rules added."""
+    """One file of data/vocabulary/: flags and work-up terms."""
 
     source: str
-    red_flags: tuple[Term, ...] = ()
+    red_flags: tuple[FlagDef, ...] = ()
     workup: tuple[Term, ...] = ()
 
 
+class Choice(Knowledge):
+    id: Id
+    meaning: str
+
+
+class Detail(Knowledge):
+    """A decision fact a presentation takes: its type, bounds, words for the form, and what it decides."""
+
+    id: Id
+    type: DetailType
+    label: str = Field(min_length=2)
+    help: str | None = None
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Choice, ...] = ()
+    decides: tuple[Id, ...] = Field((), description="Options whose place in the plan this detail can change.")
+    citations: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Detail":
+        if self.type == "choice" and len(self.choices) < 2:
+            raise ValueError(f"detail {self.id!r}: a choice needs at least two choices")
+        if self.type != "choice" and self.choices:
+            raise ValueError(f"detail {self.id!r}: only a choice has choices")
+        if self.type not in ("number", "integer") and (self.min is not None or self.max is not None or self.unit):
+            raise ValueError(f"detail {self.id!r}: only a number has a unit and bounds")
+        return self
+
+
+class DetailUse(Knowledge):
+    """A shared detail (data/details.yaml) used by a presentation, with its own words where they differ."""
+
+    use: Id
+    label: str | None = None
+    help: str | None = None
+    decides: tuple[Id, ...] | None = None
+
+
+class Constraint(Knowledge):
+    """A combination of details that cannot be true together; the input is refused with the message."""
+
+    when: dict[str, Any] = Field(min_length=1)
+    message: str = Field(min_length=5)
+
+
+class Codes(Knowledge):
+    icd10: tuple[str, ...] = ()
+
+
 class PresentationDef(Knowledge):
+    """presentation.yaml: what the presentation is, what it is for, what it takes and offers."""
+
     id: Id
     name: str
-    icd10: tuple[str, ...] = ()
-    subtypes: tuple[Id, ...] = ()
-    details: tuple[str, ...] = Field(description="Condition fields that apply to it.")
+    summary: str
+    purpose: str = Field(min_length=10, description="What the rules of this folder are for.")
+    intended_use: str = Field(min_length=10, description="Who uses it, for which patients.")
+    misuse: str = Field(min_length=10, description="What it must not be used for.")
+    codes: Codes = Codes()
     requires_age: bool = False
     max_age_years: float | None = Field(None, gt=0)
-    procedures: tuple[Id, ...] = Field(description="Candidate procedures, myotomy-type first.")
-    first_line: tuple[Id, ...] = ()
-    summary: str
+    details: tuple[Detail | DetailUse, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+    options: tuple[Id, ...] = Field(min_length=1, description="Every option the rules may place in the plan.")
     citations: tuple[str, ...] = Field(min_length=1)
 
 
+class Definition(Knowledge):
+    """A named, derived finding ("completed malignancy work-up"): true when its clauses hold."""
 
-
-class RedFlagEffect(Knowledge):
     id: Id
-    concerns: tuple[Id, ...] = Field(
-        (), description="Procedures that cannot be preferred while it stands; empty = all."
-    )
+    meaning: str = Field(min_length=5)
+    when: dict[str, Any] = Field(min_length=1)
 
 
-class Suggest(Knowledge):
-    procedure: Id
+class Evidence(Knowledge):
+    """Recommendation strength and certainty of evidence as the source grades them."""
+
+    source: str = Field(description="Citation key of the grading source.")
+    system: str = Field(description="e.g. GRADE, ACC/AHA class and level of evidence.")
+    recommendation: str | None = Field(None, description="As graded, e.g. strong, conditional, Class 1.")
+    certainty: str | None = Field(None, description="As graded, e.g. moderate, low, LOE B-NR.")
+
+
+class OptionEffect(Knowledge):
+    option: Id
     strength: Strength
+    step: Step = Field("treatment", description="first: do now, before the treatment options (correction, first trial).")
+
+
+class FlagEffect(Knowledge):
+    id: Id
+    concerns: tuple[Id, ...] = Field((), description="Options that wait for it (do-first); empty = every procedure.")
+
+
+class SharedDecision(Knowledge):
+    """What tips a choice the guideline leaves to the patient and the team."""
+
+    tips: tuple[str, ...] = Field(min_length=1)
 
 
 class Effects(Knowledge):
-    suggest: tuple[Suggest, ...] = ()
-    red_flags: tuple[RedFlagEffect, ...] = ()
+    options: tuple[OptionEffect, ...] = ()
+    flags: tuple[FlagEffect, ...] = ()
     workup: tuple[Id, ...] = ()
-    first_line: tuple[Id, ...] = ()
     caveats: tuple[Sourced, ...] = ()
+    shared_decision: SharedDecision | None = None
 
 
 class Rule(Knowledge):
@@ -114,18 +221,25 @@ class Rule(Knowledge):
 
     id: Id
     version: int = Field(ge=1)
-    presentation: Id
+    presentation: Id = Field("", description="Filled by the loader from the folder.")
     statement: str = Field(min_length=10, description="The rule in plain words.")
     when: dict[str, Any] = Field(min_length=1)
     then: Effects
     citations: tuple[str, ...] = Field(min_length=1)
+    evidence: tuple[Evidence, ...] = ()
+    uncertain: bool = Field(False, description="The brief marks the statement as unsupported or to verify.")
 
     @field_validator("then")
     @classmethod
     def _does_something(cls, then: Effects) -> Effects:
-        if not (then.suggest or then.red_flags or then.workup or then.first_line or then.caveats):
+        if not (then.options or then.flags or then.workup or then.caveats):
             raise ValueError("a rule must have at least one effect")
         return then
+
+
+class RulesFile(Knowledge):
+    definitions: tuple[Definition, ...] = ()
+    rules: tuple[Rule, ...] = Field(min_length=1)
 
 
 class AuditNote(Knowledge):
@@ -145,20 +259,31 @@ class SourceCaveat(Knowledge):
 
 
 class Expectation(Knowledge):
-    procedure: Id
-    strength: Strength | None = None
+    """What a teaching case asserts about the plan; every id is checked against the vocabulary."""
+
+    options: dict[Id, Strength | None] = Field({}, description="Options that must be in the plan, with their strength (null: any).")
+    not_offered: tuple[Id, ...] = Field((), description="Options that must not be offered (absent or not indicated).")
+    first: tuple[Id, ...] = Field((), description="Options that must be in the first step.")
+    flags: tuple[Id, ...] = Field((), description="Flags that must stand (raised and not cleared).")
+    cleared_flags: tuple[Id, ...] = ()
+    no_flags: bool = Field(False, description="No flag may stand.")
+    stopped: bool | None = None
+    workup: tuple[Id, ...] = ()
+    needs: tuple[Id, ...] = Field((), description="Details the plan must ask for.")
+    shared_decision: bool | None = None
+    fired: tuple[str, ...] = Field((), description="Rules that must fire.")
+    not_fired: tuple[str, ...] = ()
 
 
 class TeachingCase(Knowledge):
-    """A vignette with what must and must not be suggested: a test that needs no Python."""
+    """A vignette with the plan it must produce: a test that needs no Python."""
 
     id: Id
     title: str
     teaching_point: str
     input: dict[str, Any]
-    expect_suggested: tuple[Expectation, ...] = ()
-    expect_not_suggested: tuple[Id, ...] = ()
-    expect_red_flags: tuple[Id, ...] = ()
-    expect_no_red_flags: bool = False
-    expect_workup: tuple[Id, ...] = ()
-    expect_first_line: tuple[Id, ...] = ()
+    expect: Expectation
+
+
+class CasesFile(Knowledge):
+    cases: tuple[TeachingCase, ...] = Field(min_length=1)

@@ -1,21 +1,31 @@
 """The input contract: a patient presentation as a clinician would describe it.
 
-Every detail is optional (None means "not recorded"), because an honest answer names what is
-missing instead of guessing. Which details apply to which presentation is knowledge, so it lives
-in `data/presentations/` and is checked by the knowledge base, not here.
+The patient-level part (age) is fixed here. What each presentation takes is knowledge: its details
+are declared in `data/presentations/<id>/presentation.yaml`, and `input_model()` builds the pydantic
+model of a condition from those declarations, so that the form, the JSON Schema, the benchmark
+inputs and the property tests all read one source. Every detail is optional (None means "not
+recorded"): an honest answer names what is missing instead of guessing.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Iterable, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from models.knowledge import Detail
 
 AgeUnit = Literal["days", "weeks", "months", "years"]
 _DAYS_PER_UNIT: dict[str, float] = {"days": 1.0, "weeks": 7.0, "months": 30.4375, "years": 365.25}
 MAX_AGE_YEARS = 120
 
 Outcome = Literal["failed", "partial_response", "good_response", "not_tolerated"]
+OUTCOME_WORDS: dict[str, str] = {
+    "failed": "failed",
+    "partial_response": "partial response",
+    "good_response": "good response",
+    "not_tolerated": "not tolerated",
+}
 
 
 class Strict(BaseModel):
@@ -56,90 +66,14 @@ class Age(Strict):
 class PriorTreatment(Strict):
     """A treatment already given for this presentation, and how it went."""
 
-    treatment: str = Field(description="A procedure or treatment id from the vocabulary.")
+    treatment: str = Field(description="An option id from the vocabulary.")
     outcome: Outcome
 
 
 class Condition(Strict):
-    """One presentation with the details a specialist would use to decide.
-
-    Only the details listed for the presentation in the knowledge base may be given.
-    """
+    """One presentation with its details; the model of each presentation subclasses this."""
 
     presentation: str = Field(description="Presentation id from the controlled vocabulary.")
-    subtype: str | None = Field(None, description="Subtype id, e.g. achalasia type_iii.")
-
-    # Course so far
-    symptomatic: bool | None = None
-    diagnosis_confirmed: bool | None = Field(
-        None, description="The objective test that establishes the indication confirms it."
-    )
-    malignancy_excluded: bool | None = Field(
-        None, description="Endoscopy or the relevant imaging has excluded a tumour."
-    )
-    conservative_care: Literal["not_tried", "ongoing", "failed", "succeeded"] | None = Field(
-        None, description="Outcome of the first-line, non-surgical treatment."
-    )
-    prior_treatments: tuple[PriorTreatment, ...] = ()
-    operative_risk: Literal["standard", "high"] | None = Field(
-        None, description="'high' when unfit for general anaesthesia or surgery."
-    )
-    severity: Literal["mild", "moderate", "severe"] | None = None
-    symptom_duration_months: float | None = Field(None, ge=0, le=1200)
-
-    # Oesophagus and stomach
-    rapid_weight_loss: bool | None = None
-    difficult_gej_passage: bool | None = None
-    opioid_use: bool | None = None
-    sigmoid_esophagus: bool | None = None
-    pouch_size_cm: float | None = Field(None, gt=0, le=20)
-    bilious_vomiting: bool | None = None
-    electrolytes_corrected: bool | None = None
-
-    # Eye
-    amblyopia: Literal["none", "treated", "untreated"] | None = None
-    deviation_stable: bool | None = None
-    neurological_signs: bool | None = None
-
-    # Tone, contracture, hip
-    contracture_type: Literal["dynamic", "fixed"] | None = None
-    gmfcs_level: int | None = Field(None, ge=1, le=5)
-    hip_migration_percentage: float | None = Field(None, ge=0, le=100)
-    gait_analysis_done: bool | None = None
-    acute_compartment_syndrome: bool | None = None
-
-    # Dystonia and voice
-    botulinum_response: Literal["good", "secondary_nonresponse", "primary_nonresponse"] | None = None
-    widespread_dystonia: bool | None = None
-    head_tremor: bool | None = None
-    vocal_tremor: bool | None = None
-
-    # Heart
-    lvot_gradient_mmhg: float | None = Field(None, ge=0, le=300)
-    concomitant_cardiac_surgical_disease: bool | None = None
-
-    # Anal fissure
-    incontinence_risk: bool | None = None
-    fissure_duration_weeks: float | None = Field(None, ge=0, le=1000)
-
-    # Cosmetic requests
-    cosmetic_goal: Literal["glabellar_frown_lines", "platysmal_bands", "fat_removal", "posture"] | None = None
-    neck_extension_limited: bool | None = Field(
-        None, description="Zenker: neck extension impossible or limited (rigid stapling needs it)."
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "Condition":
-        seen: set[str] = set()
-        for prior in self.prior_treatments:
-            if prior.treatment in seen:
-                raise ValueError(f"prior treatment {prior.treatment!r} is listed twice")
-            seen.add(prior.treatment)
-        if self.conservative_care == "not_tried" and self.botulinum_response is not None:
-            raise ValueError(
-                "conservative_care is 'not_tried' but a botulinum_response is recorded"
-            )
-        return self
 
     def recorded_details(self) -> dict[str, object]:
         """The details that were given, without the presentation id and the empty defaults."""
@@ -148,6 +82,9 @@ class Condition(Strict):
             for name, value in self.model_dump(exclude={"presentation"}).items()
             if value is not None and value not in ([], ())
         }
+
+    def treatments_given(self) -> tuple[PriorTreatment, ...]:
+        return tuple(getattr(self, "prior_treatments", ()) or ())
 
 
 class Presentation(Strict):
@@ -163,3 +100,54 @@ class Presentation(Strict):
         if duplicated:
             raise ValueError(f"presentation {duplicated[0]!r} is listed more than once")
         return self
+
+
+def _field(detail: Detail, treatment_ids: tuple[str, ...]) -> tuple[Any, Any]:
+    """The pydantic type and default of one declared detail."""
+    info = {"title": detail.label, "description": detail.help}
+    if detail.type == "yes_no":
+        return bool | None, Field(None, **info)
+    if detail.type == "choice":
+        return Literal[tuple(c.id for c in detail.choices)] | None, Field(None, **info)  # type: ignore[misc]
+    if detail.type in ("number", "integer"):
+        kind = int if detail.type == "integer" else float
+        return kind | None, Field(None, ge=detail.min, le=detail.max, **info)
+    treatment = create_model(
+        "PriorTreatment",
+        __base__=PriorTreatment,
+        treatment=(Literal[treatment_ids], Field(description="An option id from the vocabulary.")),  # type: ignore[valid-type]
+    )
+    return tuple[treatment, ...], Field((), **info)  # type: ignore[valid-type]
+
+
+def _no_repeats(self: Condition) -> Condition:
+    seen: set[str] = set()
+    for prior in self.treatments_given():
+        if prior.treatment in seen:
+            raise ValueError(f"prior treatment {prior.treatment!r} is listed twice")
+        seen.add(prior.treatment)
+    return self
+
+
+def condition_model(presentation: str, details: Iterable[Detail], treatment_ids: tuple[str, ...]) -> type[Condition]:
+    """The input model of one presentation, built from its declared details."""
+    fields: dict[str, Any] = {"presentation": (Literal[presentation], Field(description="Presentation id."))}  # type: ignore[valid-type]
+    for detail in details:
+        fields[detail.id] = _field(detail, treatment_ids)
+    name = "Condition_" + presentation
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        name,
+        __base__=Condition,
+        __validators__={"_no_repeats": model_validator(mode="after")(_no_repeats)},
+        **fields,
+    )
+
+
+def input_model(models: Iterable[type[Condition]]) -> type[Presentation]:
+    """The whole input for one knowledge base: a presentation is one of its condition models."""
+    union = Annotated[Union[tuple(models)], Field(discriminator="presentation")]  # type: ignore[valid-type]
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "PresentationInput",
+        __base__=Presentation,
+        conditions=(tuple[union, ...], Field(min_length=1, max_length=8)),
+    )

@@ -1,7 +1,24 @@
-"""The rule engine: `assess()` turns a presentation into an assessment with its basis."""
+"""The rule engine: `assess()` turns a presentation into a plan with its basis.
 
-from rules.assess import InputError, assess, default_context
-from rules.engine import RuleExecutionError
-from rules.knowledge_base import KnowledgeBaseError
+Importing this package does not start durable-rules: the engine is built on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.problems import KnowledgeBaseError
 
 __all__ = ["InputError", "KnowledgeBaseError", "RuleExecutionError", "assess", "default_context"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("InputError", "assess", "default_context"):
+        from rules import planner
+
+        return getattr(planner, name)
+    if name == "RuleExecutionError":
+        from rules.engine import RuleExecutionError
+
+        return RuleExecutionError
+    raise AttributeError(name)

@@ -42,8 +42,8 @@ import durable_rules_engine as core
 from durable import lang
 
 from models.knowledge import Rule
-from rules import conditions
-from rules.knowledge_base import KnowledgeBase
+from models import conditions
+from models.loader import KnowledgeBase
 
 _LOCK = threading.RLock()
 _SIDS = itertools.count(1)

@@ -1,0 +1,491 @@
+"""assess(): a presentation in, a plan with its basis out.
+
+The engine only says which rules hold; the plan is assembled here from the rules' effects and the
+knowledge base: flags with their severity (a stop flag withholds the options, a do-first flag
+becomes a step before them, a flag whose clearing facts are recorded is shown as cleared), the
+options of every kind on one strength scale, the steps, the shared decisions, and the details that
+would change the answer ("needs"), found by trying each undecided value of a missing detail.
+
+What does not depend on the patient is built once per knowledge base in `_Derived`.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any, Iterable
+
+from pydantic import ValidationError
+
+from models import conditions
+from models import plan as out
+from models.knowledge import MERGE_PRIORITY, STRENGTH_ORDER, TOP_RANK, Detail, Rule, Strength
+from models.loader import AGE_FACTS, PRIOR_PREFIX, KnowledgeBase, load
+from models.presentation import Condition, Presentation
+from models.problems import did_you_mean
+from rules.engine import Engine
+
+STRENGTH_WORDS = {
+    "preferred": "preferred",
+    "equivalent": "equivalent option",
+    "alternative": "an alternative",
+    "later": "later, if the step before fails",
+    "not_indicated": "not indicated",
+}
+DEFAULT_TIPS = ("patient preference", "local expertise")
+
+
+class InputError(ValueError):
+    """The input is invalid; `errors` holds (field path, reason) pairs for the user."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in errors))
+
+    @classmethod
+    def from_validation(cls, error: ValidationError) -> "InputError":
+        errors = []
+        for e in error.errors():
+            loc = [str(p) for p in e["loc"]]
+            # the discriminated union puts the presentation id after the index: not a field
+            if len(loc) > 2 and loc[0] == "conditions" and loc[1].isdigit():
+                del loc[2]
+            errors.append((".".join(loc), e["msg"].removeprefix("Value error, ")))
+        return cls(errors)
+
+
+@functools.lru_cache(maxsize=1)
+def default_context() -> tuple[KnowledgeBase, Engine]:
+    """The knowledge base and engine, built once per process."""
+    kb = load()
+    return kb, Engine(kb)
+
+
+def parse_presentation(raw: Presentation | dict[str, Any], kb: KnowledgeBase) -> Presentation:
+    if isinstance(raw, Presentation) and type(raw) is kb.input_model:
+        return raw
+    if isinstance(raw, Presentation):
+        raw = raw.model_dump(exclude_none=True)
+    if not isinstance(raw, dict):
+        raise InputError([("", f"expected a JSON object, got {type(raw).__name__}")])
+    unknown = []
+    conds = raw.get("conditions")
+    if isinstance(conds, (list, tuple)):
+        for i, cond in enumerate(conds):
+            pid = cond.get("presentation") if isinstance(cond, dict) else None
+            if isinstance(pid, str) and pid not in kb.presentations:
+                unknown.append((f"conditions.{i}.presentation", f"unknown presentation {pid!r}" + did_you_mean(pid, kb.presentations)))
+    if unknown:
+        raise InputError(unknown)
+    try:
+        return kb.input_model.model_validate(raw)
+    except ValidationError as error:
+        raise InputError.from_validation(error) from None
+
+
+def _check(presentation: Presentation, kb: KnowledgeBase, facts: list[dict[str, Any]]) -> None:
+    """What the input model cannot know alone: age requirements and declared constraints."""
+    errors: list[tuple[str, str]] = []
+    for index, (cond, found) in enumerate(zip(presentation.conditions, facts)):
+        pdef = kb.presentations[cond.presentation]
+        if pdef.requires_age and presentation.age is None:
+            errors.append(("age", f"age is required for {pdef.name}"))
+        if pdef.max_age_years is not None and presentation.age is not None and presentation.age.years > pdef.max_age_years:
+            errors.append(("age", f"{pdef.name} is not a diagnosis at {presentation.age.value:g} {presentation.age.unit}"))
+        for tests, message in kb.constraints[cond.presentation]:
+            if conditions.holds(tests, found):
+                errors.append((f"conditions.{index}", message))
+    if errors:
+        raise InputError(list(dict.fromkeys(errors)))
+
+
+def facts_of(condition: Condition, presentation: Presentation, kb: KnowledgeBase) -> dict[str, Any]:
+    """Flatten one condition into the findings the rules test, named definitions included."""
+    facts: dict[str, Any] = {}
+    if presentation.age is not None:
+        facts["age_years"] = round(presentation.age.years, 3)
+        facts["age_months"] = round(presentation.age.months, 2)
+        facts["age_weeks"] = round(presentation.age.weeks, 2)
+    for name, value in condition.recorded_details().items():
+        if isinstance(value, tuple):
+            continue
+        # durable-rules cannot parse numbers written with an exponent (1e-07): 4 decimals keep
+        # every bounded input in plain notation, and both the engine and "why not" see the same value
+        facts[name] = round(value, 4) if isinstance(value, float) else value
+    for prior in condition.treatments_given():
+        facts[PRIOR_PREFIX + prior.treatment] = prior.outcome
+    kb.definitions[condition.presentation].apply(facts)
+    return facts
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+class _Derived:
+    """Everything about a knowledge base that a plan reads but does not change, built once."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self.order = {rule.id: i for i, rule in enumerate(kb.rules)}
+        self.rule = {rule.id: rule for rule in kb.rules}
+        self.rules_for = {pid: kb.rules_for(pid) for pid in kb.presentations}
+        self.fields = {rule.id: tuple(_unique(conditions.fields(kb.tests[rule.id]))) for rule in kb.rules}
+        definitions = {pid: {i: tests for i, _, tests in kb.definitions[pid].items} for pid in kb.presentations}
+        self.definition_meaning = {i: m for pid in kb.presentations for i, m, _ in kb.definitions[pid].items}
+        # what a rule reads, through its definitions: the details a missing value can change it by
+        self.reads: dict[str, frozenset[str]] = {}
+        for rule in kb.rules:
+            self.reads[rule.id] = frozenset(_closure(self.fields[rule.id], definitions[rule.presentation]))
+        self.read = {
+            pid: tuple(_unique(f for r in rules for f in self.reads[r.id] if f not in definitions[pid]))
+            for pid, rules in self.rules_for.items()
+        }
+        self.citation = {
+            key: out.CitationRef(key=key, label=c.reference, year=c.year, grade=c.grade, url=c.urls[0] if c.urls else None)
+            for key, c in kb.citations.items()
+        }
+        self.risks = {
+            oid: tuple(out.Statement(text=r.text, citations=self.cite(r.citations), uncertain=r.uncertain) for r in o.risks)
+            for oid, o in kb.options.items()
+        }
+        self.caveat = {
+            id(c): out.Statement(text=c.text, citations=self.cite(c.citations), uncertain=c.uncertain)
+            for rule in kb.rules
+            for c in rule.then.caveats
+        }
+        self.evidence = {
+            rule.id: tuple(out.Evidence(**e.model_dump()) for e in rule.evidence) for rule in kb.rules
+        }
+        self.workup = {w: out.Term(id=w, meaning=meaning) for w, meaning in kb.workup.items()}
+        self.info = {
+            pid: out.PresentationInfo(id=pid, name=p.name, purpose=p.purpose, intended_use=p.intended_use, misuse=p.misuse)
+            for pid, p in kb.presentations.items()
+        }
+        self.source_caveats = tuple(
+            (
+                frozenset(c.applies_to),
+                out.SourceCaveat(
+                    id=c.id, source=c.source, quote=c.quote, audit=c.audit,
+                    audit_citations=self.cite(c.audit.citations) if c.audit else (),
+                ),
+            )
+            for c in kb.source_caveats
+        )
+        self.described = {id(t): t.describe() for tests in kb.tests.values() for t in tests}
+        self.naming = {
+            (pid, oid): tuple(r for r in rules if any(e.option == oid for e in r.then.options))
+            for pid, rules in self.rules_for.items()
+            for oid in kb.presentations[pid].options
+        }
+        self.procedures = {
+            pid: tuple(o for o in p.options if kb.options[o].kind == "procedure") for pid, p in kb.presentations.items()
+        }
+        self.probes = {pid: tuple(self._probes(pid, definitions[pid])) for pid in kb.presentations}
+
+    def _probes(self, pid: str, definitions: dict[str, Any]) -> Iterable[tuple[Detail, tuple[Any, ...], tuple[Rule, ...]]]:
+        """For each detail that decides options: the values worth trying and the rules it can change."""
+        for detail in self.kb.details[pid]:
+            if not detail.decides or detail.type == "treatments":
+                continue
+            affected = tuple(r for r in self.rules_for[pid] if detail.id in self.reads[r.id])
+            if not affected:
+                continue
+            if detail.type == "yes_no":
+                values: tuple[Any, ...] = (True, False)
+            elif detail.type == "choice":
+                values = tuple(c.id for c in detail.choices)
+            else:
+                step = 1 if detail.type == "integer" else 0.5
+                found: list[Any] = []
+                for rule in affected:
+                    for clause in conditions.clauses(self.kb.tests[rule.id]):
+                        if clause.field == detail.id and clause.op not in ("missing",):
+                            for v in clause.value if isinstance(clause.value, list) else [clause.value]:
+                                found += [v - step, v, v + step]
+                lo, hi = detail.min, detail.max
+                values = tuple(v for v in dict.fromkeys(found) if (lo is None or v >= lo) and (hi is None or v <= hi))
+            yield detail, values, affected
+
+    def cite(self, keys: Iterable[str]) -> tuple[out.CitationRef, ...]:
+        return tuple(self.citation[key] for key in dict.fromkeys(keys))
+
+
+def _closure(fields: Iterable[str], definitions: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+    todo = list(fields)
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        if name in definitions:
+            todo.extend(conditions.fields(definitions[name]))
+    return found
+
+
+_DERIVED: dict[int, _Derived] = {}  # by id(kb); each entry holds its kb, so the id cannot be reused
+_DERIVED_LOCK = threading.Lock()
+_DERIVED_MAX = 8
+
+
+def _derived(kb: KnowledgeBase) -> _Derived:
+    found = _DERIVED.get(id(kb))
+    if found is not None and found.kb is kb:
+        return found
+    with _DERIVED_LOCK:
+        found = _DERIVED.get(id(kb))
+        if found is None or found.kb is not kb:
+            found = _Derived(kb)
+            if len(_DERIVED) >= _DERIVED_MAX:
+                _DERIVED.pop(next(iter(_DERIVED)))
+            _DERIVED[id(kb)] = found
+        return found
+
+
+def merge(strengths: Iterable[Strength]) -> Strength:
+    """The strength of an option named by several rules (see MERGE_PRIORITY)."""
+    return min(strengths, key=MERGE_PRIORITY.index)
+
+
+def _merged(rules: Iterable[Rule]) -> dict[str, Strength]:
+    named: dict[str, list[Strength]] = {}
+    for rule in rules:
+        for effect in rule.then.options:
+            named.setdefault(effect.option, []).append(effect.strength)
+    return {oid: merge(s) for oid, s in named.items()}
+
+
+def assess(raw: Presentation | dict[str, Any], *, context: tuple[KnowledgeBase, Engine] | None = None) -> out.Plan:
+    """Assess a presentation. Raises InputError for invalid input, RuleExecutionError if a rule fails."""
+    kb, engine = context or default_context()
+    presentation = parse_presentation(raw, kb)
+    all_facts = [facts_of(c, presentation, kb) for c in presentation.conditions]
+    _check(presentation, kb, all_facts)
+    d = _derived(kb)
+    parts = [_plan_one(d, engine, cond.presentation, facts) for cond, facts in zip(presentation.conditions, all_facts)]
+
+    steps: list[out.PlanStep] = []
+    for part in parts:
+        for step in part["steps"]:
+            steps.append(step.model_copy(update={"order": len(steps) + 1}))
+    options = sorted((o for part in parts for o in part["options"]), key=lambda o: STRENGTH_ORDER.index(o.strength))
+    flags = sorted((f for part in parts for f in part["flags"]), key=_flag_order)
+    workup: dict[str, out.Term] = {}
+    for step in steps:
+        for term in step.workup:
+            workup.setdefault(term.id, term)
+    present_ids = {c.presentation for c in presentation.conditions}
+    return out.Plan(
+        presentations=tuple(d.info[c.presentation] for c in presentation.conditions),
+        stopped=any(part["stopped"] for part in parts),
+        flags=tuple(flags),
+        steps=tuple(steps),
+        options=tuple(options),
+        shared_decisions=tuple(s for part in parts for s in part["shared"]),
+        needs=tuple(n for part in parts for n in part["needs"]),
+        workup=tuple(workup.values()),
+        why_not=tuple(w for part in parts for w in part["why_not"]),
+        source_caveats=tuple(c for applies_to, c in d.source_caveats if not applies_to or present_ids & applies_to),
+        fired_rules=tuple(r for part in parts for r in part["fired"]),
+        knowledge_base=out.KnowledgeBaseStamp(version=kb.version, content_hash=kb.content_hash),
+    )
+
+
+def _flag_order(flag: out.Flag) -> tuple[int, int]:
+    return (flag.status != "standing", ("stop", "do_first", "caution").index(flag.severity))
+
+
+def _plan_one(d: _Derived, engine: Engine, pid: str, facts: dict[str, Any]) -> dict[str, Any]:
+    kb = d.kb
+    pdef = kb.presentations[pid]
+    fired = engine.fire(pid, facts)
+    rules = [d.rule[r] for r in fired]
+    missing = tuple(f for f in d.read[pid] if f not in facts and not f.startswith(PRIOR_PREFIX) and f not in AGE_FACTS)
+
+    flags = _flags(d, rules, pid, facts, missing)
+    standing = [f for f in flags if f.status == "standing"]
+    stop_flags = [f for f in standing if f.severity == "stop"]
+    do_first = [f for f in standing if f.severity == "do_first"]
+
+    by_option: dict[str, list[Rule]] = {}
+    steps_of: dict[str, str] = {}
+    for rule in rules:
+        for effect in rule.then.options:
+            by_option.setdefault(effect.option, []).append(rule)
+            if effect.step == "first":
+                steps_of[effect.option] = "first"
+    strengths = _merged(rules)
+
+    options: list[out.PlanOption] = []
+    withheld: dict[str, tuple[str, ...]] = {}
+    for oid in pdef.options:
+        if oid not in strengths:
+            continue
+        strength = strengths[oid]
+        if stop_flags and strength != "not_indicated":
+            withheld[oid] = tuple(f.id for f in stop_flags)
+            continue
+        step: out.StepKind = "first" if steps_of.get(oid) == "first" else ("if_that_fails" if strength == "later" else "treatment")
+        after = tuple(f.id for f in do_first if oid in f.concerns) if step != "first" else ()
+        options.append(_option(d, oid, pid, strength, step, after, by_option[oid], facts, missing))
+
+    steps = _steps(d, pid, rules, flags, options, stop_flags)
+    top = [o.id for o in options if o.step == "treatment" and o.strength in TOP_RANK]
+    shared = []
+    if len(top) > 1:
+        tips = _unique(t for r in rules if r.then.shared_decision for t in r.then.shared_decision.tips) or list(DEFAULT_TIPS)
+        shared.append(out.SharedDecision(presentation=pid, options=tuple(top), tips=tuple(tips)))
+    why_not = [_why_not(d, oid, pid, facts, withheld.get(oid, ())) for oid in pdef.options if oid not in strengths or oid in withheld]
+    needs = [] if stop_flags else _needs(d, pid, facts, set(fired), strengths)
+    return {"flags": flags, "options": options, "steps": steps, "shared": shared, "why_not": why_not,
+            "needs": needs, "fired": fired, "stopped": bool(stop_flags)}
+
+
+def _basis(d: _Derived, rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...], extra: Iterable[str] = ()) -> out.Basis:
+    used = _unique(f for r in rules for f in d.fields[r.id])
+    return out.Basis(
+        rule_ids=tuple(r.id for r in rules),
+        rule_versions={r.id: r.version for r in rules},
+        statements=tuple(r.statement for r in rules),
+        inputs_used={f: facts[f] for f in used if f in facts},
+        inputs_missing=missing,
+        citations=d.cite([*(k for r in rules for k in r.citations), *extra]),
+        evidence=tuple(e for r in rules for e in d.evidence[r.id]),
+        uncertain=any(r.uncertain for r in rules),
+    )
+
+
+def _flags(d: _Derived, rules: list[Rule], pid: str, facts: dict[str, Any], missing: tuple[str, ...]) -> list[out.Flag]:
+    kb = d.kb
+    raised: dict[str, tuple[list[Rule], list[str]]] = {}
+    for rule in rules:
+        for effect in rule.then.flags:
+            entry = raised.setdefault(effect.id, ([], []))
+            entry[0].append(rule)
+            entry[1].extend(effect.concerns or d.procedures[pid])
+    found = []
+    for fid, (flag_rules, concerns) in raised.items():
+        definition = kb.flags[fid]
+        cleared = any(conditions.holds(tests, facts) for tests in kb.flag_clears[fid])
+        workup = _unique([*definition.workup, *(w for r in flag_rules for w in r.then.workup)])
+        found.append(
+            out.Flag(
+                id=fid,
+                meaning=definition.meaning,
+                severity=definition.severity,
+                status="cleared" if cleared else "standing",
+                presentation=pid,
+                concerns=tuple(_unique(concerns)),
+                workup=tuple(d.workup[w] for w in workup),
+                cleared_by=(definition.cleared_meaning or "the recorded work-up") if cleared else None,
+                basis=_basis(d, flag_rules, facts, missing),
+            )
+        )
+    return sorted(found, key=_flag_order)
+
+
+def _option(
+    d: _Derived, oid: str, pid: str, strength: Strength, step: out.StepKind, after: tuple[str, ...],
+    rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...],
+) -> out.PlanOption:
+    option = d.kb.options[oid]
+    pname = d.kb.presentations[pid].name
+    reason = " ".join(_unique(r.statement for r in rules))
+    if after:
+        reason += " Once the step before is done: " + ", ".join(d.kb.flags[f].meaning for f in after) + "."
+    summary = f"{option.name}: {STRENGTH_WORDS[strength]} ({pname})"
+    caveats = {c.text: c for r in rules for c in r.then.caveats}
+    return out.PlanOption(
+        id=oid,
+        name=option.name,
+        kind=option.kind,
+        procedure_class=option.procedure_class,
+        presentation=pid,
+        strength=strength,
+        step=step,
+        summary=summary if len(summary) <= 139 else summary[:138] + "…",
+        reason=reason,
+        after=after,
+        target_muscle=option.target_muscle,
+        approaches=option.approaches,
+        risks=d.risks[oid],
+        caveats=tuple(d.caveat[id(c)] for c in caveats.values()),
+        basis=_basis(d, rules, facts, missing, option.citations),
+    )
+
+
+_STEP_TITLES = {
+    "urgent": "Stop: urgent action before anything else",
+    "first": "Check or correct first",
+    "treatment": "Treatment options",
+    "if_that_fails": "If that fails",
+}
+
+
+def _steps(
+    d: _Derived, pid: str, rules: list[Rule], flags: list[out.Flag], options: list[out.PlanOption], stop_flags: list[out.Flag]
+) -> list[out.PlanStep]:
+    def workup_of(ids: Iterable[str]) -> tuple[out.Term, ...]:
+        return tuple(d.workup[w] for w in _unique(ids))
+
+    if stop_flags:
+        stop_rules = [r for r in rules if any(f.id in {s.id for s in stop_flags} for f in r.then.flags)]
+        ids = [t.id for f in stop_flags for t in f.workup] + [w for r in stop_rules for w in r.then.workup]
+        return [out.PlanStep(order=1, kind="urgent", presentation=pid, title=_STEP_TITLES["urgent"], workup=workup_of(ids))]
+    steps = []
+    first_workup = [w for r in rules for w in r.then.workup] + [t.id for f in flags if f.status == "standing" for t in f.workup]
+    first_options = tuple(o.id for o in options if o.step == "first")
+    if first_workup or first_options:
+        steps.append(out.PlanStep(order=0, kind="first", presentation=pid, title=_STEP_TITLES["first"], workup=workup_of(first_workup), options=first_options))
+    for kind in ("treatment", "if_that_fails"):
+        ids = tuple(o.id for o in options if o.step == kind and o.strength != "not_indicated")
+        if ids:
+            title = _STEP_TITLES[kind] + (" (once the step before is done)" if kind == "treatment" and steps else "")
+            steps.append(out.PlanStep(order=0, kind=kind, presentation=pid, title=title, options=ids))
+    return steps
+
+
+def _needs(d: _Derived, pid: str, facts: dict[str, Any], fired: set[str], strengths: dict[str, Strength]) -> list[out.Need]:
+    """Details not recorded whose value would change an option's place in the plan."""
+    kb = d.kb
+    needs = []
+    definitions = kb.definitions[pid]
+    for detail, values, affected in d.probes[pid]:
+        if detail.id in facts:
+            continue
+        before = {r.id for r in affected if r.id in fired}
+        unaffected = [d.rule[r] for r in fired if r not in {a.id for a in affected}]
+        changed: list[str] = []
+        for value in values:
+            trial = dict(facts)
+            trial[detail.id] = value
+            definitions.apply(trial)
+            after = {r.id for r in affected if conditions.holds(kb.tests[r.id], trial)}
+            if after == before:
+                continue
+            other = _merged([*unaffected, *(d.rule[r] for r in after)])
+            for oid in kb.presentations[pid].options:
+                if other.get(oid) != strengths.get(oid) and oid not in changed:
+                    changed.append(oid)
+        if changed:
+            needs.append(
+                out.Need(
+                    presentation=pid,
+                    detail=detail.id,
+                    label=detail.label,
+                    decides=tuple(changed),
+                    decides_names=tuple(kb.options[o].name for o in changed),
+                )
+            )
+    return needs
+
+
+def _why_not(d: _Derived, oid: str, pid: str, facts: dict[str, Any], withheld: tuple[str, ...]) -> out.WhyNot:
+    tests = d.kb.tests
+    rules = []
+    for r in d.naming[(pid, oid)]:
+        unmet = tuple(d.described[id(t)] for t in tests[r.id] if not t.holds(facts))
+        if unmet:
+            rules.append(out.UnmetRule(rule_id=r.id, statement=r.statement, unmet=unmet))
+    return out.WhyNot(option=oid, name=d.kb.options[oid].name, presentation=pid, withheld_by=withheld, rules=tuple(rules))
