@@ -54,6 +54,9 @@ class Citation(Knowledge):
     year: int | None = Field(None, ge=1900, le=2100)
     reference: str = Field(min_length=3)
     urls: tuple[str, ...] = ()
+    verified: str | None = Field(
+        None, description="Only for a reference the brief does not list: how and when it was checked (search tool, date, what it says)."
+    )
 
 
 class Sourced(Knowledge):

@@ -105,6 +105,7 @@ class PlanOption(Output):
     summary: str
     reason: str
     after: tuple[str, ...] = ()
+    capped_by: tuple[str, ...] = ()
     target_muscle: str | None = None
     approaches: tuple[str, ...] = ()
     risks: tuple[Statement, ...] = ()

@@ -307,6 +307,7 @@ def _plan_one(d: _Derived, engine: Engine, pid: str, facts: dict[str, Any]) -> d
     standing = [f for f in flags if f.status == "standing"]
     stop_flags = [f for f in standing if f.severity == "stop"]
     do_first = [f for f in standing if f.severity == "do_first"]
+    cautions = [f for f in standing if f.severity == "caution"]
 
     by_option: dict[str, list[Rule]] = {}
     steps_of: dict[str, str] = {}
@@ -323,12 +324,17 @@ def _plan_one(d: _Derived, engine: Engine, pid: str, facts: dict[str, Any]) -> d
         if oid not in strengths:
             continue
         strength = strengths[oid]
-        if stop_flags and strength != "not_indicated":
+        step: out.StepKind = "first" if steps_of.get(oid) == "first" else ("if_that_fails" if strength == "later" else "treatment")
+        if stop_flags and strength != "not_indicated" and step != "first":
+            # a stop flag withholds the treatment; corrections and first actions go on beside the urgent work-up
             withheld[oid] = tuple(f.id for f in stop_flags)
             continue
-        step: out.StepKind = "first" if steps_of.get(oid) == "first" else ("if_that_fails" if strength == "later" else "treatment")
         after = tuple(f.id for f in do_first if oid in f.concerns) if step != "first" else ()
-        options.append(_option(d, oid, pid, strength, step, after, by_option[oid], facts, missing))
+        # a caution that concerns the option (e.g. unfit for anaesthesia) keeps it off the top rank
+        capped = tuple(f.id for f in cautions if oid in f.concerns) if strength in TOP_RANK else ()
+        if capped:
+            strength = "alternative"
+        options.append(_option(d, oid, pid, strength, step, after, capped, by_option[oid], facts, missing))
 
     steps = _steps(d, pid, rules, flags, options, stop_flags)
     top = [o.id for o in options if o.step == "treatment" and o.strength in TOP_RANK]
@@ -387,13 +393,15 @@ def _flags(d: _Derived, rules: list[Rule], pid: str, facts: dict[str, Any], miss
 
 def _option(
     d: _Derived, oid: str, pid: str, strength: Strength, step: out.StepKind, after: tuple[str, ...],
-    rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...],
+    capped: tuple[str, ...], rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...],
 ) -> out.PlanOption:
     option = d.kb.options[oid]
     pname = d.kb.presentations[pid].name
     reason = " ".join(_unique(r.statement for r in rules))
     if after:
         reason += " Once the step before is done: " + ", ".join(d.kb.flags[f].meaning for f in after) + "."
+    if capped:
+        reason += " Would be preferred, but not while this stands: " + ", ".join(d.kb.flags[f].meaning for f in capped) + "."
     summary = f"{option.name}: {STRENGTH_WORDS[strength]} ({pname})"
     caveats = {c.text: c for r in rules for c in r.then.caveats}
     return out.PlanOption(
@@ -407,6 +415,7 @@ def _option(
         summary=summary if len(summary) <= 139 else summary[:138] + "…",
         reason=reason,
         after=after,
+        capped_by=capped,
         target_muscle=option.target_muscle,
         approaches=option.approaches,
         risks=d.risks[oid],
@@ -432,7 +441,13 @@ def _steps(
     if stop_flags:
         stop_rules = [r for r in rules if any(f.id in {s.id for s in stop_flags} for f in r.then.flags)]
         ids = [t.id for f in stop_flags for t in f.workup] + [w for r in stop_rules for w in r.then.workup]
-        return [out.PlanStep(order=1, kind="urgent", presentation=pid, title=_STEP_TITLES["urgent"], workup=workup_of(ids))]
+        steps = [out.PlanStep(order=0, kind="urgent", presentation=pid, title=_STEP_TITLES["urgent"], workup=workup_of(ids))]
+        urgent = set(ids)
+        rest = [w for w in [*(w for r in rules for w in r.then.workup), *(t.id for f in flags if f.status == "standing" for t in f.workup)] if w not in urgent]
+        first = tuple(o.id for o in options if o.step == "first")
+        if first or rest:
+            steps.append(out.PlanStep(order=0, kind="first", presentation=pid, title="Meanwhile", workup=workup_of(rest), options=first))
+        return steps
     steps = []
     first_workup = [w for r in rules for w in r.then.workup] + [t.id for f in flags if f.status == "standing" for t in f.workup]
     first_options = tuple(o.id for o in options if o.step == "first")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rules import default_context
-from rules.knowledge_base import KnowledgeBase
+from models.loader import KnowledgeBase
 
 
 @pytest.fixture(scope="session")
