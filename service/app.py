@@ -35,11 +35,10 @@ from models.cds_hooks import (
     FeedbackRequest,
     PatientViewContext,
 )
+from models.loader import KnowledgeBase
 from models.presentation import Presentation
-from rules import RuleExecutionError, assess, default_context
-from rules.assess import InputError, check_against_knowledge
+from rules import InputError, RuleExecutionError, assess, default_context
 from rules.engine import Engine
-from rules.knowledge_base import KnowledgeBase
 from service import cards as cardlib
 from service.feedback import FeedbackStore
 from service.fhir_input import CodeMap, FhirInputError, FhirReading, PrefetchMissing, code_map, read_prefetch
@@ -154,9 +153,9 @@ def _assess(state: _State, reading: FhirReading) -> tuple[Any, list[cardlib.NotA
     age = reading.presentation.get("age")
     accepted, refused = [], []
     for condition in reading.presentation["conditions"]:
-        one = Presentation.model_validate({**({"age": age} if age else {}), "conditions": [condition]})
+        one = {**({"age": age} if age else {}), "conditions": [condition]}
         try:
-            check_against_knowledge(one, state.kb)
+            assess(one, context=(state.kb, state.engine))  # alone first, so one refusal does not hide the others
         except InputError as error:
             reasons = tuple(msg for _, msg in error.errors)
             refused.append(cardlib.NotAssessed(condition["presentation"], reasons))

@@ -1,52 +1,72 @@
-"""CDS Hooks cards from an Assessment: a rendering of its basis records, nothing computed here.
+"""CDS Hooks cards: a rendering of the Plan; nothing clinical is decided or re-scanned here.
 
-Order: red flags first, then one card per candidate procedure (as the Assessment orders them),
-then what the service could not do: presentations it could not assess, the details the record did
-not hold, and the coded conditions it did not map. A card's uuid is stable: uuid5 of the
-presentation, the procedure or red-flag id and the knowledge-base content hash, so feedback on a
-card means the same advice from the same knowledge, and carries no patient data.
+One card per presentation at most, because the plan is ordered and a card per option would part an
+option from the step that must come before it:
+- a standing stop flag: one `critical` card that says stop and the urgent action; the options wait,
+  so no option is shown as a choice (the card names what is held back);
+- otherwise one card whose summary reads as the plan ("first …; then POEM (preferred) or …"),
+  `warning` while a do-first flag stands, else `info`; the detail gives each step with its options,
+  strength, reason, evidence grading and sources, the details that would change the plan, the flags
+  cleared and how the record was read;
+- no card when the plan has nothing to say for the presentation.
+Then what the service could not do: presentations it could not assess, coded conditions it did not map.
+
+A card's uuid is uuid5 of the presentation, a card key that does not depend on the patient ("plan",
+"stop:<flag>", "not_assessed") and the knowledge-base content hash, so feedback carries no patient
+data and a uuid names one kind of advice from one version of the knowledge.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable, Sequence
 from uuid import UUID, uuid5
 
-from models.assessment import Assessment, Basis, CitationRef, RedFlag, Statement, Suggestion
 from models.cds_hooks import Card, Source
-from models.presentation import Condition
-from rules.knowledge_base import AGE_FACTS, KnowledgeBase
-from rules.render import STRENGTH_LABEL, cite, value_text
+from models.knowledge import TOP_RANK
+from models.loader import KnowledgeBase
+from models.plan import DISCLAIMER, Basis, CitationRef, Flag, Need, Plan, PlanOption, PlanStep, Statement, Term
 from service.fhir_input import FhirReading
 
 CARD_NAMESPACE = UUID("6e5aecb8-bdc5-4a0c-a8ae-865c30cf8dd9")  # fixed: changing it changes every card uuid
+SUMMARY_MAX = 139  # CDS Hooks: a summary is under 140 characters
 SOURCE_LABEL_MAX = 110
-# Red flags shown as `critical`: those whose meaning in the vocabulary (copied from the clinical
-# brief) calls them an emergency. Every other red flag is a `warning`. The knowledge base has no
-# severity field; a test checks that each id here is in the vocabulary and says "emergency".
-CRITICAL_RED_FLAGS = frozenset({"acute_compartment_syndrome", "bilious_vomiting"})
 UNMAPPED = "record"  # the "presentation" part of the uuid of a card about the whole record
+PLAN, NOT_ASSESSED, NOT_MAPPED = "plan", "not_assessed", "conditions_not_mapped"
+INDICATOR_ORDER = ("critical", "warning", "info")
+STRENGTH_WORDS = {
+    "preferred": "preferred",
+    "equivalent": "equivalent",
+    "alternative": "alternative",
+    "later": "later",
+    "not_indicated": "not indicated",
+}
 
 
 def card_uuid(presentation: str, item: str, kb_hash: str) -> UUID:
     return uuid5(CARD_NAMESPACE, f"{presentation}/{item}/{kb_hash}")
 
 
+def stop_key(flag_id: str) -> str:
+    return f"stop:{flag_id}"
+
+
 def known_cards(kb: KnowledgeBase) -> dict[UUID, str]:
     """Every card uuid this knowledge base can issue -> what the card is about (for feedback)."""
     items: dict[UUID, str] = {}
-    for pid, pdef in kb.presentations.items():
-        ids = [f"procedure:{p}" for p in (*pdef.procedures, *pdef.first_line)]
-        ids += [f"red_flag:{f}" for f in kb.red_flags] + ["inputs_missing", "not_assessed"]
-        for item in ids:
-            items[card_uuid(pid, item, kb.content_hash)] = f"{pid}/{item}"
-    items[card_uuid(UNMAPPED, "conditions_not_mapped", kb.content_hash)] = f"{UNMAPPED}/conditions_not_mapped"
+    for pid in kb.presentations:
+        stops = [e.id for r in kb.rules_for(pid) for e in r.then.flags if kb.flags[e.id].severity == "stop"]
+        for key in [PLAN, NOT_ASSESSED, *(stop_key(f) for f in dict.fromkeys(stops))]:
+            items[card_uuid(pid, key, kb.content_hash)] = f"{pid}/{key}"
+    items[card_uuid(UNMAPPED, NOT_MAPPED, kb.content_hash)] = f"{UNMAPPED}/{NOT_MAPPED}"
     return items
 
 
+# Text helpers
+
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")  # enough that record text can form no link, tag or table cell
+_ACRONYM = re.compile(r"^[A-Z][A-Za-z0-9-]*[A-Z0-9]$")
 
 
 def esc(text: str) -> str:
@@ -54,61 +74,75 @@ def esc(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-def _summary(text: str) -> str:
-    return text if len(text) < 140 else text[:138].rstrip() + "…"
+def cite(refs: Iterable[CitationRef]) -> str:
+    return ", ".join(f"[{r.key}]" for r in refs)
 
 
-def _short(text: str, limit: int) -> str:
+def _clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
 
 
-def _unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))
+def _words(ident: str) -> str:
+    """A flag id as a reader says it ("possible pseudoachalasia")."""
+    return ident.replace("_", " ")
 
 
-def _source(basis: Basis, kb_version: str) -> Source:
-    """The first citation with a URL, else the first citation, else the knowledge base itself."""
-    with_url = [c for c in basis.citations if c.url]
-    chosen = (with_url or list(basis.citations) or [None])[0]
-    if chosen is None:
+def _short_name(name: str) -> str:
+    """An option's name for the summary: its acronym where the name ends in one, else the name
+    without a trailing parenthesis ("Oesophagectomy (specialist decision, …)" -> "Oesophagectomy")."""
+    found = re.search(r"\s\(([^()]*)\)$", name)
+    if not found:
+        return name
+    inner = found.group(1)
+    return inner if _ACRONYM.match(inner) else name[: found.start()]
+
+
+def _joined(items: Sequence[str], joiner: str = "and") -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {joiner} {items[-1]}"
+
+
+def _listed(items: Sequence[str], level: int, joiner: str = "and") -> str:
+    """Items for a summary; at level 2 or more, or when an item holds a comma, the first and how many more."""
+    if len(items) > 1 and (level >= 2 or any("," in item for item in items)):
+        return f"{items[0]} (+{len(items) - 1} more)"
+    return _joined(items, joiner)
+
+
+def _fit(render: Callable[[int], str], levels: int = 5) -> str:
+    """The most complete rendering that fits a card summary; the last level is clipped if need be."""
+    text = ""
+    for level in range(levels):
+        text = render(level)
+        if len(text) <= SUMMARY_MAX:
+            return text
+    return _clip(text, SUMMARY_MAX)
+
+
+def _source(refs: Sequence[CitationRef], kb_version: str) -> Source:
+    """The card's first citation, else the knowledge base itself."""
+    if not refs:
         return Source(label=f"Myotomy decision-support knowledge base {kb_version}")
-    label = _short(f"{chosen.key}: {chosen.label}", SOURCE_LABEL_MAX)
-    return Source(label=label, url=chosen.url) if chosen.url else Source(label=label)
+    first = refs[0]
+    label = _clip(f"{first.key}: {first.label}", SOURCE_LABEL_MAX)
+    return Source(label=label, url=first.url) if first.url else Source(label=label)
 
 
 def _sources(refs: Iterable[CitationRef]) -> list[str]:
     lines = []
-    for ref in {r.key: r for r in refs}.values():
+    for ref in refs:
         year = f" ({ref.year})" if ref.year else ""
         link = f" <{ref.url}>" if ref.url and ref.url not in ref.label else ""
         lines.append(f"- [{ref.key}]{year} {ref.label}{link}")
     return lines
 
 
-def _basis(basis: Basis) -> list[str]:
-    lines = ["**Basis**", "", "- Rules: " + ", ".join(f"`{r}` v{basis.rule_versions[r]}" for r in basis.rule_ids)]
-    if basis.inputs_used:
-        lines.append("- Inputs used: " + ", ".join(f"{k} = {value_text(v)}" for k, v in basis.inputs_used.items()))
-    if basis.inputs_missing:
-        lines.append("- Not recorded (could change the answer): " + ", ".join(basis.inputs_missing))
-    lines.append(f"- Intended user: {basis.intended_user}")
-    lines.append(f"- Known limits: {basis.known_limits}")
-    return lines
+def _section(title: str, lines: Sequence[str]) -> list[str]:
+    return [f"**{title}**", "", *lines] if lines else []
 
 
-def _statements(title: str, items: tuple[Statement, ...]) -> list[str]:
-    if not items:
-        return []
-    lines = [f"**{title}**", ""]
-    for s in items:
-        mark = " (uncertain)" if s.uncertain else ""
-        lines.append(f"- {s.text}{mark} {cite(s.citations)}".rstrip())
-    return [*lines, ""]
-
-
-def _detail(blocks: list[list[str]], disclaimer: str) -> str:
+def _detail(blocks: Sequence[Sequence[str]], disclaimer: str) -> str:
     lines: list[str] = []
     for block in blocks:
         if block:
@@ -117,113 +151,307 @@ def _detail(blocks: list[list[str]], disclaimer: str) -> str:
     return "\n".join(lines)
 
 
-def _red_flag_card(flag: RedFlag, a: Assessment, kb: KnowledgeBase) -> Card:
-    pname = kb.presentations[flag.presentation].name
-    rules = {r.id: r for r in kb.rules}
-    workup_ids = _unique(w for rid in flag.basis.rule_ids for w in rules[rid].then.workup)
-    workup = [f"- {t.meaning}" for t in a.workup if t.id in workup_ids]
-    held = [kb.procedures[p].name for p in flag.concerns if p in kb.procedures]
+# One presentation's part of the plan
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What the plan says about one presentation, in the plan's own order."""
+
+    pid: str
+    name: str
+    plan: Plan
+
+    @property
+    def flags(self) -> list[Flag]:
+        return [f for f in self.plan.flags if f.presentation == self.pid]
+
+    def standing(self, severity: str) -> list[Flag]:
+        return [f for f in self.flags if f.status == "standing" and f.severity == severity]
+
+    @property
+    def cleared(self) -> list[Flag]:
+        return [f for f in self.flags if f.status == "cleared"]
+
+    @property
+    def steps(self) -> list[PlanStep]:
+        return [s for s in self.plan.steps if s.presentation == self.pid]
+
+    @property
+    def options(self) -> dict[str, PlanOption]:
+        return {o.id: o for o in self.plan.options if o.presentation == self.pid}
+
+    @property
+    def needs(self) -> list[Need]:
+        return [n for n in self.plan.needs if n.presentation == self.pid]
+
+    def has_something_to_say(self) -> bool:
+        standing = [f for f in self.flags if f.status == "standing"]
+        return bool(standing or self.steps or self.options or self.needs)
+
+
+def _evidence(basis: Basis) -> str:
+    graded = [
+        f"{e.system}" + "".join(f", {x}" for x in (e.recommendation, e.certainty and f"certainty {e.certainty}") if x)
+        + f" [{e.source}]"
+        for e in basis.evidence
+    ]
+    text = "Evidence: " + ("; ".join(graded) if graded else "not graded in the knowledge base")
+    if basis.uncertain:
+        text += "; uncertain (the clinical brief marks this as unsupported or to verify)"
+    return text + "."
+
+
+def _statements(kind: str, items: Iterable[Statement]) -> list[str]:
+    return [f"  - {kind}: {s.text}{' (uncertain)' if s.uncertain else ''} {cite(s.citations)}".rstrip() for s in items]
+
+
+def _option_lines(o: PlanOption) -> list[str]:
+    lines = [f"- **{o.name}: {STRENGTH_WORDS[o.strength]}.** {o.reason} {cite(o.basis.citations)}".rstrip()]
+    lines.append(f"  - {_evidence(o.basis)}")
+    if o.target_muscle:
+        lines.append(f"  - Target: {o.target_muscle}")
+    if o.approaches:
+        lines.append(f"  - Approaches: {', '.join(o.approaches)}")
+    return lines + _statements("Caveat", o.caveats) + _statements("Risk", o.risks)
+
+
+def _flag_line(f: Flag) -> str:
+    why = " ".join(f.basis.statements)
+    return f"- **{_words(f.id).capitalize()}**: {f.meaning}. {why} {cite(f.basis.citations)}".rstrip()
+
+
+def _terms(terms: Iterable[Term]) -> list[str]:
+    return [f"- {t.meaning}" for t in terms]
+
+
+def _step_lines(step: PlanStep, part: _Part) -> list[str]:
+    options = part.options
+    lines = _terms(step.workup)
+    for oid in step.options:
+        lines += _option_lines(options[oid])
+    return _section(step.title, lines)
+
+
+def _needs_lines(part: _Part) -> list[str]:
+    lines = []
+    for need in part.needs:
+        names = list(need.decides_names)
+        decides = f"between {_joined(names)}" if len(names) > 1 else f"on {names[0]}"
+        lines.append(f"- Record **{need.label}**: it decides {decides}.")
+    return _section("Would change the plan", lines)
+
+
+def _cleared_lines(part: _Part) -> list[str]:
+    return _section("Cleared", [f"- {_words(f.id).capitalize()}: {f.cleared_by}." for f in part.cleared])
+
+
+def _basis_lines(bases: Sequence[Basis]) -> list[str]:
+    versions: dict[str, int] = {}
+    for b in bases:
+        versions.update(b.rule_versions)
+    if not versions:
+        return []
+    first = bases[0]
+    return _section(
+        "Basis",
+        [
+            "- Rules: " + ", ".join(f"`{r}` v{v}" for r, v in versions.items()),
+            f"- Intended user: {first.intended_user}",
+            f"- Known limits: {first.known_limits}",
+        ],
+    )
+
+
+def _record_lines(part: _Part, reading: FhirReading, kb: KnowledgeBase) -> list[str]:
+    """How the record was read for this presentation: what was used and what it did not hold."""
+    codes = ", ".join(reading.mapped_codes.get(part.pid, ()))
+    lines = [f"- Coded diagnosis: ICD-10-CM {esc(codes)}." if codes else "- Coded diagnosis: none read."]
+    if reading.age_note:
+        lines.append(f"- Age: {esc(reading.age_note)}.")
+    not_held = reading.not_held.get(part.pid, ())
+    if not_held:
+        lines.append("- Not held in a form this service reads: " + ", ".join(d.label for d in not_held) + ".")
+    lines.append(
+        f"- Observations: {reading.observations} received; none is mapped, because the clinical brief gives no "
+        "LOINC or SNOMED CT code for any detail the knowledge base declares."
+    )
+    confirmed = kb.detail(part.pid, "diagnosis_confirmed")
+    if confirmed is not None:
+        lines.append(
+            f"- The Condition's verification status is not read as {confirmed.label.lower()}: the knowledge base "
+            "defines that detail by a specific objective test, not by the status of a record entry."
+        )
+    return _section("How the record was read", lines)
+
+
+def _citations(items: Iterable[Flag | PlanOption]) -> list[CitationRef]:
+    """Every citation of the card's flags and options, in the order given, each once."""
+    found: dict[str, CitationRef] = {}
+    for item in items:
+        statements = (*item.caveats, *item.risks) if isinstance(item, PlanOption) else ()
+        for ref in (*item.basis.citations, *(r for s in statements for r in s.citations)):
+            found.setdefault(ref.key, ref)
+    return list(found.values())
+
+
+# The two kinds of plan card
+
+
+def _stop_card(part: _Part, reading: FhirReading, kb: KnowledgeBase) -> Card:
+    stops = part.standing("stop")
+    urgent = next((s for s in part.steps if s.kind == "urgent"), None)
+    actions = [t.meaning for t in urgent.workup] if urgent else []
+    flag_words = _joined([_words(f.id) for f in stops])
+
+    def summary(level: int) -> str:
+        head = f"Stop ({_opt(part.name, level)}): {flag_words}"
+        if not actions:
+            return f"{head}: {stops[0].meaning}" if level < 3 else head
+        return f"{head}. Urgent: {_listed([_term(a, level) for a in actions], level)}"
+
+    held = [w.name for w in part.plan.why_not if w.presentation == part.pid and w.withheld_by]
+    others = [f for f in part.flags if f.status == "standing" and f.severity != "stop"]
+    steps = [s for s in part.steps if s is not urgent]
+    shown = [part.options[oid] for s in steps for oid in s.options]
+    refs = _citations([*stops, *shown, *others])
     detail = _detail(
         [
-            [f"**Red flag ({pname}):** {flag.meaning}."],
-            [f"**Why:** {' '.join(flag.basis.statements)}"],
-            [f"**Holds back:** {', '.join(held)}"] if held else [],
-            ["**Work-up first**", "", *workup] if workup else [],
-            _basis(flag.basis),
-            ["**Sources**", "", *_sources(flag.basis.citations)],
+            _section(urgent.title, _terms(urgent.workup)) if urgent and urgent.workup else [],
+            _section("Why stop" if urgent and urgent.workup else "Stop", [_flag_line(f) for f in stops]),
+            *(_step_lines(s, part) for s in steps),
+            _section("Held back until then", [f"- {name}" for name in held]),
+            _section("Also standing", [_flag_line(f) for f in others]),
+            _cleared_lines(part),
+            _record_lines(part, reading, kb),
+            _basis_lines([f.basis for f in stops] + [o.basis for o in shown]),
+            _section("Sources", _sources(refs)),
         ],
-        a.disclaimer,
+        part.plan.disclaimer,
     )
     return Card(
-        uuid=card_uuid(flag.presentation, f"red_flag:{flag.id}", a.knowledge_base.content_hash),
-        summary=_summary(f"Red flag ({pname}): {flag.id.replace('_', ' ')}"),
+        uuid=card_uuid(part.pid, stop_key(stops[0].id), part.plan.knowledge_base.content_hash),
+        summary=_fit(summary),
         detail=detail,
-        indicator="critical" if flag.id in CRITICAL_RED_FLAGS else "warning",
-        source=_source(flag.basis, a.knowledge_base.version),
+        indicator="critical",
+        source=_source(refs, part.plan.knowledge_base.version),
     )
 
 
-def _suggestion_card(s: Suggestion, a: Assessment) -> Card:
-    first_line = [f"- {f.name} {cite(f.citations)}" for f in a.first_line if f.presentation == s.presentation]
-    about = [f"**{s.name}: {STRENGTH_LABEL[s.strength]}**"]
-    if s.target_muscle:
-        about.append(f"- Target: {s.target_muscle}")
-    if s.approaches:
-        about.append(f"- Approaches: {', '.join(s.approaches)}")
+def _opt(name: str, level: int) -> str:
+    return name if level == 0 else _short_name(name)
+
+
+def _term(meaning: str, level: int) -> str:
+    """A work-up term for a summary; from level 1 without its parenthesis (a list can hold commas, so
+    the meaning is never cut at one)."""
+    return meaning if level == 0 else meaning.split(" (", 1)[0]
+
+
+def _ranked(options: Sequence[PlanOption], level: int) -> str:
+    """Options with their strengths: "A (preferred) or B (equivalent)", "A, B or C (all alternatives)"."""
+    names = [_opt(o.name, level) for o in options]
+    strengths = {o.strength for o in options}
+    if len(options) > 1 and len(strengths) == 1 and not any(" or " in n for n in names):
+        word = STRENGTH_WORDS[options[0].strength] + ("s" if options[0].strength == "alternative" else "")
+        both = "both" if len(options) == 2 else "all"
+        return _listed(names, level, "or") + ("" if level >= 2 else f" ({both} {word})")
+    labelled = [f"{n} ({STRENGTH_WORDS[o.strength]})" for n, o in zip(names, options)]
+    return _listed(labelled, level, "or")
+
+
+def _plan_summary(part: _Part, level: int) -> str:
+    """The plan in one line; each level is shorter (see _fit): short names, "+N more", no fallback
+    step, then the first step as a count."""
+    steps = {s.kind: s for s in part.steps}
+    parts = []
+    first = steps.get("first")
+    if first:
+        items = [_opt(part.options[oid].name, level) for oid in first.options]
+        items += [_term(t.meaning, level) for t in first.workup]
+        many = "one check or correction" if len(items) == 1 else f"{len(items)} checks or corrections"
+        parts.append("first " + (_listed(items, level) if level < 4 else many))
+    if "treatment" in steps:
+        options = [part.options[oid] for oid in steps["treatment"].options]
+        top = [o for o in options if o.strength in TOP_RANK]
+        parts.append(("then " if parts else "") + _ranked(top or options, level))
+    if "if_that_fails" in steps and level < 3:
+        later = [_opt(part.options[oid].name, level) for oid in steps["if_that_fails"].options]
+        parts.append("if that fails " + _listed(later, level, "or"))
+    if not parts:
+        not_indicated = [_opt(o.name, level) for o in part.options.values() if o.strength == "not_indicated"]
+        if not_indicated:
+            parts.append(_listed(not_indicated, level) + " not indicated")
+        elif part.needs:
+            parts.append("the plan depends on details not recorded: " + _listed([n.label for n in part.needs], level))
+        else:
+            parts.append("caution: " + _listed([_words(f.id) for f in part.standing("caution")], level))
+    return f"{_opt(part.name, level)}: " + "; ".join(parts)
+
+
+def _plan_card(part: _Part, reading: FhirReading, kb: KnowledgeBase) -> Card:
+    do_first = part.standing("do_first")
+    cautions = part.standing("caution")
+    options = part.options
+    in_steps = {oid for s in part.steps for oid in s.options}
+    not_indicated = [o for o in options.values() if o.id not in in_steps and o.strength == "not_indicated"]
+    why_first = ["", "Why first:", "", *(_flag_line(f) for f in do_first)] if do_first else []
+    step_blocks = [_step_lines(s, part) + (why_first if s.kind == "first" else []) for s in part.steps]
+    if why_first and not any(s.kind == "first" for s in part.steps):  # a do-first flag with nothing to run
+        step_blocks.insert(0, _section("Do first", [_flag_line(f) for f in do_first]))
+    shared = [
+        f"- {_joined([options[o].name for o in s.options])} share the top rank; what tips the choice: "
+        + "; ".join(s.tips) + "."
+        for s in part.plan.shared_decisions
+        if s.presentation == part.pid
+    ]
+    caution_lines = []
+    for f in cautions:
+        capped = [o.name for o in options.values() if f.id in o.capped_by]
+        caution_lines.append(_flag_line(f) + (f" Keeps {_joined(capped)} off the top rank." if capped else ""))
+    ordered = [options[oid] for s in part.steps for oid in s.options] + not_indicated
+    refs = _citations([*do_first, *ordered, *cautions])
     detail = _detail(
         [
-            about,
-            [f"**Why:** {s.reason}"],
-            [f"**Held back by red flags:** {', '.join(f.replace('_', ' ') for f in s.held_back_by)}"]
-            if s.held_back_by
-            else [],
-            ["**Work-up first**", "", *(f"- {w.meaning}" for w in s.workup_first)] if s.workup_first else [],
-            ["**First-line options**", "", *first_line] if first_line else [],
-            _statements("Risks", s.risks)[:-1],
-            _statements("Caveats", s.caveats)[:-1],
-            _basis(s.basis),
-            ["**Sources**", "", *_sources(s.basis.citations)],
+            *step_blocks,
+            _section("Not indicated", [line for o in not_indicated for line in _option_lines(o)]),
+            _section("Shared decision", shared),
+            _section("Caution", caution_lines),
+            _needs_lines(part),
+            _cleared_lines(part),
+            _record_lines(part, reading, kb),
+            _basis_lines([f.basis for f in (*do_first, *cautions)] + [o.basis for o in ordered]),
+            _section("Sources", _sources(refs)),
         ],
-        a.disclaimer,
+        part.plan.disclaimer,
     )
     return Card(
-        uuid=card_uuid(s.presentation, f"procedure:{s.procedure}", a.knowledge_base.content_hash),
-        summary=_summary(s.summary),
+        uuid=card_uuid(part.pid, PLAN, part.plan.knowledge_base.content_hash),
+        summary=_fit(lambda level: _plan_summary(part, level)),
         detail=detail,
-        indicator=s.indicator,
-        source=_source(s.basis, a.knowledge_base.version),
+        indicator="warning" if do_first else "info",
+        source=_source(refs, part.plan.knowledge_base.version),
     )
 
 
-def _detail_meaning(name: str, kb: KnowledgeBase, presentation: str) -> str:
-    if name in AGE_FACTS:
-        return "age, from Patient.birthDate"
-    field = Condition.model_fields.get(name)
-    meaning = field.description if field is not None and field.description else name.replace("_", " ")
-    if name == "subtype":
-        meaning += f" Choices: {', '.join(kb.presentations[presentation].subtypes)}."
-    return meaning
+def plan_cards(plan: Plan, reading: FhirReading, kb: KnowledgeBase) -> list[Card]:
+    """One card per presentation that the plan has something to say about; critical first."""
+    cards = []
+    for info in plan.presentations:
+        part = _Part(info.id, info.name, plan)
+        if part.standing("stop"):
+            cards.append(_stop_card(part, reading, kb))
+        elif part.has_something_to_say():
+            cards.append(_plan_card(part, reading, kb))
+    return sorted(cards, key=lambda c: INDICATOR_ORDER.index(c.indicator))
 
 
-def _missing_card(pid: str, missing: list[str], reading: FhirReading, a: Assessment, kb: KnowledgeBase) -> Card:
-    pname = kb.presentations[pid].name
-    codes = ", ".join(reading.mapped_codes.get(pid, ()))
-    lines = [f"- `{name}`: {_detail_meaning(name, kb, pid)}" for name in missing]
-    read = [
-        f"This service read the coded diagnosis (ICD-10-CM {codes}) and the birth date. The rules for "
-        f"{pname} also use these details, which the record did not hold in a form it can read:"
-    ]
-    notes = [
-        f"- Age: {esc(reading.age_note)}." if reading.age_note else "",
-        f"- Observations: {reading.observations} received; none is mapped, because the clinical brief "
-        "gives no LOINC or SNOMED CT code for any detail the rules use.",
-        "- The Condition's verification status is not read as `diagnosis_confirmed`: the knowledge base "
-        "defines that detail by a specific objective test, not by the status of a record entry.",
-    ]
-    detail = _detail([read, lines, ["**How the record was read**", "", *(n for n in notes if n)]], a.disclaimer)
-    return Card(
-        uuid=card_uuid(pid, "inputs_missing", a.knowledge_base.content_hash),
-        summary=_summary(f"{pname}: the record did not hold {len(missing)} details the rules use"),
-        detail=detail,
-        indicator="info",
-        source=Source(label=f"Myotomy decision-support knowledge base {a.knowledge_base.version}"),
-    )
-
-
-def _missing_by_presentation(a: Assessment, kb: KnowledgeBase) -> dict[str, list[str]]:
-    """inputs_missing of every basis, per presentation; the presentation's details if none fired."""
-    out: dict[str, list[str]] = {p.id: [] for p in a.presentations}
-    for item in (*a.red_flags, *a.suggestions):
-        out[item.presentation] = _unique([*out[item.presentation], *item.basis.inputs_missing])
-    for pid, missing in out.items():
-        if not missing:
-            out[pid] = [d for d in kb.presentations[pid].details if d != "prior_treatments"]
-    return out
+# What the service could not do
 
 
 @dataclass(frozen=True)
 class NotAssessed:
-    """A presentation the record codes but the engine refused (e.g. the age it needs is unknown)."""
+    """A presentation the record codes but the planner refused (e.g. the age it needs is unknown)."""
 
     presentation: str
     reasons: tuple[str, ...]
@@ -233,7 +461,7 @@ def _not_assessed_card(item: NotAssessed, reading: FhirReading, kb: KnowledgeBas
     pname = kb.presentations[item.presentation].name
     codes = ", ".join(reading.mapped_codes.get(item.presentation, ()))
     lines = [
-        f"The record codes {pname} (ICD-10-CM {codes}), but the knowledge base cannot assess it from what "
+        f"The record codes {pname} (ICD-10-CM {esc(codes)}), but the knowledge base cannot assess it from what "
         "the record holds:",
         "",
         *(f"- {esc(r)}" for r in item.reasons),
@@ -241,8 +469,8 @@ def _not_assessed_card(item: NotAssessed, reading: FhirReading, kb: KnowledgeBas
     if reading.age_note:
         lines += ["", f"Age: {esc(reading.age_note)}."]
     return Card(
-        uuid=card_uuid(item.presentation, "not_assessed", kb.content_hash),
-        summary=_summary(f"{pname} is coded in the record but could not be assessed"),
+        uuid=card_uuid(item.presentation, NOT_ASSESSED, kb.content_hash),
+        summary=_clip(f"{pname} is coded in the record but could not be assessed", SUMMARY_MAX),
         detail=_detail([lines], disclaimer),
         indicator="warning",
         source=Source(label=f"Myotomy decision-support knowledge base {kb.version}"),
@@ -264,8 +492,8 @@ def _not_mapped_card(reading: FhirReading, known: list[str], kb: KnowledgeBase, 
         disclaimer,
     )
     return Card(
-        uuid=card_uuid(UNMAPPED, "conditions_not_mapped", kb.content_hash),
-        summary=_summary(f"{n} condition{plural} in the record not mapped to this service's knowledge base"),
+        uuid=card_uuid(UNMAPPED, NOT_MAPPED, kb.content_hash),
+        summary=_clip(f"{n} condition{plural} in the record not mapped to this service's knowledge base", SUMMARY_MAX),
         detail=detail,
         indicator="info",
         source=Source(label=f"Myotomy decision-support knowledge base {kb.version}"),
@@ -273,24 +501,16 @@ def _not_mapped_card(reading: FhirReading, known: list[str], kb: KnowledgeBase, 
 
 
 def build_cards(
-    assessment: Assessment | None,
+    plan: Plan | None,
     reading: FhirReading,
     not_assessed: list[NotAssessed],
     kb: KnowledgeBase,
     known_codes: list[str],
 ) -> list[Card]:
-    """The response's cards, red flags first; an empty list when the record gives nothing to say."""
-    disclaimer = assessment.disclaimer if assessment else Assessment.model_fields["disclaimer"].default
-    cards: list[Card] = []
-    if assessment is not None:
-        flags = sorted(assessment.red_flags, key=lambda f: f.id not in CRITICAL_RED_FLAGS)
-        cards += [_red_flag_card(flag, assessment, kb) for flag in flags]
-        cards += [_suggestion_card(s, assessment) for s in assessment.suggestions]
+    """The response's cards, critical first; an empty list when the record gives nothing to say."""
+    disclaimer = plan.disclaimer if plan else DISCLAIMER
+    cards = plan_cards(plan, reading, kb) if plan is not None else []
     cards += [_not_assessed_card(item, reading, kb, disclaimer) for item in not_assessed]
-    if assessment is not None:
-        for pid, missing in _missing_by_presentation(assessment, kb).items():
-            if missing:
-                cards.append(_missing_card(pid, missing, reading, assessment, kb))
     if reading.not_mapped:
         cards.append(_not_mapped_card(reading, known_codes, kb, disclaimer))
     return cards

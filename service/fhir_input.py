@@ -1,11 +1,12 @@
 """Read the FHIR R4 prefetch of a patient-view call into a `Presentation` dict.
 
 Only what the knowledge base gives a coded meaning to is read: a Condition's ICD-10-CM code (the
-`icd10` list of each presentation in data/presentations/) and the Patient's birth date. Everything
-else is reported back, never guessed:
+`codes: {icd10: [...]}` of each data/presentations/<id>/presentation.yaml) and the Patient's birth
+date. Each presentation's input is built from its declared details (`kb.details`); the details the
+record does not hold are listed with the reading. Everything else is reported back, never guessed:
 - SNOMED CT codes: the clinical brief gives none, so none are mapped;
-- Observations: the brief gives no LOINC or SNOMED CT code for any detail the rules use (subtype,
-  diagnosis_confirmed, ...), so they are counted and left unmapped;
+- Observations: the brief gives no LOINC or SNOMED CT code for any declared detail (subtype,
+  diagnosis confirmed, ...), so they are counted and left unmapped;
 - a Condition's verificationStatus is not read as `diagnosis_confirmed`, which the knowledge base
   defines by a specific objective test (e.g. high-resolution manometry), not by record status.
 The FHIR models come from `fhir.resources` (its R4B package: for Patient, Condition, Observation
@@ -25,8 +26,9 @@ from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
+from models.knowledge import Detail
+from models.loader import KnowledgeBase
 from models.presentation import MAX_AGE_YEARS
-from rules.knowledge_base import KnowledgeBase
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED_CT = "http://snomed.info/sct"
@@ -70,10 +72,10 @@ class CodeMap:
 
 
 def code_map(kb: KnowledgeBase) -> CodeMap:
-    """Built from the knowledge base's `icd10` lists, so a presentation added there is mapped here."""
+    """Built from each presentation's `codes.icd10`, so a presentation added to data/ is mapped here."""
     listed: dict[str, tuple[str, list[str]]] = {}
     for pdef in kb.presentations.values():
-        for code in pdef.icd10:
+        for code in pdef.codes.icd10:
             entry = listed.setdefault(_norm(code), (code, []))
             if pdef.id not in entry[1]:
                 entry[1].append(pdef.id)
@@ -94,6 +96,7 @@ class FhirReading:
 
     presentation: dict[str, Any] | None
     mapped_codes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # presentation -> codes
+    not_held: dict[str, tuple[Detail, ...]] = field(default_factory=dict)  # presentation -> declared details not read
     not_mapped: tuple[NotMapped, ...] = ()
     age_note: str | None = None
     observations: int = 0
@@ -266,6 +269,18 @@ def age_from_birth_date(birth: date | str | None, today: date) -> tuple[dict[str
     return first, f"age {first['value']:g} {first['unit']} on {today.isoformat()}, from birth date {shown}"
 
 
+def condition_input(pid: str, kb: KnowledgeBase) -> tuple[dict[str, Any], tuple[Detail, ...]]:
+    """One presentation's condition input from the record, and the declared details it does not hold.
+
+    The input is built over the presentation's declared details (`kb.details[pid]`), so a detail added
+    to the knowledge base is listed here. None is filled yet: the clinical brief gives no record code
+    (LOINC, SNOMED CT) for any of them, and a detail left out is "not recorded", which the plan names
+    as a need where it would change the answer; a guessed one would change the answer silently.
+    """
+    condition: dict[str, Any] = {"presentation": pid}
+    return condition, tuple(d for d in kb.details[pid] if d.id not in condition)
+
+
 def read_prefetch(
     prefetch: dict[str, Any] | None, patient_id: str, kb: KnowledgeBase, codes_map: CodeMap, today: date
 ) -> FhirReading:
@@ -310,13 +325,15 @@ def read_prefetch(
 
     age, age_note = age_from_birth_date(patient.birthDate, today)
     presentation: dict[str, Any] | None = None
+    inputs = {pid: condition_input(pid, kb) for pid in mapped}
     if mapped:
-        presentation = {"conditions": [{"presentation": pid} for pid in mapped]}
+        presentation = {"conditions": [condition for condition, _ in inputs.values()]}
         if age is not None:
             presentation["age"] = age
     return FhirReading(
         presentation=presentation,
         mapped_codes={pid: tuple(codes) for pid, codes in mapped.items()},
+        not_held={pid: not_held for pid, (_, not_held) in inputs.items()},
         not_mapped=tuple(not_mapped),
         age_note=age_note,
         observations=len(observations),

@@ -19,11 +19,20 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from models.cds_hooks import Card, CdsResponse, Discovery, ErrorBody
+from models.loader import load, load_cases
+from models.plan import Evidence, Plan
 from rules import RuleExecutionError, assess, default_context
-from rules.knowledge_base import load, load_cases
 from service import cards as cardlib
 from service.app import PREFETCH, SERVICE_ID, create_app
-from service.fhir_input import ICD10CM, SNOMED_CT, CodeMap, FhirReading, age_from_birth_date, code_map
+from service.fhir_input import (
+    ICD10CM,
+    SNOMED_CT,
+    CodeMap,
+    FhirReading,
+    age_from_birth_date,
+    code_map,
+    condition_input,
+)
 
 TODAY = date(2026, 1, 15)
 URL = f"/cds-services/{SERVICE_ID}"
@@ -32,7 +41,7 @@ PATIENT = "pat-9"
 HOOK_INSTANCE = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea"
 
 _KB = load()  # at collection, to parametrize over what the knowledge base holds now
-CODED = [(pid, code) for pid, pdef in _KB.presentations.items() for code in pdef.icd10]
+CODED = [(pid, code) for pid, pdef in _KB.presentations.items() for code in pdef.codes.icd10]
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +94,34 @@ def kb_hash() -> str:
     return default_context()[0].content_hash
 
 
+def stands(plan: Plan, pid: str, severity: str) -> list[Any]:
+    return [f for f in plan.standing_flags if f.presentation == pid and f.severity == severity]
+
+
+def has_something_to_say(plan: Plan, pid: str) -> bool:
+    return any(
+        item.presentation == pid for item in (*plan.standing_flags, *plan.steps, *plan.options, *plan.needs)
+    )
+
+
+def reading_for(case_input: dict[str, Any], kb: Any) -> FhirReading:
+    """A reading as if the record had coded each presentation of a teaching case."""
+    pids = [c["presentation"] for c in case_input["conditions"]]
+    return FhirReading(
+        presentation=case_input,
+        mapped_codes={p: tuple(kb.presentations[p].codes.icd10[:1]) for p in pids},
+        not_held={p: condition_input(p, kb)[1] for p in pids},
+    )
+
+
+def cards_for(case_input: dict[str, Any], kb: Any) -> tuple[Plan, list[Card]]:
+    plan = assess(case_input)
+    return plan, cardlib.build_cards(plan, reading_for(case_input, kb), [], kb, ["K22.0 (x)"])
+
+
+CASES = [case for _, case in load_cases(_KB)]
+
+
 # Discovery
 
 
@@ -117,19 +154,25 @@ def test_each_coded_presentation_maps_and_is_assessed(client: TestClient, pid: s
     sharing = [p for p, c in CODED if c == code]
     if len(sharing) > 1:  # one code, several presentations: reported, never guessed
         (card,) = cards
-        assert card.uuid == cardlib.card_uuid(cardlib.UNMAPPED, "conditions_not_mapped", kb.content_hash)
+        assert card.uuid == cardlib.card_uuid(cardlib.UNMAPPED, cardlib.NOT_MAPPED, kb.content_hash)
         assert "more than one presentation" in card.detail and "none is assumed" in card.detail
         return
-    expected = assess({"age": age, "conditions": [{"presentation": pid}]})
-    flags = sorted(expected.red_flags, key=lambda f: f.id not in cardlib.CRITICAL_RED_FLAGS)
-    want = [cardlib.card_uuid(pid, f"red_flag:{f.id}", kb.content_hash) for f in flags]
-    want += [cardlib.card_uuid(pid, f"procedure:{s.procedure}", kb.content_hash) for s in expected.suggestions]
-    assert [c.uuid for c in cards[: len(want)]] == want
-    assert [c.summary for c in cards[len(flags) : len(want)]] == [s.summary for s in expected.suggestions]
-    assert {c.indicator for c in cards[: len(flags)]} <= {"warning", "critical"}
-    rest = cards[len(want) :]
-    assert [c.uuid for c in rest] == [cardlib.card_uuid(pid, "inputs_missing", kb.content_hash)]
-    assert kb.presentations[pid].name in rest[0].summary and concrete(code) in rest[0].detail
+    plan = assess({"age": age, "conditions": [{"presentation": pid}]})
+    stops = stands(plan, pid, "stop")
+    if stops:  # one critical card that says stop and the urgent action; no option card
+        (card,) = cards
+        assert card.uuid == cardlib.card_uuid(pid, cardlib.stop_key(stops[0].id), kb.content_hash)
+        assert card.indicator == "critical" and card.summary.startswith("Stop")
+    elif has_something_to_say(plan, pid):
+        (card,) = cards
+        assert card.uuid == cardlib.card_uuid(pid, cardlib.PLAN, kb.content_hash)
+        assert card.indicator == ("warning" if stands(plan, pid, "do_first") else "info")
+        assert all(f"Record **{need.label}**" in card.detail for need in plan.needs)
+    else:
+        assert cards == []
+        return
+    assert card.summary.startswith(("Stop", kb.presentations[pid].name.split(" (")[0]))
+    assert concrete(code) in card.detail and "**Sources**" in card.detail
 
 
 def test_every_coded_presentation_at_once_gives_the_same_cards_as_each_alone(client: TestClient) -> None:
@@ -147,35 +190,37 @@ def test_every_coded_presentation_at_once_gives_the_same_cards_as_each_alone(cli
 # Achalasia by name
 
 
-def test_achalasia_from_icd10_only_gives_red_flags_first_and_names_what_is_missing(client: TestClient) -> None:
-    cards = cards_of(client.post(URL, json=request(condition("K22.0"), birth="1980-06-01")))
-    h = kb_hash()
-    assert [c.uuid for c in cards] == [
-        cardlib.card_uuid("achalasia", "red_flag:diagnosis_not_confirmed", h),
-        cardlib.card_uuid("achalasia", "red_flag:malignancy_not_excluded", h),
-        cardlib.card_uuid("achalasia", "inputs_missing", h),
-    ]
-    assert [c.indicator for c in cards] == ["warning", "warning", "info"]
-    flag = cards[0]
-    assert "manometry" in flag.detail and "**Work-up first**" in flag.detail and "**Sources**" in flag.detail
-    assert flag.source.url is not None and flag.source.url in flag.detail
-    missing = cards[2].detail
-    for detail in ("`subtype`", "`diagnosis_confirmed`", "`malignancy_excluded`", "type_iii"):
-        assert detail in missing
-    assert "age 45 years on 2026-01-15, from birth date 1980-06-01" in missing
-    assert "SNOMED CT" in missing and "verification status is not read" in missing
+def test_achalasia_from_icd10_only_gives_one_plan_card_with_its_first_step(client: TestClient) -> None:
+    (card,) = cards_of(client.post(URL, json=request(condition("K22.0"), birth="1980-06-01")))
+    assert card.uuid == cardlib.card_uuid("achalasia", cardlib.PLAN, kb_hash())
+    assert card.indicator == "warning"  # two do-first flags stand: diagnosis not confirmed, malignancy not excluded
+    assert card.summary.startswith("Oesophageal achalasia: first esophageal high-resolution manometry")
+    detail = card.detail
+    assert "**Check or correct first**" in detail and "esophagogastroduodenoscopy" in detail
+    assert "**Diagnosis not confirmed**" in detail and "**Malignancy not excluded**" in detail
+    assert "Record **Fitness for anaesthesia and surgery**: it decides on Botulinum toxin injection." in detail
+    assert "Record **Takes opioids**" in detail
+    assert card.source.url is not None and card.source.url in detail and "**Sources**" in detail
+    for said in ("age 45 years on 2026-01-15, from birth date 1980-06-01", "Subtype", "Diagnosis confirmed",
+                 "ICD-10-CM K22.0", "Observations: 0 received", "verification status is not read"):
+        assert said in detail
 
 
-def test_achalasia_at_65_adds_the_pseudoachalasia_red_flag(client: TestClient) -> None:
-    cards = cards_of(client.post(URL, json=request(condition("K22.0"), birth="1960-06-01")))
-    assert cardlib.card_uuid("achalasia", "red_flag:possible_pseudoachalasia", kb_hash()) in [c.uuid for c in cards]
-    assert "age_years = 65" in next(c.detail for c in cards if "pseudoachalasia" in c.summary)
+def test_achalasia_at_65_stops_with_one_critical_card_and_no_options(client: TestClient) -> None:
+    (card,) = cards_of(client.post(URL, json=request(condition("K22.0"), birth="1960-06-01")))
+    assert card.uuid == cardlib.card_uuid("achalasia", cardlib.stop_key("possible_pseudoachalasia"), kb_hash())
+    assert card.indicator == "critical"
+    assert card.summary.startswith(
+        "Stop (Oesophageal achalasia): possible pseudoachalasia. Urgent: esophagogastroduodenoscopy"
+    )
+    assert "endoscopic ultrasound" in card.detail and "CT of chest and abdomen" in card.detail
+    assert "**Also standing**" in card.detail and "**Diagnosis not confirmed**" in card.detail
+    assert "**Treatment options" not in card.detail
 
 
 def test_achalasia_without_birth_date_is_assessed_and_says_the_age_is_missing(client: TestClient) -> None:
-    cards = cards_of(client.post(URL, json=request(condition("K22.0"), birth=None)))
-    missing = cards[-1].detail
-    assert "`age_years`" in missing and "no birth date" in missing
+    (card,) = cards_of(client.post(URL, json=request(condition("K22.0"), birth=None)))
+    assert "Age: the Patient resource has no birth date." in card.detail
 
 
 def test_achalasia_cards_are_stable_across_requests(client: TestClient) -> None:
@@ -233,7 +278,7 @@ def test_infant_presentation_needs_an_age_and_says_so(client: TestClient) -> Non
     pid, code = infants[0]
     cards = cards_of(client.post(URL, json=request(condition(concrete(code)), birth=None)))
     (card,) = cards
-    assert card.indicator == "warning" and card.uuid == cardlib.card_uuid(pid, "not_assessed", kb_hash())
+    assert card.indicator == "warning" and card.uuid == cardlib.card_uuid(pid, cardlib.NOT_ASSESSED, kb_hash())
     assert "age is required" in card.detail and "no birth date" in card.detail
     (adult,) = cards_of(client.post(URL, json=request(condition(concrete(code)), birth="1980-06-01")))
     assert adult.uuid == card.uuid and "is not a diagnosis at 45 years" in adult.detail
@@ -249,15 +294,12 @@ def test_no_conditions_at_all_gives_no_cards(client: TestClient) -> None:
 def test_the_fixture_bundle_gives_the_expected_cards(client: TestClient) -> None:
     cards = cards_of(client.post(URL, content=FIXTURE.read_bytes(), headers={"content-type": "application/json"}))
     h = kb_hash()
-    assert [c.uuid for c in cards] == [
-        cardlib.card_uuid("achalasia", "red_flag:diagnosis_not_confirmed", h),
-        cardlib.card_uuid("achalasia", "red_flag:malignancy_not_excluded", h),
-        cardlib.card_uuid("achalasia", "red_flag:possible_pseudoachalasia", h),
-        cardlib.card_uuid("achalasia", "inputs_missing", h),
-        cardlib.card_uuid(cardlib.UNMAPPED, "conditions_not_mapped", h),
+    assert [(c.uuid, c.indicator) for c in cards] == [
+        (cardlib.card_uuid("achalasia", cardlib.stop_key("possible_pseudoachalasia"), h), "critical"),
+        (cardlib.card_uuid(cardlib.UNMAPPED, cardlib.NOT_MAPPED, h), "info"),
     ]
-    assert "Observations: 2 received" in cards[3].detail
-    assert "I10" in cards[4].detail and "clinical status is resolved" in cards[4].detail
+    assert "Observations: 2 received" in cards[0].detail and "age 64 years" in cards[0].detail
+    assert "I10" in cards[1].detail and "clinical status is resolved" in cards[1].detail
 
 
 # Age from the birth date
@@ -308,35 +350,115 @@ def test_code_map_is_built_from_the_knowledge_base(kb: Any) -> None:
         assert listed == code and pid in pids
 
 
+def test_input_is_built_over_the_declared_details(kb: Any) -> None:
+    """No declared detail has a record code yet: each is listed as not held, none is guessed."""
+    for pid in kb.presentations:
+        condition, not_held = condition_input(pid, kb)
+        assert condition == {"presentation": pid} and not_held == kb.details[pid]
+        kb.condition_models[pid].model_validate(condition)
+
+
 # Cards from an assessment
 
 
-def test_suggestion_cards_follow_red_flags_one_per_suggestion(kb: Any) -> None:
-    with_both = [
-        (case, a)
-        for _, case in load_cases()
-        for a in [assess(case.input)]
-        if a.suggestions and a.red_flags
-    ]
-    assert with_both, "no teaching case gives both a red flag and a suggestion"
-    case, a = with_both[0]
-    reading = FhirReading(presentation=case.input, mapped_codes={})
-    cards = cardlib.build_cards(a, reading, [], kb, ["K22.0 (x)"])
-    n_flags, n_sugg = len(a.red_flags), len(a.suggestions)
-    assert all(c.indicator in ("warning", "critical") for c in cards[:n_flags])
-    assert [c.summary for c in cards[n_flags : n_flags + n_sugg]] == [s.summary for s in a.suggestions]
-    assert [c.indicator for c in cards[n_flags : n_flags + n_sugg]] == [s.indicator for s in a.suggestions]
-    for card, s in zip(cards[n_flags:], a.suggestions):
-        assert s.reason in card.detail and "**Sources**" in card.detail and a.disclaimer in card.detail
-        urls = [c.url for c in s.basis.citations if c.url]
-        assert card.source.url == (urls[0] if urls else None)
-    CdsResponse(cards=tuple(cards))  # the whole answer fits the schema
-    assert len({c.uuid for c in cards}) == len(cards)
+def test_every_teaching_case_renders_valid_cards_the_service_knows(kb: Any) -> None:
+    known = cardlib.known_cards(kb)
+    for case in CASES:
+        plan, cards = cards_for(case.input, kb)
+        CdsResponse(cards=tuple(cards))  # summaries under 140 characters, no empty values
+        assert all(c.uuid in known for c in cards), case.id
+        assert [c.indicator for c in cards] == sorted((c.indicator for c in cards), key=cardlib.INDICATOR_ORDER.index)
+        for card in cards:
+            assert plan.disclaimer in card.detail
 
 
-def test_critical_red_flags_are_those_the_vocabulary_calls_an_emergency(kb: Any) -> None:
-    for flag in cardlib.CRITICAL_RED_FLAGS:
-        assert flag in kb.red_flags and "emergency" in kb.red_flags[flag]
+def test_stop_flag_gives_one_critical_card_that_holds_the_options_back(kb: Any) -> None:
+    stopped = [case for case in CASES if assess(case.input).stopped]
+    assert stopped, "no teaching case raises a stop flag"
+    for case in stopped:
+        plan, cards = cards_for(case.input, kb)
+        pid = case.input["conditions"][0]["presentation"]
+        stop = stands(plan, pid, "stop")[0]
+        (card,) = [c for c in cards if c.uuid in {cardlib.card_uuid(pid, k, kb.content_hash) for k in
+                                                   (cardlib.PLAN, cardlib.stop_key(stop.id))}]
+        assert card.indicator == "critical" and card.summary.startswith("Stop")
+        assert cardlib._words(stop.id) in card.summary
+        urgent = next(s for s in plan.steps if s.kind == "urgent" and s.presentation == pid)
+        if urgent.workup:
+            assert "Urgent: " in card.summary
+            assert all(t.meaning in card.detail for t in urgent.workup)
+        for why in plan.why_not:
+            if why.withheld_by:  # held back, never offered as a choice
+                assert f"- {why.name}" in card.detail.split("**Held back until then**")[1]
+        assert "**Treatment options" not in card.detail
+
+
+def test_do_first_flag_makes_the_plan_card_a_warning(kb: Any) -> None:
+    seen = {"warning": 0, "info": 0}
+    for case in CASES:
+        plan, cards = cards_for(case.input, kb)
+        if plan.stopped:
+            continue
+        pid = case.input["conditions"][0]["presentation"]
+        (card,) = [c for c in cards if c.uuid == cardlib.card_uuid(pid, cardlib.PLAN, kb.content_hash)]
+        expected = "warning" if stands(plan, pid, "do_first") else "info"
+        assert card.indicator == expected, case.id
+        seen[expected] += 1
+        for flag in stands(plan, pid, "do_first"):
+            assert f"**{cardlib._words(flag.id).capitalize()}**" in card.detail
+    assert seen["warning"] and seen["info"]
+
+
+def test_plan_card_gives_steps_strengths_evidence_needs_and_sources(kb: Any) -> None:
+    case = next(c for c in CASES if c.id == "achalasia_type_iii_on_opioids")
+    plan, (card,) = cards_for(case.input, kb)
+    assert card.summary == (
+        "Oesophageal achalasia: first Stop opioids where possible, then repeat manometry (+4 more); "
+        "then POEM (preferred)"
+    )
+    detail = card.detail
+    first, treatment = detail.index("**Check or correct first**"), detail.index("**Treatment options")
+    assert first < detail.index("**Stop opioids where possible, then repeat manometry: preferred.**") < treatment
+    assert treatment < detail.index("**Per-oral endoscopic myotomy (POEM): preferred.**")
+    assert "**Laparoscopic Heller myotomy with partial fundoplication (Dor or Toupet): alternative.**" in detail
+    assert "Evidence: not graded in the knowledge base." in detail
+    for need in plan.needs:
+        assert f"Record **{need.label}**: it decides" in detail
+    assert "**Cleared**" in detail and "malignancy excluded on endoscopy" in detail
+    first_citation = plan.flags[0].basis.citations[0] if stands(plan, "achalasia", "do_first") else None
+    assert first_citation is not None and card.source.label.startswith(first_citation.key + ":")
+    assert card.source.url == first_citation.url
+    assert all(f"[{ref.key}]" in detail.split("**Sources**")[1] for o in plan.options for ref in o.basis.citations)
+
+
+def test_evidence_grading_and_uncertainty_are_shown_as_given(kb: Any) -> None:
+    case = next(c for c in CASES if c.id == "achalasia_type_iii_poem_preferred")
+    plan = assess(case.input)
+    poem = next(o for o in plan.options if o.id == "poem")
+    graded = poem.basis.model_copy(update={
+        "evidence": (Evidence(source="ACG20", system="GRADE", recommendation="strong", certainty="moderate"),),
+        "uncertain": True,
+    })
+    options = tuple(o.model_copy(update={"basis": graded}) if o.id == "poem" else o for o in plan.options)
+    (card,) = cardlib.build_cards(plan.model_copy(update={"options": options}), reading_for(case.input, kb), [], kb, [])
+    assert "Evidence: GRADE, strong, certainty moderate [ACG20]; uncertain" in card.detail
+
+
+def test_shared_decision_shows_both_options_and_what_tips_it(kb: Any) -> None:
+    shared = [case for case in CASES if assess(case.input).shared_decisions]
+    if not shared:
+        pytest.skip("no teaching case gives a shared decision")
+    plan, cards = cards_for(shared[0].input, kb)
+    decision = plan.shared_decisions[0]
+    card = next(c for c in cards if c.uuid == cardlib.card_uuid(decision.presentation, cardlib.PLAN, kb.content_hash))
+    assert "**Shared decision**" in card.detail and all(tip in card.detail for tip in decision.tips)
+
+
+def test_no_card_when_the_plan_has_nothing_to_say(kb: Any) -> None:
+    plan = assess({"age": {"value": 45}, "conditions": [{"presentation": "achalasia"}]})
+    empty = plan.model_copy(update={"flags": (), "steps": (), "options": (), "needs": (), "stopped": False})
+    reading = reading_for({"conditions": [{"presentation": "achalasia"}]}, kb)
+    assert cardlib.build_cards(empty, reading, [], kb, []) == []
 
 
 def test_known_cards_cover_every_card_issued(client: TestClient) -> None:
@@ -486,9 +608,9 @@ def test_observations_are_read_counted_and_not_mapped(client: TestClient) -> Non
     }
     with_obs = cards_of(client.post(URL, json=request(condition("K22.0"), observations=bundle(weight))))
     without = cards_of(client.post(URL, json=request(condition("K22.0"))))
-    assert "Observations: 1 received; none is mapped" in with_obs[-1].detail
-    assert "Observations: 0 received" in without[-1].detail
-    assert with_obs[:-1] == without[:-1]
+    (read,), (plain,) = with_obs, without
+    assert "Observations: 1 received; none is mapped" in read.detail and "Observations: 0 received" in plain.detail
+    assert (read.uuid, read.summary, read.indicator) == (plain.uuid, plain.summary, plain.indicator)
     elsewhere = {**weight, "subject": {"reference": "Patient/someone-else"}}
     assert "not the patient in context" in error_of(
         client.post(URL, json=request(condition("K22.0"), observations=bundle(elsewhere))), 400
@@ -601,7 +723,7 @@ def test_feedback_is_recorded_in_memory_without_comments() -> None:
         assert summary == {
             "received": 2,
             "cards": [
-                {"card": card, "about": "achalasia/red_flag:diagnosis_not_confirmed", "accepted": 1, "overridden": 1}
+                {"card": card, "about": "achalasia/plan", "accepted": 1, "overridden": 1}
             ],
         }
         records = fresh.app.state.holder["state"].feedback.records()

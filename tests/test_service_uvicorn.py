@@ -18,7 +18,7 @@ import httpx2 as httpx
 import pytest
 
 from models.cds_hooks import CdsResponse, Discovery, ErrorBody
-from rules.knowledge_base import load
+from models.loader import load
 from service import cards as cardlib
 from service.app import SERVICE_ID
 from tests.servers import ServerFailed, answers_ok, free_port, running
@@ -60,19 +60,18 @@ def test_fhir_bundle_example_gets_the_expected_cards(server: tuple[str, Path]) -
     raw = response.json()
     answer = CdsResponse.model_validate(raw)  # summary < 140, indicator values, required fields, no null or empty
     h = load().content_hash
+    # born 1961: possible pseudoachalasia is a stop flag, so one critical card and no option
     assert [(c.uuid, c.indicator) for c in answer.cards] == [
-        (cardlib.card_uuid("achalasia", "red_flag:diagnosis_not_confirmed", h), "warning"),
-        (cardlib.card_uuid("achalasia", "red_flag:malignancy_not_excluded", h), "warning"),
-        (cardlib.card_uuid("achalasia", "red_flag:possible_pseudoachalasia", h), "warning"),
-        (cardlib.card_uuid("achalasia", "inputs_missing", h), "info"),
-        (cardlib.card_uuid(cardlib.UNMAPPED, "conditions_not_mapped", h), "info"),
+        (cardlib.card_uuid("achalasia", cardlib.stop_key("possible_pseudoachalasia"), h), "critical"),
+        (cardlib.card_uuid(cardlib.UNMAPPED, cardlib.NOT_MAPPED, h), "info"),
     ]
-    flags = answer.cards[:3]
-    assert all(c.source.url and c.source.url.startswith("https://") for c in flags)
-    assert all("**Work-up first**" in c.detail and "**Sources**" in c.detail for c in flags)
-    assert "`subtype`" in answer.cards[3].detail and "`diagnosis_confirmed`" in answer.cards[3].detail
-    assert "Observations: 2 received" in answer.cards[3].detail
-    assert "I10" in answer.cards[4].detail and "J18.9" in answer.cards[4].detail
+    stop, not_mapped = answer.cards
+    assert stop.summary.startswith("Stop (Oesophageal achalasia): possible pseudoachalasia. Urgent: ")
+    assert stop.source.url and stop.source.url.startswith("https://")
+    assert "**Stop: urgent action before anything else**" in stop.detail and "**Sources**" in stop.detail
+    assert "Subtype" in stop.detail and "Diagnosis confirmed" in stop.detail
+    assert "Observations: 2 received" in stop.detail
+    assert "I10" in not_mapped.detail and "J18.9" in not_mapped.detail
 
     def walk(value: Any) -> Iterator[Any]:
         yield value
@@ -120,4 +119,4 @@ def test_feedback_over_http(server: tuple[str, Path]) -> None:
     response = _post(base, f"/cds-services/{SERVICE_ID}/feedback", json.dumps(sent).encode())
     assert response.status_code == 200 and response.json() == {"received": 1}
     summary = httpx.get(f"{base}/cds-services/{SERVICE_ID}/feedback", timeout=10).json()
-    assert {"card": card, "about": "achalasia/red_flag:diagnosis_not_confirmed", "overridden": 1} in summary["cards"]
+    assert {"card": card, "about": "achalasia/stop:possible_pseudoachalasia", "overridden": 1} in summary["cards"]
