@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from pydantic import ValidationError
@@ -181,9 +182,10 @@ class _Derived:
         self.procedures = {
             pid: tuple(o for o in p.options if kb.options[o].kind == "procedure") for pid, p in kb.presentations.items()
         }
+        self.effects = {rule.id: tuple((e.option, e.strength) for e in rule.then.options) for rule in kb.rules}
         self.probes = {pid: tuple(self._probes(pid, definitions[pid])) for pid in kb.presentations}
 
-    def _probes(self, pid: str, definitions: dict[str, Any]) -> Iterable[tuple[Detail, tuple[Any, ...], tuple[Rule, ...]]]:
+    def _probes(self, pid: str, definitions: dict[str, Any]) -> Iterable["_Probe"]:
         """For each detail that decides options: the values worth trying and the rules it can change."""
         for detail in self.kb.details[pid]:
             if not detail.decides or detail.type == "treatments":
@@ -205,10 +207,22 @@ class _Derived:
                                 found += [v - step, v, v + step]
                 lo, hi = detail.min, detail.max
                 values = tuple(v for v in dict.fromkeys(found) if (lo is None or v >= lo) and (hi is None or v <= hi))
-            yield detail, values, affected
+            via = any(detail.id in _closure(conditions.fields(t), definitions) for t in definitions.values())
+            yield _Probe(detail, values, affected, frozenset(r.id for r in affected), via)
 
     def cite(self, keys: Iterable[str]) -> tuple[out.CitationRef, ...]:
         return tuple(self.citation[key] for key in dict.fromkeys(keys))
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """A detail that decides options, the values worth trying, and the rules it can change."""
+
+    detail: Detail
+    values: tuple[Any, ...]
+    affected: tuple[Rule, ...]
+    affected_ids: frozenset[str]
+    via_definition: bool
 
 
 def _closure(fields: Iterable[str], definitions: dict[str, Any]) -> set[str]:
@@ -462,28 +476,39 @@ def _steps(
 
 
 def _needs(d: _Derived, pid: str, facts: dict[str, Any], fired: set[str], strengths: dict[str, Strength]) -> list[out.Need]:
-    """Details not recorded whose value would change an option's place in the plan."""
+    """Details not recorded whose value would change an option's place in the plan.
+
+    Only the rules that read the detail (directly or through a definition) can change, so only
+    they are re-evaluated, and only the options they name are merged again."""
     kb = d.kb
     needs = []
     definitions = kb.definitions[pid]
-    for detail, values, affected in d.probes[pid]:
+    for probe in d.probes[pid]:
+        detail = probe.detail
         if detail.id in facts:
             continue
-        before = {r.id for r in affected if r.id in fired}
-        unaffected = [d.rule[r] for r in fired if r not in {a.id for a in affected}]
+        before = fired & probe.affected_ids
+        kept = fired - probe.affected_ids
         changed: list[str] = []
-        for value in values:
+        for value in probe.values:
             trial = dict(facts)
             trial[detail.id] = value
-            definitions.apply(trial)
-            after = {r.id for r in affected if conditions.holds(kb.tests[r.id], trial)}
+            if probe.via_definition:
+                definitions.apply(trial)
+            after = {r.id for r in probe.affected if conditions.holds(kb.tests[r.id], trial)}
             if after == before:
                 continue
-            other = _merged([*unaffected, *(d.rule[r] for r in after)])
-            for oid in kb.presentations[pid].options:
-                if other.get(oid) != strengths.get(oid) and oid not in changed:
-                    changed.append(oid)
+            active = kept | after
+            for rule_id in before ^ after:
+                for oid, _ in d.effects[rule_id]:
+                    if oid in changed:
+                        continue
+                    named = [st for r in d.naming[(pid, oid)] if r.id in active for o, st in d.effects[r.id] if o == oid]
+                    if (merge(named) if named else None) != strengths.get(oid):
+                        changed.append(oid)
         if changed:
+            order = kb.presentations[pid].options
+            changed.sort(key=order.index)
             needs.append(
                 out.Need(
                     presentation=pid,
