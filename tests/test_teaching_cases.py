@@ -81,3 +81,52 @@ def test_a_wrong_expectation_fails() -> None:
     plan = assess(case.input)
     wrong = case.model_copy(update={"expect": case.expect.model_copy(update={"stopped": not plan.stopped})})
     assert check(wrong, plan)
+
+
+def _coverage() -> dict[str, set[str]]:
+    """Which of the five kinds of teaching case each presentation has, read from the plans."""
+    kb = default_context()[0]
+    found: dict[str, set[str]] = {pid: set() for pid in kb.presentations}
+    tops: dict[str, set[frozenset[str]]] = {pid: set() for pid in kb.presentations}
+    for _, case in CASES:
+        plan = assess(case.input)
+        for info in plan.presentations:
+            pid = info.id
+            mine = [o for o in plan.options if o.presentation == pid]
+            procedures = [o for o in mine if o.kind == "procedure"]
+            if any(o.strength in ("preferred", "equivalent", "alternative") for o in procedures):
+                found[pid].add("indication")
+            if any(f.presentation == pid for f in plan.standing_flags):
+                found[pid].add("red flag")
+            if any(o.strength == "not_indicated" for o in mine) or (not procedures and not plan.stopped):
+                found[pid].add("not indicated")
+            if any(o.strength == "later" or (o.step == "first" and o.kind != "procedure") for o in mine) or any(
+                f.id == "no_conservative_trial" and f.presentation == pid for f in plan.standing_flags
+            ):
+                found[pid].add("first-line care not tried")
+            tops[pid].add(frozenset(o.id for o in mine if o.strength in ("preferred", "equivalent")))
+    for pid, sets in tops.items():
+        if len(sets) > 1:
+            found[pid].add("a detail that changes the choice")
+    return found
+
+
+KINDS = {"indication", "red flag", "not indicated", "first-line care not tried", "a detail that changes the choice"}
+# Presentations where a kind cannot exist, and why (checked: the reason must still hold).
+NOT_APPLICABLE = {
+    "nonspecific_muscle_weakness": {"indication": "myotomy is never indicated", "first-line care not tried": "no first-line care for myotomy"},
+    "nonspecific_muscle_spasm": {"indication": "myotomy is never indicated", "first-line care not tried": "no first-line care for myotomy"},
+    "nonspecific_joint_pain": {"indication": "myotomy is never indicated", "first-line care not tried": "no first-line care for myotomy"},
+    "zenker_diverticulum": {"first-line care not tried": "no non-surgical trial applies to a symptomatic pouch [NABI20]"},
+}
+
+
+def test_each_presentation_has_the_five_kinds_of_case() -> None:
+    """A clear indication, first-line care not tried, a red flag, a detail that changes the choice,
+    and an honest 'not indicated': each presentation proves all five (or says why one cannot exist)."""
+    missing = {
+        pid: sorted(KINDS - kinds - set(NOT_APPLICABLE.get(pid, {})))
+        for pid, kinds in _coverage().items()
+    }
+    missing = {pid: kinds for pid, kinds in missing.items() if kinds}
+    assert not missing, f"presentations missing kinds of teaching case: {missing}"
