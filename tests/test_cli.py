@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from models.loader import load_cases
+from models.loader import DATA_DIR, load_cases
 
 CASES = {case.id: case for _, case in load_cases()}
 CASE = CASES["achalasia_type_iii_poem_preferred"]
@@ -96,19 +98,21 @@ def test_kb_check_passes_on_the_knowledge_base() -> None:
     assert b"rules not exercised by any teaching case: 0" in done.stdout and done.stderr == b""
 
 
-def test_kb_check_prints_every_problem_with_file_line_and_did_you_mean(tmp_path: Path) -> None:
-    import os
-    import shutil
-
-    from models.loader import DATA_DIR
-
+@pytest.fixture()
+def data_copy(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of data/ to break, and the environment that points the command at it."""
     root = tmp_path / "data"
     shutil.copytree(DATA_DIR, root)
+    return root, {**os.environ, "MYOTOMY_CDS_DATA": str(root)}
+
+
+def test_kb_check_prints_every_problem_with_file_line_and_did_you_mean(data_copy: tuple[Path, dict[str, str]]) -> None:
+    root, env = data_copy
     rules = root / "presentations" / "strabismus" / "rules.yaml"
     rules.write_text(rules.read_text(encoding="utf-8").replace("    amblyopia: untreated\n", "    amblyopia: treatd\n", 1))
     cases = root / "presentations" / "strabismus" / "cases.yaml"
     cases.write_text(cases.read_text(encoding="utf-8").replace("    - rectus_recession\n", "    - rectus_recesion\n", 1))
-    done = run("kb", "check", env={**os.environ, "MYOTOMY_CDS_DATA": str(root)})
+    done = run("kb", "check", env=env)
     assert done.returncode == 2, done.stdout + done.stderr
     err = done.stderr.decode()
     assert "knowledge base is broken: 2 problems" in err and "Traceback" not in err
@@ -116,19 +120,13 @@ def test_kb_check_prints_every_problem_with_file_line_and_did_you_mean(tmp_path:
     assert "data/presentations/strabismus/cases.yaml:" in err and "did you mean 'rectus_recession'" in err
 
 
-def test_kb_check_reports_a_rule_no_case_fires_with_exit_2(tmp_path: Path) -> None:
-    import os
-    import shutil
-
-    from models.loader import DATA_DIR
-
-    root = tmp_path / "data"
-    shutil.copytree(DATA_DIR, root)
+def test_kb_check_reports_a_rule_no_case_fires_with_exit_2(data_copy: tuple[Path, dict[str, str]]) -> None:
+    root, env = data_copy
     rules = root / "presentations" / "achalasia" / "rules.yaml"
     text = rules.read_text(encoding="utf-8")
     rules.write_text(text.replace("    operative_risk: high\n", "    operative_risk: high\n    age_years:\n      gte: 119\n", 1))
-    assert run("kb", "lock", env={**os.environ, "MYOTOMY_CDS_DATA": str(root)}).returncode == 2  # changed, same version
-    done = run("kb", "check", env={**os.environ, "MYOTOMY_CDS_DATA": str(root)})
+    assert run("kb", "lock", env=env).returncode == 2  # changed under the same version: not locked
+    done = run("kb", "check", env=env)
     assert done.returncode == 2, done.stdout + done.stderr
     assert b"rules not exercised by any teaching case: 1\n  achalasia_unfit_botulinum_toxin_first" in done.stdout
     assert b"rule achalasia_unfit_botulinum_toxin_first changed but its version is still 2: bump it" in done.stderr
@@ -136,8 +134,6 @@ def test_kb_check_reports_a_rule_no_case_fires_with_exit_2(tmp_path: Path) -> No
 
 def test_the_plan_is_the_same_in_every_process(tmp_path: Path) -> None:
     """Nothing in the plan may depend on the process's hash seed (batch workers compare byte for byte)."""
-    import os
-
     path = tmp_path / "case.json"
     path.write_text(json.dumps(CASES["achalasia_dysphagia_without_manometry"].input))
     outputs = {run("assess", str(path), env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
