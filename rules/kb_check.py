@@ -48,7 +48,7 @@ def check(root: Path | None = None, out: IO[str] | None = None, err: IO[str] | N
     print(summary(kb, len(cases)), file=out)
     print(f"rules not exercised by any teaching case: {len(unexercised)}", file=out)
     for rule in unexercised:
-        print(f"  {rule.id} (data/presentations/{rule.presentation}/rules.yaml)", file=out)
+        print(f"  {rule.id} ({kb.directory.name}/presentations/{rule.presentation}/rules.yaml)", file=out)
     if problems:
         print_problems("knowledge base is broken", problems, err)
     return EXIT_PROBLEMS if problems or unexercised else EXIT_OK
