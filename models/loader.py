@@ -12,7 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -41,7 +41,7 @@ AGE_FACTS = ("age_years", "age_months", "age_weeks")
 PRIOR_PREFIX = "prior_"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses several times faster
 
-__all__ = ["KnowledgeBase", "KnowledgeBaseError", "load", "load_cases", "DATA_DIR", "AGE_FACTS", "PRIOR_PREFIX"]
+__all__ = ["KnowledgeBase", "KnowledgeBaseError", "load", "load_cases", "load_with_cases", "DATA_DIR", "AGE_FACTS", "PRIOR_PREFIX"]
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,16 @@ class _Loader:
 
 def load(root: Path | None = None) -> KnowledgeBase:
     """Load and cross-check the whole knowledge base, or raise KnowledgeBaseError with every problem."""
+    return _load(root, with_cases=False)[0]
+
+
+def load_with_cases(root: Path | None = None) -> tuple[KnowledgeBase, list[tuple[str, TeachingCase]]]:
+    """The knowledge base and its teaching cases, with every problem of both reported at once
+    (a mistake in a rule does not hide one in a case)."""
+    return _load(root, with_cases=True)
+
+
+def _load(root: Path | None, with_cases: bool) -> tuple[KnowledgeBase, list[tuple[str, TeachingCase]]]:
     root = Path(root or DATA_DIR)
     ld = _Loader(root)
     p = ld.problems
@@ -317,11 +327,13 @@ def load(root: Path | None = None) -> KnowledgeBase:
         if caveat.audit:
             ld.known(source, (*keys, "audit", "citations"), caveat.audit.citations, citations, "citation", f"caveat {caveat.id}")
     ld.index(caveat_items, "source caveat")
+    pools = _Pools(presentations, options, flags, workup, details, frozenset(r.id for r in rules))
+    cases = _cases(ld, pools) if with_cases else []
     p.raise_if_any()
 
     treatment_ids = tuple(options)
     models = {pid: condition_model(pid, details[pid], treatment_ids) for pid in presentations}
-    return KnowledgeBase(
+    kb = KnowledgeBase(
         version=str(version),
         content_hash=content_hash(root),
         citations=citations,
@@ -341,6 +353,7 @@ def load(root: Path | None = None) -> KnowledgeBase:
         input_model=input_model(models.values()),
         directory=root,
     )
+    return kb, cases
 
 
 def _presentation(
@@ -496,19 +509,37 @@ def _effects(
             ld.problems.add(source, (*keys, "evidence", i, "source"), f"unknown citation {grade.source!r}" + did_you_mean(grade.source, citations), where)
 
 
+class _Pools(NamedTuple):
+    """The ids a teaching case may name, known before the knowledge base is built."""
+
+    presentations: dict[str, PresentationDef]
+    options: dict[str, Option]
+    flags: dict[str, FlagDef]
+    workup: dict[str, str]
+    details: dict[str, tuple[Detail, ...]]
+    rule_ids: frozenset[str]
+
+
 def load_cases(kb: KnowledgeBase | None = None, root: Path | None = None) -> list[tuple[str, TeachingCase]]:
     """Teaching cases (file, case) from every presentation folder; every id they name is checked."""
     root = Path(root or (kb.directory if kb else DATA_DIR))
     kb = kb or load(root)
     ld = _Loader(root)
+    found = _cases(ld, _Pools(kb.presentations, kb.options, kb.flags, kb.workup, kb.details, frozenset(r.id for r in kb.rules)))
+    ld.problems.raise_if_any()
+    return found
+
+
+def _cases(ld: _Loader, pools: _Pools) -> list[tuple[str, TeachingCase]]:
     p = ld.problems
     found: list[tuple[str, TeachingCase]] = []
     seen: list[tuple[SourceFile, tuple[Any, ...], TeachingCase]] = []
-    for folder in sorted(d for d in (root / "presentations").iterdir() if d.is_dir()):
+    folders = ld.root / "presentations"
+    for folder in sorted(d for d in folders.iterdir() if d.is_dir()) if folders.is_dir() else []:
         path = folder / "cases.yaml"
         if not path.is_file():
             continue
-        loaded = _read(path, root, p)
+        loaded = _read(path, ld.root, p)
         if loaded is None:
             continue
         source, raw = loaded
@@ -516,29 +547,27 @@ def load_cases(kb: KnowledgeBase | None = None, root: Path | None = None) -> lis
             p.add(source, (), "missing top-level field 'cases'")
             continue
         for i, case in _validate_items(TeachingCase, raw["cases"], "cases", source, p, "case"):
-            _check_case(ld, source, ("cases", i), case, kb)
+            _check_case(ld, source, ("cases", i), case, pools)
             found.append((source.rel, case))
             seen.append((source, ("cases", i), case))
     ld.index(seen, "teaching case")
-    p.raise_if_any()
     return found
 
 
-def _check_case(ld: _Loader, source: SourceFile, keys: tuple[Any, ...], case: TeachingCase, kb: KnowledgeBase) -> None:
+def _check_case(ld: _Loader, source: SourceFile, keys: tuple[Any, ...], case: TeachingCase, ids: _Pools) -> None:
     """Every id a case expects must exist, so a misspelt id cannot make an assertion pass."""
     where = f"case {case.id}"
     e = case.expect
     pids = [c.get("presentation") for c in case.input.get("conditions", []) if isinstance(c, dict)]
-    pool = {o for pid in pids if pid in kb.presentations for o in kb.presentations[pid].options} or set(kb.options)
+    pool = {o for pid in pids if pid in ids.presentations for o in ids.presentations[pid].options} or set(ids.options)
     ex = (*keys, "expect")
     ld.known(source, (*ex, "options"), list(e.options), pool, "option of the case's presentations", where)
     for field in ("not_offered", "first"):
         ld.known(source, (*ex, field), getattr(e, field), pool, "option of the case's presentations", where)
     for field in ("flags", "cleared_flags"):
-        ld.known(source, (*ex, field), getattr(e, field), kb.flags, "red flag", where)
-    ld.known(source, (*ex, "workup"), e.workup, kb.workup, "work-up", where)
-    detail_ids = {d.id for pid in pids if pid in kb.details for d in kb.details[pid]}
+        ld.known(source, (*ex, field), getattr(e, field), ids.flags, "red flag", where)
+    ld.known(source, (*ex, "workup"), e.workup, ids.workup, "work-up", where)
+    detail_ids = {d.id for pid in pids if pid in ids.details for d in ids.details[pid]}
     ld.known(source, (*ex, "needs"), e.needs, detail_ids, "detail of the case's presentations", where)
-    rule_ids = {r.id for r in kb.rules}
-    ld.known(source, (*ex, "fired"), e.fired, rule_ids, "rule", where)
-    ld.known(source, (*ex, "not_fired"), e.not_fired, rule_ids, "rule", where)
+    ld.known(source, (*ex, "fired"), e.fired, ids.rule_ids, "rule", where)
+    ld.known(source, (*ex, "not_fired"), e.not_fired, ids.rule_ids, "rule", where)

@@ -49,6 +49,12 @@ def did_you_mean(word: Any, known: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def error_reason(error: Any) -> str:
+    """One pydantic error (an item of `ValidationError.errors()`) as a reason a reader can act on;
+    the one place that words them, for knowledge files and for the input alike."""
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 class SourceFile:
     """A YAML file's text, with the line of any path in it found on demand (errors only)."""
 
@@ -62,19 +68,21 @@ class SourceFile:
                 self._node = yaml.compose(self.text, Loader=_LOADER) or False
             except yaml.YAMLError:
                 self._node = False
-        node, line = self._node, None
+        node, line, key_line = self._node, None, None
         for key in keys:
             if not node:
                 break
-            line = node.start_mark.line + 1
+            line, key_line = node.start_mark.line + 1, None
             if isinstance(node, yaml.MappingNode):
-                node = next((v for k, v in node.value if k.value == str(key)), None)
+                pair = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+                # the key's line: a block value starts on the line after its key
+                node, key_line = (pair[1], pair[0].start_mark.line + 1) if pair else (None, None)
             elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
                 node = node.value[key]
             else:
                 node = None
         if node:
-            line = node.start_mark.line + 1
+            line = key_line or node.start_mark.line + 1
         return line
 
 
@@ -93,10 +101,20 @@ class Collector:
     def validation(
         self, source: SourceFile, prefix: tuple[Any, ...], error: ValidationError, where: str, fields: Iterable[str] = ()
     ) -> None:
-        """Each pydantic error as a problem; an unknown field gets the nearest known field name."""
-        for e in error.errors():
+        """Each pydantic error as a problem; an unknown field gets the nearest known field name, and
+        a misspelt required field is one problem (the unknown one), not also "required field missing"."""
+        errors = error.errors()
+        misspelt = {
+            (e["loc"][:-1], near)
+            for e in errors
+            if e["type"] == "extra_forbidden" and e["loc"]
+            for near in difflib.get_close_matches(str(e["loc"][-1]), list(fields), n=1, cutoff=0.75)
+        }
+        for e in errors:
+            if e["type"] == "missing" and e["loc"] and (e["loc"][:-1], e["loc"][-1]) in misspelt:
+                continue
             loc = tuple(prefix) + tuple(e["loc"])
-            reason = e["msg"].removeprefix("Value error, ")
+            reason = error_reason(e)
             if e["type"] == "extra_forbidden":
                 reason = "unknown field" + did_you_mean(e["loc"][-1], fields)
             elif e["type"] == "missing":

@@ -1,345 +1,79 @@
-"""`myotomy-cds`: assess, batch, schema and knowledge-base check from the command line.
+"""`myotomy-cds`: the command line. This module only parses arguments and dispatches; the work is
+in rules/batch.py (batch), rules/render.py (the Markdown report), rules/kb_check.py (kb check,
+kb lock), rules/kb_diff.py (kb diff) and rules/schemas.py (schema, kb schema).
 
-Exit status: 0 success, 2 invalid input (message on stderr names the field and the reason),
-1 internal error. No traceback reaches the user; no patient input is written anywhere but the
-output the user asked for.
+Exit status: 0 success; 2 invalid input, or `kb check`/`kb lock` found problems (stderr names the
+file or field and the reason); 1 internal error. No traceback reaches the user; no patient input is
+written anywhere but the output the user asked for.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import multiprocessing
-import os
-import signal
 import sys
-import threading
-from typing import IO, Any, Iterable, Iterator
+from pathlib import Path
 
-from pydantic import TypeAdapter
-
-from models.assessment import Assessment, SourceCaveat
-from models.presentation import Presentation
-from rules.assess import InputError, assess, default_context
+from models.problems import KnowledgeBaseError
 from rules.engine import RuleExecutionError
-from rules.knowledge_base import KnowledgeBase, KnowledgeBaseError, load, load_cases
-from rules.render import to_markdown
+from rules.json_input import UsageError, read_json_file
+from rules.planner import InputError, assess, default_context
 
-MAX_INPUT_BYTES = 1 << 20  # one presentation is a few kilobytes; refuse anything far larger
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
 
 
-class UsageError(Exception):
-    """Invalid input or arguments: exit status 2."""
-
-
-def _read_json(stream: IO[bytes], name: str) -> Any:
-    data = stream.read(MAX_INPUT_BYTES + 1)
-    if len(data) > MAX_INPUT_BYTES:
-        raise UsageError(f"{name}: input is larger than {MAX_INPUT_BYTES // 1024} KiB; one presentation is expected")
-    return _parse_json(data, name)
-
-
-def _parse_json(data: bytes, name: str) -> Any:
-    if not data.strip():
-        raise UsageError(f"{name}: input is empty; expected a JSON object")
-    try:
-        return json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise UsageError(f"{name}: input is not UTF-8 text (byte {error.start})") from None
-    except json.JSONDecodeError as error:
-        raise UsageError(f"{name}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
-    except RecursionError:
-        raise UsageError(f"{name}: JSON is nested too deeply") from None
-
-
 def cmd_assess(args: argparse.Namespace) -> int:
-    if args.file == "-":
-        raw = _read_json(sys.stdin.buffer, "standard input")
-    else:
-        try:
-            with open(args.file, "rb") as handle:
-                raw = _read_json(handle, args.file)
-        except OSError as error:
-            raise UsageError(f"{args.file}: cannot be read: {error.strerror}") from None
-    result = assess(raw)
+    plan = assess(read_json_file(args.file))
     if args.format == "markdown":
-        sys.stdout.write(to_markdown(result))
+        from rules.render import to_markdown
+
+        sys.stdout.write(to_markdown(plan))
     else:
-        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        sys.stdout.write(plan.model_dump_json(indent=2) + "\n")
     return EXIT_OK
 
 
-BATCH_CHUNK = 32  # lines per run of lines handed to a worker process
-BATCH_WINDOW = 2  # runs queued per worker: bounds memory whatever the size of the file
-Record = tuple[bool, bytes]  # (is an error record, the output line with its newline)
-
-
-def _assessment_json(result: Assessment) -> bytes:
-    """`result.model_dump_json()` as UTF-8, with the source caveats (most of the bytes, the same
-    for every assessment of the same presentations) serialized once per process, not per line."""
-    key = (result.knowledge_base.content_hash, tuple(c.id for c in result.source_caveats))
-    caveats = _CAVEATS_JSON.get(key)
-    if caveats is None:
-        caveats = _CAVEATS_ADAPTER.dump_json(result.source_caveats)
-        if len(_CAVEATS_JSON) < 256:
-            _CAVEATS_JSON[key] = caveats
-    body = _ASSESSMENT_ADAPTER.dump_json(result, exclude={"source_caveats"})
-    at = body.find(_AFTER_CAVEATS)  # a key, so never inside a string, where quotes are escaped
-    if at < 0:
-        return _ASSESSMENT_ADAPTER.dump_json(result)
-    return b"".join((body[:at], b',"source_caveats":', caveats, body[at:]))
-
-
-_ASSESSMENT_ADAPTER = TypeAdapter(Assessment)
-_CAVEATS_ADAPTER = TypeAdapter(tuple[SourceCaveat, ...])
-_CAVEATS_JSON: dict[tuple[str, tuple[str, ...]], bytes] = {}
-_AFTER_CAVEATS = b',"fired_rules":'
-
-
-def _record(number: int, line: bytes) -> Record:
-    """The output line for one input line: its assessment, or an error record naming the line."""
-    try:
-        if len(line) > MAX_INPUT_BYTES:
-            raise UsageError(f"line is larger than {MAX_INPUT_BYTES // 1024} KiB")
-        result = assess(_parse_json(line, f"line {number}"))
-        return False, b"".join((b'{"line": %d, "assessment": ' % number, _assessment_json(result), b"}\n"))
-    except (UsageError, InputError) as error:
-        error_record = {"line": number, "error": {"kind": "invalid_input", "message": str(error)}}
-    except RuleExecutionError as error:
-        error_record = {"line": number, "error": {"kind": "internal", "message": str(error)}}
-    return True, (json.dumps(error_record, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def _numbered(lines: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Line numbers count every line; blank lines get no record."""
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            yield number, line
-
-
-def _records(lines: Iterable[bytes]) -> Iterator[Record]:
-    """One output record per non-blank input line, in order, assessed in this process."""
-    for number, line in _numbered(lines):
-        yield _record(number, line)
-
-
-def _chunks(lines: Iterable[bytes]) -> Iterator[list[tuple[int, bytes]]]:
-    chunk: list[tuple[int, bytes]] = []
-    for item in _numbered(lines):
-        chunk.append(item)
-        if len(chunk) == BATCH_CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-@contextlib.contextmanager
-def _held(signals: set[signal.Signals]) -> Iterator[None]:
-    """Hold back these signals for a `with` block (main thread only; elsewhere a no-op)."""
-    mask = getattr(signal, "pthread_sigmask", None)
-    previous = mask(signal.SIG_BLOCK, signals) if mask else None
-    try:
-        yield
-    finally:
-        if mask:
-            mask(signal.SIG_SETMASK, previous)
-
-
-def _write_whole(target: IO[bytes], data: bytes) -> None:
-    """Write and flush with Ctrl-C held back until the data is out, so the file ends on a whole line."""
-    if threading.current_thread() is not threading.main_thread():
-        target.write(data)
-        target.flush()
-        return
-    with _held({signal.SIGINT}):
-        target.write(data)
-        target.flush()
-
-
-def _worker(index: int, count: int, inbox: Any, fd: int, turns: list[Any], stop: Any) -> None:
-    """A worker process: assess the runs of lines it is sent, in order; write each when its turn
-    comes (the turn passes around the workers in input order), then report the counts."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # held back by the parent until now
-    turn, after = turns[index], turns[(index + 1) % count]
-    try:
-        while True:
-            while not inbox.poll(0.1):
-                if stop.is_set():
-                    return
-            message = inbox.recv()
-            if message is None:
-                return
-            records = [_record(number, line) for number, line in message]
-            data = b"".join(text for _, text in records)
-            while not turn.acquire(timeout=0.1):
-                if stop.is_set():
-                    return
-            try:
-                if stop.is_set():
-                    return
-                with _held({signal.SIGTERM}):  # stopped between runs, never inside one
-                    _write_all(fd, data)
-            finally:
-                after.release()
-            errors = sum(is_error for is_error, _ in records)
-            inbox.send(("done", len(records) - errors, errors))
-    except Exception as error:  # reported to the main process, which stops the run
-        stop.set()
-        try:
-            inbox.send(("failed", f"{type(error).__name__}: {error}"))
-        except OSError:
-            pass
-
-
-class _Workers:
-    """`count` forked worker processes that assess runs of lines and write them in input order.
-
-    The main process reads the input and deals run k to worker k mod count; worker k writes its
-    run after run k-1 is written, straight into the output (the file descriptor is shared by
-    fork), so assessments never travel back through the main process. At most BATCH_WINDOW runs
-    wait per worker, so memory does not grow with the file."""
-
-    def __init__(self, count: int, fd: int) -> None:
-        default_context()  # built once here and shared by fork; a broken knowledge base fails now
-        context = multiprocessing.get_context("fork")
-        self.count = count
-        self.stop = context.Event()
-        turns = [context.Semaphore(1 if k == 0 else 0) for k in range(count)]
-        self.pipes = []
-        self.processes = []
-        with _held({signal.SIGINT}):  # a Ctrl-C now reaches a worker only once it ignores it
-            for index in range(count):
-                ours, theirs = context.Pipe()
-                process = context.Process(
-                    target=_worker, args=(index, count, theirs, fd, turns, self.stop),
-                    name=f"batch-worker-{index}", daemon=True,
-                )
-                process.start()
-                theirs.close()
-                self.pipes.append(ours)
-                self.processes.append(process)
-        self.sent = self.reported = 0
-        self.counts = {"assessed": 0, "errors": 0}
-
-    def _report(self) -> None:
-        pipe = self.pipes[self.reported % self.count]
-        try:
-            message = pipe.recv()
-        except (EOFError, OSError):
-            raise RuleExecutionError("a worker process stopped unexpectedly") from None
-        if message[0] != "done":
-            raise RuleExecutionError(f"a worker process failed: {message[1]}")
-        self.counts["assessed"] += message[1]
-        self.counts["errors"] += message[2]
-        self.reported += 1
-
-    def run(self, chunks: Iterable[list[tuple[int, bytes]]]) -> None:
-        for chunk in chunks:
-            if self.sent - self.reported >= BATCH_WINDOW * self.count:
-                self._report()  # the oldest run, which is this worker's: its queue stays short
-            self.pipes[self.sent % self.count].send(chunk)
-            self.sent += 1
-        for pipe in self.pipes:
-            pipe.send(None)
-        while self.reported < self.sent:
-            self._report()
-        for process in self.processes:
-            process.join()
-
-    def close(self) -> None:
-        """Stop the workers (at once on Ctrl-C or an error: a run being written is finished first)
-        and count the runs they wrote."""
-        self.stop.set()  # idle workers see it within 0.1 s
-        for process in self.processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
-                process.join()
-        for index in range(self.reported, self.sent):
-            pipe = self.pipes[index % self.count]
-            try:
-                if not pipe.poll():
-                    break
-                message = pipe.recv()
-            except (EOFError, OSError):
-                break
-            if message[0] == "done":
-                self.counts["assessed"] += message[1]
-                self.counts["errors"] += message[2]
-        for pipe in self.pipes:
-            pipe.close()
-
-
-def _progress(total_bytes: int | None) -> Any:
-    """A progress bar on a terminal only, so that piped output and logs stay clean."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total_bytes, unit="B", unit_scale=True, desc="assessing", file=sys.stderr)
-
-
-def _counted(source: IO[bytes], bar: Any) -> Iterator[bytes]:
-    for line in source:
-        if bar is not None:
-            bar.update(len(line))
-        yield line
-
-
 def cmd_batch(args: argparse.Namespace) -> int:
-    """Stream: lines in, one record per line out, in input order, written whole, so memory does not
-    grow with the file and an interrupted run leaves only complete lines. With --workers N, N
-    processes assess and write runs of lines in turn; the output is the same, byte for byte."""
+    from rules import batch
+
+    batch.run(args.input, args.output, args.workers)
+    return EXIT_OK
+
+
+def cmd_schema(_args: argparse.Namespace) -> int:
+    from rules.schemas import input_schema
+
+    sys.stdout.write(json.dumps(input_schema(default_context()[0]), indent=2) + "\n")
+    return EXIT_OK
+
+
+def cmd_kb_check(_args: argparse.Namespace) -> int:
+    from rules import kb_check
+
+    return kb_check.check()
+
+
+def cmd_kb_lock(_args: argparse.Namespace) -> int:
+    from rules import kb_check
+
+    return kb_check.lock()
+
+
+def cmd_kb_diff(args: argparse.Namespace) -> int:
+    from rules import kb_diff
+
     try:
-        source = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
-    except OSError as error:
-        raise UsageError(f"{args.input}: cannot be read: {error.strerror}") from None
-    try:
-        target = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
-    except OSError as error:
-        source.close()
-        raise UsageError(f"{args.output}: cannot be written: {error.strerror}") from None
-    workers = args.workers
-    if workers > 1 and "fork" not in multiprocessing.get_all_start_methods():
-        print("--workers needs a platform with fork(); assessing in one process", file=sys.stderr)
-        workers = 1
-    counts = {"assessed": 0, "errors": 0}
-    pool: _Workers | None = None
-    bar = None
-    try:
-        if workers > 1:
-            sys.stdout.flush()
-            target.flush()
-            pool = _Workers(workers, target.fileno())  # before the bar starts a thread: fork
-            counts = pool.counts
-        bar = _progress(None if source is sys.stdin.buffer else os.fstat(source.fileno()).st_size)
-        lines = _counted(source, bar)
-        if pool is not None:
-            pool.run(_chunks(lines))
-        else:
-            for is_error, data in _records(lines):
-                _write_whole(target, data)
-                counts["errors" if is_error else "assessed"] += 1
-    finally:
-        if pool is not None:
-            pool.close()
-        if bar is not None:
-            bar.close()
-        if source is not sys.stdin.buffer:
-            source.close()
-        if target is not sys.stdout.buffer:
-            target.close()
-        print(f"{counts['assessed']} assessed, {counts['errors']} lines with errors", file=sys.stderr)
+        return kb_diff.run(args.rev, args.rev2)
+    except UsageError as error:
+        print(f"kb diff: {error}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def cmd_kb_schema(args: argparse.Namespace) -> int:
+    from rules.schemas import write_knowledge_schemas
+
+    for path in write_knowledge_schemas(Path(args.folder)):
+        print(path)
     return EXIT_OK
 
 
@@ -353,57 +87,13 @@ def _workers(text: str) -> int:
     return value
 
 
-def cmd_schema(_args: argparse.Namespace) -> int:
-    sys.stdout.write(json.dumps(input_schema(default_context()[0]), indent=2) + "\n")
-    return EXIT_OK
-
-
-def input_schema(kb: KnowledgeBase) -> dict[str, Any]:
-    """The input model's JSON Schema, with the knowledge base's ids as enumerations."""
-    schema = Presentation.model_json_schema()
-    condition = schema["$defs"]["Condition"]["properties"]
-    condition["presentation"]["enum"] = sorted(kb.presentations)
-    subtypes = sorted({s for p in kb.presentations.values() for s in p.subtypes})
-    condition["subtype"]["anyOf"][0]["enum"] = subtypes
-    schema["$defs"]["PriorTreatment"]["properties"]["treatment"]["enum"] = sorted(kb.procedures)
-    return schema
-
-
-def cmd_kb_check(_args: argparse.Namespace) -> int:
-    try:
-        kb = load()
-        cases = load_cases()
-    except KnowledgeBaseError as error:
-        print(f"knowledge base is broken: {error}", file=sys.stderr)
-        return EXIT_INVALID
-    from rules.engine import Engine
-
-    context = (kb, Engine(kb))
-    fired: set[str] = set()
-    failed = 0
-    for file, case in cases:
-        try:
-            fired.update(assess(case.input, context=context).fired_rules)
-        except InputError as error:
-            failed += 1
-            print(f"{file}: case {case.id}: invalid input: {error}", file=sys.stderr)
-    unexercised = [r.id for r in kb.rules if r.id not in fired]
-    print(f"knowledge base {kb.version} ({kb.content_hash[:16]}): {len(kb.presentations)} presentations, "
-          f"{len(kb.procedures)} procedures, {len(kb.rules)} rules, {len(kb.citations)} citations, "
-          f"{len(cases)} teaching cases")
-    print(f"rules not exercised by any teaching case: {len(unexercised)}")
-    for rule_id in unexercised:
-        print(f"  {rule_id}")
-    return EXIT_OK if not unexercised and not failed else EXIT_INTERNAL
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="myotomy-cds",
         description="Myotomy decision support (supports a clinician's decision; never a diagnosis or an order).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("assess", help="assess one presentation (JSON)")
+    p = sub.add_parser("assess", help="assess one presentation (JSON) into a plan")
     p.add_argument("file", help="JSON file, or - for standard input")
     p.add_argument("--format", choices=("json", "markdown"), default="json")
     p.set_defaults(func=cmd_assess)
@@ -419,19 +109,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_schema)
     p = sub.add_parser("kb", help="knowledge-base tools")
     kb_sub = p.add_subparsers(dest="kb_command", required=True)
-    k = kb_sub.add_parser("check", help="validate the knowledge base; report rules no teaching case fires")
+    k = kb_sub.add_parser("check", help="every problem of data/ and its cases, rule versions, rules no case fires")
     k.set_defaults(func=cmd_kb_check)
+    k = kb_sub.add_parser("lock", help="record the rules' versions and content in data/rule_versions.yaml")
+    k.set_defaults(func=cmd_kb_lock)
+    k = kb_sub.add_parser("diff", help="how the plans of the teaching cases change between two revisions")
+    k.add_argument("rev", help="git revision of the knowledge before")
+    k.add_argument("rev2", nargs="?", help="git revision after (default: the working tree)")
+    k.set_defaults(func=cmd_kb_diff)
+    k = kb_sub.add_parser("schema", help="write the JSON Schemas of the knowledge files into a folder")
+    k.add_argument("folder", help="e.g. docs/schema")
+    k.set_defaults(func=cmd_kb_schema)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        return int(args.func(args))
     except (UsageError, InputError) as error:
         print(f"invalid input: {error}", file=sys.stderr)
         return EXIT_INVALID
-    except (KnowledgeBaseError, RuleExecutionError) as error:
+    except KnowledgeBaseError as error:
+        from rules.kb_check import print_problems
+
+        print_problems("internal error: knowledge base is broken", error.problems, sys.stderr)
+        return EXIT_INTERNAL
+    except RuleExecutionError as error:
         print(f"internal error: {error}", file=sys.stderr)
         return EXIT_INTERNAL
     except KeyboardInterrupt:

@@ -23,16 +23,10 @@ from models import plan as out
 from models.knowledge import MERGE_PRIORITY, STRENGTH_ORDER, TOP_RANK, Detail, Rule, Strength
 from models.loader import AGE_FACTS, PRIOR_PREFIX, KnowledgeBase, load
 from models.presentation import Condition, Presentation
-from models.problems import did_you_mean
+from models.problems import did_you_mean, error_reason
 from rules.engine import Engine
+from rules.render import STRENGTH_WORDS
 
-STRENGTH_WORDS = {
-    "preferred": "preferred",
-    "equivalent": "equivalent option",
-    "alternative": "an alternative",
-    "later": "later, if the step before fails",
-    "not_indicated": "not indicated",
-}
 DEFAULT_TIPS = ("patient preference", "local expertise")
 
 
@@ -51,7 +45,7 @@ class InputError(ValueError):
             # the discriminated union puts the presentation id after the index: not a field
             if len(loc) > 2 and loc[0] == "conditions" and loc[1].isdigit():
                 del loc[2]
-            errors.append((".".join(loc), e["msg"].removeprefix("Value error, ")))
+            errors.append((".".join(loc), error_reason(e)))
         return cls(errors)
 
 
@@ -135,9 +129,9 @@ class _Derived:
         definitions = {pid: {i: tests for i, _, tests in kb.definitions[pid].items} for pid in kb.presentations}
         self.definition_meaning = {i: m for pid in kb.presentations for i, m, _ in kb.definitions[pid].items}
         # what a rule reads, through its definitions: the details a missing value can change it by
-        self.reads: dict[str, frozenset[str]] = {}
+        self.reads: dict[str, tuple[str, ...]] = {}
         for rule in kb.rules:
-            self.reads[rule.id] = frozenset(_closure(self.fields[rule.id], definitions[rule.presentation]))
+            self.reads[rule.id] = _closure(self.fields[rule.id], definitions[rule.presentation])
         self.read = {
             pid: tuple(_unique(f for r in rules for f in self.reads[r.id] if f not in definitions[pid]))
             for pid, rules in self.rules_for.items()
@@ -225,17 +219,19 @@ class _Probe:
     via_definition: bool
 
 
-def _closure(fields: Iterable[str], definitions: dict[str, Any]) -> set[str]:
-    found: set[str] = set()
-    todo = list(fields)
+def _closure(fields: Iterable[str], definitions: dict[str, Any]) -> tuple[str, ...]:
+    """The fields read, through definitions, in a fixed order (a set's order changes with the
+    process's hash seed, and "inputs missing" must read the same in every process)."""
+    found: dict[str, None] = {}
+    todo = list(fields)[::-1]
     while todo:
         name = todo.pop()
         if name in found:
             continue
-        found.add(name)
+        found[name] = None
         if name in definitions:
-            todo.extend(conditions.fields(definitions[name]))
-    return found
+            todo.extend(list(conditions.fields(definitions[name]))[::-1])
+    return tuple(found)
 
 
 _DERIVED: dict[int, _Derived] = {}  # by id(kb); each entry holds its kb, so the id cannot be reused

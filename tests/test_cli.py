@@ -3,30 +3,44 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from rules.knowledge_base import load_cases
+from models.loader import DATA_DIR, load_cases
 
-CASE = next(case for _, case in load_cases() if case.id == "achalasia_type_iii_poem_preferred")
-
-
-def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "rules.cli", *args], input=stdin, capture_output=True, timeout=120)
+CASES = {case.id: case for _, case in load_cases()}
+CASE = CASES["achalasia_type_iii_poem_preferred"]
 
 
-def test_assess_json_and_markdown(tmp_path: Path) -> None:
+def run(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "rules.cli", *args], input=stdin, capture_output=True, timeout=120, env=env)
+
+
+def test_assess_json_is_the_plan(tmp_path: Path) -> None:
     path = tmp_path / "case.json"
     path.write_text(json.dumps(CASE.input))
     done = run("assess", str(path))
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    assert result["suggestions"][0]["procedure"] == "poem"
-    md = run("assess", "-", "--format", "markdown", stdin=json.dumps(CASE.input).encode())
-    assert md.returncode == 0 and b"## Candidate procedures" in md.stdout and b"not a diagnosis" in md.stdout
+    plan = json.loads(done.stdout)
+    assert plan["options"][0]["id"] == "poem" and plan["options"][0]["strength"] == "preferred"
+    assert plan["stopped"] is False and plan["knowledge_base"]["version"] and "not a diagnosis" in plan["disclaimer"]
+
+
+def test_assess_markdown_puts_the_stop_flag_first() -> None:
+    stopped = CASES["achalasia_older_patient_weight_loss"]
+    done = run("assess", "-", "--format", "markdown", stdin=json.dumps(stopped.input).encode())
+    assert done.returncode == 0, done.stderr
+    text = done.stdout.decode()
+    order = ["## Stop: address before anything else", "## Do first", "## Steps", "## Options", "## Why not",
+             "## What these rules are for", "## From the source documents", "Knowledge base ", "not a diagnosis"]
+    at = [text.index(heading) for heading in order]
+    assert at == sorted(at), text
+    assert "withheld until this is addressed" in text  # the treatment options wait for the stop flag
 
 
 @pytest.mark.parametrize(
@@ -37,15 +51,16 @@ def test_assess_json_and_markdown(tmp_path: Path) -> None:
         (bytes(range(256)) * 20, b"not UTF-8"),
         (b"[" * 100_000, b"nested too deeply"),
         (b'{"conditions": [{"presentation": "achalasia", "subtype": "type_iv"}]}', b"conditions.0.subtype"),
+        (b'{"conditions": [{"presentation": "achalasiaa"}]}', b"did you mean 'achalasia'"),
         (b'{"age": {"value": -2}, "conditions": [{"presentation": "achalasia"}]}', b"age.value"),
         (b" " * (2 << 20), b"larger than"),
     ],
-    ids=["json", "empty", "bytes", "nested", "subtype", "age", "huge"],
+    ids=["json", "empty", "bytes", "nested", "subtype", "presentation", "age", "huge"],
 )
 def test_invalid_input_exits_2_with_message(stdin: bytes, message: bytes) -> None:
     done = run("assess", "-", stdin=stdin)
     assert done.returncode == 2, done.stderr
-    assert message in done.stderr and b"Traceback" not in done.stderr
+    assert message in done.stderr and b"Traceback" not in done.stderr and done.stdout == b""
 
 
 def test_missing_file_exits_2(tmp_path: Path) -> None:
@@ -62,19 +77,64 @@ def test_batch_keeps_going_past_bad_lines(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["line"] for r in records] == [1, 2, 3, 4]
-    assert "assessment" in records[0] and "assessment" in records[3]
+    assert records[0]["plan"]["options"][0]["id"] == "poem" and records[3]["plan"] == records[0]["plan"]
     assert records[1]["error"]["kind"] == "invalid_input" and "invalid JSON" in records[1]["error"]["message"]
     assert "unknown presentation" in records[2]["error"]["message"]
     assert b"2 assessed, 2 lines with errors" in done.stderr
 
 
-def test_schema_lists_presentations() -> None:
+def test_schema_is_the_input_model_of_the_knowledge_base() -> None:
     done = run("schema")
+    assert done.returncode == 0, done.stderr
     schema = json.loads(done.stdout)
-    assert "achalasia" in schema["$defs"]["Condition"]["properties"]["presentation"]["enum"]
+    achalasia = schema["$defs"]["Condition_achalasia"]["properties"]
+    assert achalasia["presentation"]["const"] == "achalasia"
+    assert achalasia["subtype"]["anyOf"][0]["enum"] == ["type_i", "type_ii", "type_iii"]
 
 
-def test_kb_check_reports_zero_unexercised_rules() -> None:
+def test_kb_check_passes_on_the_knowledge_base() -> None:
     done = run("kb", "check")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert b"rules not exercised by any teaching case: 0" in done.stdout
+    assert b"rules not exercised by any teaching case: 0" in done.stdout and done.stderr == b""
+
+
+@pytest.fixture()
+def data_copy(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of data/ to break, and the environment that points the command at it."""
+    root = tmp_path / "data"
+    shutil.copytree(DATA_DIR, root)
+    return root, {**os.environ, "MYOTOMY_CDS_DATA": str(root)}
+
+
+def test_kb_check_prints_every_problem_with_file_line_and_did_you_mean(data_copy: tuple[Path, dict[str, str]]) -> None:
+    root, env = data_copy
+    rules = root / "presentations" / "strabismus" / "rules.yaml"
+    rules.write_text(rules.read_text(encoding="utf-8").replace("    amblyopia: untreated\n", "    amblyopia: treatd\n", 1))
+    cases = root / "presentations" / "strabismus" / "cases.yaml"
+    cases.write_text(cases.read_text(encoding="utf-8").replace("    - rectus_recession\n", "    - rectus_recesion\n", 1))
+    done = run("kb", "check", env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    err = done.stderr.decode()
+    assert "knowledge base is broken: 2 problems" in err and "Traceback" not in err
+    assert "data/presentations/strabismus/rules.yaml:" in err and "did you mean 'treated'" in err
+    assert "data/presentations/strabismus/cases.yaml:" in err and "did you mean 'rectus_recession'" in err
+
+
+def test_kb_check_reports_a_rule_no_case_fires_with_exit_2(data_copy: tuple[Path, dict[str, str]]) -> None:
+    root, env = data_copy
+    rules = root / "presentations" / "achalasia" / "rules.yaml"
+    text = rules.read_text(encoding="utf-8")
+    rules.write_text(text.replace("    operative_risk: high\n", "    operative_risk: high\n    age_years:\n      gte: 119\n", 1))
+    assert run("kb", "lock", env=env).returncode == 2  # changed under the same version: not locked
+    done = run("kb", "check", env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert b"rules not exercised by any teaching case: 1\n  achalasia_unfit_botulinum_toxin_first" in done.stdout
+    assert b"rule achalasia_unfit_botulinum_toxin_first changed but its version is still 2: bump it" in done.stderr
+
+
+def test_the_plan_is_the_same_in_every_process(tmp_path: Path) -> None:
+    """Nothing in the plan may depend on the process's hash seed (batch workers compare byte for byte)."""
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps(CASES["achalasia_dysphagia_without_manometry"].input))
+    outputs = {run("assess", str(path), env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
+    assert len(outputs) == 1

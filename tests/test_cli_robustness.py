@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from rules.knowledge_base import load_cases
+from models.loader import load_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 # Peak RSS of the child itself: VmHWM resets at exec, whereas ru_maxrss keeps the forking parent's
@@ -54,4 +53,4 @@ def test_interrupted_batch_leaves_only_complete_lines(tmp_path: Path) -> None:
     lines = text.splitlines()
     assert 0 < len(lines) < 20_000
     for number, record in enumerate(map(json.loads, lines), start=1):
-        assert record["line"] == number and "assessment" in record
+        assert record["line"] == number and "plan" in record

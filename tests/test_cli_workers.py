@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from rules import assess
-from rules.cli import BATCH_CHUNK, BATCH_WINDOW
-from rules.knowledge_base import load_cases
+from models.loader import load_cases
+from rules.batch import BATCH_CHUNK, BATCH_WINDOW, assess_record
 
 CASES = [case.input for _, case in load_cases()]
 BAD_LINES = [
@@ -78,11 +78,19 @@ def test_one_process_output_has_every_line_in_order_with_error_records(one_proce
     assert any("larger than" in e["error"]["message"] for e in errors)
     assert any("not UTF-8" in e["error"]["message"] for e in errors)
     assert f"{len(records) - len(errors)} assessed, {len(errors)} lines with errors".encode() in stderr
-    # each assessment record is the assessment itself (its JSON is assembled from cached parts)
+    # each plan record is the plan itself (its JSON is assembled from cached parts)
     for record in records[:40]:
-        if "assessment" in record:
+        if "plan" in record:
             raw = json.loads(inputs[record["line"] - 1])
-            assert record["assessment"] == assess(raw).model_dump(mode="json")
+            assert record["plan"] == assess(raw).model_dump(mode="json")
+
+
+def test_assess_record_is_one_whole_line_per_input_line() -> None:
+    is_error, data = assess_record(7, json.dumps(CASES[0]).encode())
+    assert not is_error and data.endswith(b"\n") and data.count(b"\n") == 1
+    assert json.loads(data) == {"line": 7, "plan": assess(CASES[0]).model_dump(mode="json")}
+    is_error, data = assess_record(8, b"{broken")
+    assert is_error and json.loads(data)["error"]["kind"] == "invalid_input"
 
 
 def test_workers_to_standard_output(one_process: tuple[Path, bytes, bytes]) -> None:
