@@ -118,6 +118,8 @@ NOT_APPLICABLE = {
     "nonspecific_muscle_spasm": {"indication": "myotomy is never indicated", "first-line care not tried": "no first-line care for myotomy"},
     "nonspecific_joint_pain": {"indication": "myotomy is never indicated", "first-line care not tried": "no first-line care for myotomy"},
     "zenker_diverticulum": {"first-line care not tried": "no non-surgical trial applies to a symptomatic pouch [NABI20]"},
+    "volkmann_ischaemic_contracture": {"first-line care not tried": "a non-surgical trial does not apply to an established contracture"},
+    "idiopathic_toe_walking": {"first-line care not tried": "with a contracture, casting and lengthening are a shared first choice [VANKUIJK14]"},
 }
 
 
