@@ -17,15 +17,15 @@ def main(target: str) -> None:
         wait_for_app(page)
         page.get_by_label("Age", exact=True).fill("58")
         page.get_by_label("Age", exact=True).press("Enter")
-        choose(page, "Subtype", "type_iii")
+        choose(page, "Subtype", "type III (spastic)")
         choose(page, "Diagnosis confirmed", "yes")
         choose(page, "Malignancy excluded", "yes")
-        choose(page, "Operative risk", "high")
+        choose(page, "Fitness for anaesthesia and surgery", "high risk (unfit for general anaesthesia or surgery)")
         page.get_by_role("button", name="Assess").click()
-        page.get_by_text("Candidate procedures", exact=True).wait_for(timeout=60_000)
+        page.get_by_text("Download plan (JSON)", exact=True).wait_for(timeout=60_000)  # the end of the page
         wait_for_app(page)
         page.evaluate("document.fonts.ready")
-        heading = page.get_by_text("3. Assessment", exact=True).first
+        heading = page.get_by_text("3. The plan and its basis", exact=True).first
         heading.evaluate("el => el.scrollIntoView({block: 'start'})")
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=target, full_page=False)

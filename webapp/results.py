@@ -1,166 +1,235 @@
-"""Render an Assessment in Streamlit: red flags first, one card per procedure, the decision path.
+"""Render a Plan in Streamlit, in the order a clinician acts on it.
 
-Text goes through st.markdown only after escaping, and no HTML is ever built, so nothing typed
-into the form or carried in a teaching case can become markup.
+Stop flags first, then do-first flags, then the plan in one box (steps, shared decision, not
+indicated), then what would change it, then one card per option with its basis, then cleared flags,
+why not, what the rules are for and the source passages. Text goes through st.markdown only after
+escaping and no HTML is built, so nothing typed or carried in a teaching case can become markup.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
+from collections.abc import Iterable
 
 import streamlit as st
 
-from models.assessment import Assessment, Basis, CitationRef, Suggestion
-from rules.render import STRENGTH_LABEL, value_text
+from models.plan import Basis, Flag, Plan, PlanOption, PlanStep, Statement
+from webapp.form import need_text
+from webapp.text import cites, esc, listing
+from webapp.words import SEVERITY_WORDS, Words, strength
 
-_ICON = {"info": ":material/info:", "warning": ":material/warning:", "critical": ":material/error:"}
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
-
-
-def esc(text: object) -> str:
-    """Escape Markdown (and with it any HTML) so text is shown as typed."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
-
-
-def _cites(refs: tuple[CitationRef, ...]) -> str:
-    return ", ".join(f"[{esc(r.key)}]({r.url})" if r.url else esc(f"[{r.key}]") for r in refs)
-
-
-def basis_markdown(b: Basis) -> str:
-    lines = ["**Rules:** " + ", ".join(f"`{r}` v{b.rule_versions[r]}" for r in b.rule_ids)]
-    if b.inputs_used:
-        lines.append("**Inputs used:** " + esc(", ".join(f"{k} = {value_text(v)}" for k, v in b.inputs_used.items())))
-    if b.inputs_missing:
-        lines.append("**Not recorded (could change the answer):** " + esc(", ".join(b.inputs_missing)))
-    evidence = [
-        f"- {esc(c.key)}{f' ({c.year})' if c.year else ''}{f' · grade {c.grade}' if c.grade else ''}: {esc(c.label)}"
-        for c in b.citations
-    ]
-    return "\n\n".join([*lines, "**Evidence:**\n" + "\n".join(evidence)])
-
-
-def red_flags(a: Assessment) -> None:
-    if not a.red_flags:
-        st.success("No red flags raised by the rules for the details given.", icon=":material/check_circle:")
-        return
-    st.subheader("Red flags")
-    for flag in a.red_flags:
-        holds = f"\n\nHolds back: {esc(', '.join(flag.concerns))}" if flag.concerns else ""
-        st.error(
-            f"**{esc(flag.id.replace('_', ' '))}**: {esc(flag.meaning)}\n\n{esc(' '.join(flag.basis.statements))}{holds}",
-            icon=_ICON["critical"],
-        )
-
-
-def _details_markdown(s: Suggestion) -> str:
-    """Everything behind a card's "why" in one Markdown block: one element renders faster than many."""
-    parts = ["**Why:** " + esc(s.reason)]
-    if s.workup_first:
-        parts.append("**Work-up first:**\n" + "\n".join(f"- {esc(w.meaning)}" for w in s.workup_first))
-    if s.risks:
-        parts.append("**Risks:**\n" + "\n".join(f"- {esc(r.text)} {_cites(r.citations)}" for r in s.risks))
-    if s.caveats:
-        parts.append("**Caveats:**\n" + "\n".join(f"- {esc(c.text)} {_cites(c.citations)}" for c in s.caveats))
-    parts += ["---", basis_markdown(s.basis)]
-    return "\n\n".join(parts)
-
-
-def card(s: Suggestion) -> None:
-    with st.container(border=True):
-        head = [f"{_ICON[s.indicator]} **{esc(s.name)}** — {STRENGTH_LABEL[s.strength]}", esc(s.summary)]
-        if s.target_muscle:
-            head.append(f"**Target:** {esc(s.target_muscle)}")
-        if s.approaches:
-            head.append(f"**Approaches:** {esc(', '.join(s.approaches))}")
-        if s.held_back_by:
-            head.append(f":orange[**Held back by red flags:** {esc(', '.join(s.held_back_by))}]")
-        st.markdown("  \n".join(head))
-        with st.expander("Why, work-up, risks and caveats"):
-            st.markdown(_details_markdown(s))
-
-
-def why_not(a: Assessment) -> None:
-    if not a.why_not:
-        return
-    lines = []
-    for w in a.why_not:
-        lines.append(f"**{esc(w.name)}** ({esc(w.presentation)})")
-        if not w.rules:
-            lines.append("- no rule suggests it for this presentation")
-        lines += [f"- `{r.rule_id}`: not met — {esc('; '.join(r.unmet))}" for r in w.rules]
-        lines.append("")
-    with st.expander(f"Why not the other procedures? ({len(a.why_not)})"):
-        st.markdown("\n".join(lines))
-
-
-def first_line(a: Assessment) -> None:
-    st.subheader("First-line and non-myotomy options")
-    if not a.first_line:
-        st.caption("None named by the rules for these details.")
-        return
-    st.markdown("\n".join(f"- {esc(f.name)} ({esc(f.presentation)}) {_cites(f.citations)}" for f in a.first_line))
-
-
+_UNCERTAIN = ":orange-badge[:material/help: uncertain]"
 _VERDICT = {"contradicts": ":red[**Evidence contradicts this.**]", "qualifies": ":orange[**Evidence qualifies this.**]",
             "supports": ":green[**Evidence supports this.**]"}
 
 
-def source_quotes(a: Assessment) -> None:
+def _bullets(items: Iterable[str]) -> str:
+    return "\n".join(f"- {item}" for item in items)
+
+
+def _many(plan: Plan) -> bool:
+    return len(plan.presentations) > 1
+
+
+def _where(plan: Plan, w: Words, pid: str) -> str:
+    """' (Presentation name)' when several presentations share the page."""
+    return f" ({esc(w.presentation(pid))})" if _many(plan) else ""
+
+
+# --- flags -----------------------------------------------------------------------------------------
+
+def _flag_markdown(plan: Plan, w: Words, flag: Flag) -> str:
+    head = f"**{SEVERITY_WORDS[flag.severity]}: {esc(flag.meaning)}**{_where(plan, w, flag.presentation)}"
+    parts = [head, esc(" ".join(flag.basis.statements))]
+    if flag.workup:
+        verb = "Urgently" if flag.severity == "stop" else "Check or correct first"
+        parts.append(f"**{verb}:**\n" + _bullets(esc(t.meaning) for t in flag.workup))
+    if flag.concerns:
+        holds = "Withholds" if flag.severity == "stop" else "Comes before" if flag.severity == "do_first" else "Concerns"
+        parts.append(f"{holds}: {esc(listing(w.option(o) for o in flag.concerns))}.")
+    parts.append(cites(flag.basis.citations))
+    return "\n\n".join(p for p in parts if p)
+
+
+def flags(plan: Plan, w: Words) -> None:
+    """Standing flags at the top: stop (error box), do first (warning), caution (note)."""
+    standing = plan.standing_flags
+    for flag in standing:
+        box = {"stop": st.error, "do_first": st.warning, "caution": st.info}[flag.severity]
+        icon = {"stop": ":material/dangerous:", "do_first": ":material/priority_high:", "caution": ":material/info:"}
+        box(_flag_markdown(plan, w, flag), icon=icon[flag.severity])
+    if not standing:
+        st.success("No red flag stands for the details given.", icon=":material/check_circle:")
+
+
+# --- the plan in one box ---------------------------------------------------------------------------
+
+def _options_by_id(plan: Plan) -> dict[tuple[str, str], PlanOption]:
+    return {(o.presentation, o.id): o for o in plan.options}
+
+
+def _step_markdown(plan: Plan, w: Words, step: PlanStep, options: dict[tuple[str, str], PlanOption]) -> str:
+    lines = [f"**{step.order}. {esc(step.title)}**{_where(plan, w, step.presentation)}"]
+    if step.workup:
+        lines.append(_bullets(esc(t.meaning) for t in step.workup))
+    for oid in step.options:
+        option = options.get((step.presentation, oid))
+        name = esc(option.name if option else w.option(oid))
+        lines.append(f"- **{name}** — {strength(option.strength) if option else ''}")
+    return "\n".join(lines)
+
+
+def summary(plan: Plan, w: Words) -> None:
+    """'The plan': the steps in order, the shared decisions and what is not indicated, in one box."""
+    options = _options_by_id(plan)
+    with st.container(border=True):
+        st.subheader("The plan")
+        if plan.stopped:
+            st.markdown(":red[**Stopped:** no treatment is suggested until the stop flag above is addressed.]")
+        parts = [_step_markdown(plan, w, step, options) for step in plan.steps]
+        if not plan.steps:
+            parts.append("No step is named by the rules for the details given.")
+        for shared in plan.shared_decisions:
+            names = " or ".join(esc(w.option(o)) for o in shared.options)
+            parts.append(f"**Shared decision**{_where(plan, w, shared.presentation)}: {names}. "
+                         f"What tips it: {esc('; '.join(shared.tips))}.")
+        excluded = [o for o in plan.options if o.strength == "not_indicated"]
+        if excluded:
+            parts.append("**Not indicated:** " + esc(listing(o.name for o in excluded)) + ".")
+        st.markdown("\n\n".join(parts))
+
+
+def needs(plan: Plan, w: Words) -> None:
+    """The details that would change the answer, each with the options it decides."""
+    if not plan.needs:
+        return
+    st.subheader("What would change the plan")
+    st.info(_bullets(esc(need_text(n)) + _where(plan, w, n.presentation) for n in plan.needs),
+            icon=":material/edit_note:")
+
+
+# --- option cards ----------------------------------------------------------------------------------
+
+def _evidence(b: Basis) -> str:
+    if not b.evidence:
+        return "**Evidence:** not graded by the source."
+    graded = []
+    for e in b.evidence:
+        parts = [p for p in (e.recommendation and f"{e.recommendation} recommendation",
+                             e.certainty and f"{e.certainty} certainty") if p]
+        graded.append(f"{e.system} ({e.source})" + (": " + ", ".join(parts) if parts else ""))
+    return "**Evidence:** " + esc("; ".join(graded)) + "."
+
+
+def _statements(title: str, items: tuple[Statement, ...]) -> str:
+    return f"**{title}:**\n" + _bullets(
+        f"{esc(s.text)} {cites(s.citations)}" + (f" {_UNCERTAIN}" if s.uncertain else "") for s in items
+    )
+
+
+def basis_markdown(w: Words, pid: str, b: Basis) -> str:
+    lines = []
+    if b.inputs_used:
+        lines.append("**Inputs used:** " + esc("; ".join(w.finding(pid, k, v) for k, v in b.inputs_used.items())) + ".")
+    if b.inputs_missing:
+        lines.append("**Not recorded (could change the answer):** " + esc(listing(w.fact(pid, f) for f in b.inputs_missing)) + ".")
+    lines.append("**Citations:**\n" + _bullets(
+        f"{esc(c.key)}{f' ({c.year})' if c.year else ''}{f' · grade {c.grade}' if c.grade else ''}: {esc(c.label)}"
+        for c in b.citations
+    ))
+    lines.append("**Rules (for audit):** " + ", ".join(f"`{r}` v{b.rule_versions[r]}" for r in b.rule_ids))
+    return "\n\n".join(lines)
+
+
+def _uncertain(option: PlanOption) -> bool:
+    return option.basis.uncertain or any(s.uncertain for s in (*option.risks, *option.caveats))
+
+
+def card(plan: Plan, w: Words, option: PlanOption) -> None:
+    with st.container(border=True):
+        head = [f"**{esc(option.name)}** — {strength(option.strength)}" + (f" {_UNCERTAIN}" if _uncertain(option) else "")]
+        if _many(plan):
+            head.append(f"For {esc(w.presentation(option.presentation))}")
+        if option.target_muscle:
+            head.append(f"**Target:** {esc(option.target_muscle)}")
+        if option.approaches:
+            head.append(f"**Approaches:** {esc(', '.join(option.approaches))}")
+        if option.after:
+            head.append(f":orange[**After:** {esc(listing(w.flag(f) for f in option.after))} is addressed]")
+        if option.capped_by:
+            head.append(f":orange[**Not top-ranked while:** {esc(listing(w.flag(f) for f in option.capped_by))}]")
+        head.append(_evidence(option.basis))
+        st.markdown("  \n".join(head))
+        with st.expander("Why, risks, caveats and basis"):
+            parts = ["**Why:** " + esc(option.reason)]
+            if option.risks:
+                parts.append(_statements("Risks", option.risks))
+            if option.caveats:
+                parts.append(_statements("Caveats", option.caveats))
+            parts += ["---", basis_markdown(w, option.presentation, option.basis)]
+            st.markdown("\n\n".join(parts))
+
+
+def cards(plan: Plan, w: Words) -> None:
+    shown = [o for o in plan.options if o.strength != "not_indicated"]
+    st.subheader("The options")
+    if not shown:
+        st.info("No option is offered for the details given: see the flags and steps above, and why not below.")
+    for option in shown:
+        card(plan, w, option)
+
+
+# --- after the cards -------------------------------------------------------------------------------
+
+def cleared_flags(plan: Plan, w: Words) -> None:
+    cleared = [f for f in plan.flags if f.status == "cleared"]
+    if not cleared:
+        return
+    st.subheader("Cleared flags")
+    st.markdown(_bullets(
+        f"{esc(f.meaning)}{_where(plan, w, f.presentation)} (was: {esc(SEVERITY_WORDS[f.severity].lower())}) — "
+        f":green[cleared: {esc(f.cleared_by or 'by the recorded details')}]"
+        for f in cleared
+    ))
+
+
+def why_not(plan: Plan, w: Words) -> None:
+    """Options not indicated (with the rule that says so) and options not in the plan (with what is unmet)."""
+    excluded = [o for o in plan.options if o.strength == "not_indicated"]
+    if not excluded and not plan.why_not:
+        return
     blocks = []
-    for c in a.source_caveats:
-        block = f"> {esc(c.quote)}\n>\n> — *{esc(c.source)}*"
-        if c.audit:
-            block += f"\n\n{_VERDICT[c.audit.verdict]} {esc(c.audit.note)} {_cites(c.audit_citations)}"
-        blocks.append(block)
-    with st.expander(f"From the source documents ({len(a.source_caveats)} passages, with what the evidence says)"):
+    for option in excluded:
+        blocks.append(f"**{esc(option.name)}**{_where(plan, w, option.presentation)} — not indicated: {esc(option.reason)}")
+    for item in plan.why_not:
+        lines = [f"**{esc(item.name)}**{_where(plan, w, item.presentation)}"]
+        if item.withheld_by:
+            lines.append(f"- :red[withheld while this stands: {esc(listing(w.flag(f) for f in item.withheld_by))}]")
+        for rule in item.rules:
+            unmet = "; ".join(w.unmet(item.presentation, rule.rule_id, u) for u in rule.unmet)
+            lines.append(f"- {esc(rule.statement)} Not met: {esc(unmet)}.")
+        if not item.withheld_by and not item.rules:
+            lines.append("- no rule offers it for these details")
+        blocks.append("\n".join(lines))
+    with st.expander(f"Why not the other options? ({len(excluded) + len(plan.why_not)})"):
         st.markdown("\n\n".join(blocks))
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def _svg(dot: str) -> str | None:
-    """Render DOT on the server with Graphviz; None when `dot` is missing or fails."""
-    if shutil.which("dot") is None:
-        return None
-    done = subprocess.run(["dot", "-Tsvg"], input=dot.encode(), capture_output=True, timeout=20)
-    return done.stdout.decode() if done.returncode == 0 else None
+def presentations(plan: Plan) -> None:
+    with st.expander("What these rules are for, and what they are not for"):
+        st.markdown("\n\n".join(
+            f"**{esc(p.name)}**\n- Purpose: {esc(p.purpose)}\n- Intended use: {esc(p.intended_use)}\n- Not for: {esc(p.misuse)}"
+            for p in plan.presentations
+        ))
 
 
-def show_graph(dot: str) -> None:
-    """An SVG drawn on the server is far cheaper for the browser than the client-side renderer
-    (measured: about 300 ms per new session); without Graphviz, fall back to st.graphviz_chart."""
-    svg = _svg(dot)
-    if svg is None:
-        st.graphviz_chart(dot)
-    else:
-        st.image(svg)
-
-
-def _dot_text(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def decision_graph(a: Assessment) -> str:
-    """Graphviz DOT: inputs → rules that fired → red flags and suggestions (ids from the knowledge base)."""
-    lines = ["digraph G {", "rankdir=LR;", 'node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];']
-    nodes: dict[str, str] = {}
-
-    def node(name: str, text: str, colour: str) -> str:
-        if name not in nodes:
-            nodes[name] = f'"{_dot_text(name)}" [label="{_dot_text(text)}", fillcolor="{colour}"];'
-        return f'"{_dot_text(name)}"'
-
-    edges: set[str] = set()
-    records = [(s.basis, node(f"s:{s.presentation}:{s.procedure}", f"{s.name}\n{STRENGTH_LABEL[s.strength]}",
-                               "#d7f0d7" if s.strength in ("preferred", "alternative") else "#fde7c8")) for s in a.suggestions]
-    records += [(f.basis, node(f"f:{f.presentation}:{f.id}", f"RED FLAG\n{f.id}", "#f8c9c9")) for f in a.red_flags]
-    for b, target in records:
-        for rule in b.rule_ids:
-            r = node(f"r:{rule}", rule.replace("_", " "), "#e3e8f8")
-            edges.add(f"{r} -> {target};")
-            for field, value in b.inputs_used.items():
-                i = node(f"i:{field}={value}", f"{field} = {value_text(value)}", "#f2f2f2")
-                edges.add(f"{i} -> {r};")
-    lines += list(nodes.values()) + sorted(edges) + ["}"]
-    return "\n".join(lines)
+def source_quotes(plan: Plan) -> None:
+    if not plan.source_caveats:
+        return
+    blocks = []
+    for c in plan.source_caveats:
+        block = f"> {esc(c.quote)}\n>\n> — *{esc(c.source)}*"
+        if c.audit:
+            block += f"\n\n{_VERDICT[c.audit.verdict]} {esc(c.audit.note)} {cites(c.audit_citations)}"
+        blocks.append(block)
+    with st.expander(f"From the source documents ({len(plan.source_caveats)} passages, with what the evidence says)"):
+        st.markdown("\n\n".join(blocks))
