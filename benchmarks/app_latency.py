@@ -68,7 +68,7 @@ def time_to_interactive(browser) -> float:
 
 
 def main() -> list[str]:
-    from rules.knowledge_base import load_cases
+    from models.loader import load_cases
 
     title = next(case.title for _, case in load_cases() if case.id == "achalasia_type_iii_poem_preferred")
     app_times: list[float] = []
