@@ -182,6 +182,16 @@ class _Derived:
             pid: tuple(o for o in p.options if kb.options[o].kind == "procedure") for pid, p in kb.presentations.items()
         }
         self.probes = {pid: tuple(self._probes(pid, definitions[pid])) for pid in kb.presentations}
+        # for "needs": each probed rule's tests split into those that read the detail (directly or
+        # through a definition) and the others, which hold or fail whatever value the detail takes
+        self.probe_tests = {
+            (pid, detail.id): tuple(
+                (rule, *_split(kb.tests[rule.id], detail.id, definitions[pid])) for rule in affected
+            )
+            for pid in kb.presentations
+            for detail, _, affected in self.probes[pid]
+        }
+        self.names = {rule.id: frozenset(e.option for e in rule.then.options) for rule in kb.rules}
 
     def _probes(self, pid: str, definitions: dict[str, Any]) -> Iterable[tuple[Detail, tuple[Any, ...], tuple[Rule, ...]]]:
         """For each detail that decides options: the values worth trying and the rules it can change."""
@@ -461,28 +471,48 @@ def _steps(
     return steps
 
 
+def _split(tests: tuple[conditions.Test, ...], detail: str, definitions: dict[str, Any]) -> tuple[tuple[conditions.Test, ...], tuple[conditions.Test, ...]]:
+    """(the tests that read `detail`, directly or through a definition; the others)."""
+    reading = tuple(t for t in tests if detail in _closure(conditions.fields((t,)), definitions))
+    return reading, tuple(t for t in tests if t not in reading)
+
+
 def _needs(d: _Derived, pid: str, facts: dict[str, Any], fired: set[str], strengths: dict[str, Strength]) -> list[out.Need]:
-    """Details not recorded whose value would change an option's place in the plan."""
+    """Details not recorded whose value would change an option's place in the plan: each value of
+    the detail is tried against the rules that read it; an option changes when the rules that name it
+    and hold are not the same as in the plan and merge to another strength."""
     kb = d.kb
     needs = []
     definitions = kb.definitions[pid]
+    options = kb.presentations[pid].options
     for detail, values, affected in d.probes[pid]:
         if detail.id in facts:
             continue
-        before = {r.id for r in affected if r.id in fired}
-        unaffected = [d.rule[r] for r in fired if r not in {a.id for a in affected}]
+        # a rule with a test that fails whatever the detail's value cannot change (and has not fired)
+        live = [(rule.id, reading) for rule, reading, other in d.probe_tests[(pid, detail.id)]
+                if all(t.holds(facts) for t in other)]
+        if not live:
+            continue
+        before = {rule_id for rule_id, _ in live if rule_id in fired}
+        unaffected: set[str] | None = None
         changed: list[str] = []
         for value in values:
             trial = dict(facts)
             trial[detail.id] = value
             definitions.apply(trial)
-            after = {r.id for r in affected if conditions.holds(kb.tests[r.id], trial)}
-            if after == before:
+            after = {rule_id for rule_id, reading in live if all(t.holds(trial) for t in reading)}
+            moved = before ^ after
+            if not moved:
                 continue
-            other = _merged([*unaffected, *(d.rule[r] for r in after)])
-            for oid in kb.presentations[pid].options:
-                if other.get(oid) != strengths.get(oid) and oid not in changed:
-                    changed.append(oid)
+            if unaffected is None:
+                unaffected = fired - {r.id for r in affected}
+            holding = unaffected | after
+            candidates = frozenset().union(*(d.names[r] for r in moved))
+            for oid in options:
+                if oid in candidates and oid not in changed:
+                    named = [e.strength for r in d.naming[(pid, oid)] if r.id in holding for e in r.then.options if e.option == oid]
+                    if (merge(named) if named else None) != strengths.get(oid):
+                        changed.append(oid)
         if changed:
             needs.append(
                 out.Need(
