@@ -365,18 +365,18 @@ def rule_base_growth(kb: KnowledgeBase, engine: Engine, workdir: Path, batch_sou
 
 def batch_profile(source: Path, lines: int) -> Section:
     """What one batch process spends its time on (in this process, same code path as the command)."""
-    from rules import cli
+    from rules import batch as command  # the batch loop of `myotomy-cds batch`
 
     section = Section("Profile of the batch loop (one process)")
     with source.open("rb") as handle:
         data = [line for _, line in zip(range(lines), handle)]
-    for _ in cli._records(data[:100]):
+    for _ in command.records(data[:100]):
         pass
     section.add(
-        f"`rules.cli._records` over the first {len(data):,} generated presentations, output discarded "
+        f"`rules.batch.records` over the first {len(data):,} generated presentations, output discarded "
         "(pyinstrument):",
         "",
-        *_profile(lambda: [None for _ in cli._records(data)], threshold=0.04),
+        *_profile(lambda: [None for _ in command.records(data)], threshold=0.04),
     )
     gc.collect()
     return section
