@@ -33,7 +33,7 @@ def time_app(page, url: str, case_title: str) -> float:
     wait_for_app(page)
     start = time.perf_counter()
     page.get_by_role("button", name="Assess").click()
-    page.get_by_text("Candidate procedures", exact=True).wait_for(timeout=60_000)
+    page.get_by_text("The options", exact=True).wait_for(timeout=60_000)  # heads every rendered plan
     wait_for_app(page)
     return time.perf_counter() - start
 
