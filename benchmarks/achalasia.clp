@@ -1,9 +1,11 @@
-; The achalasia rules of data/rules/achalasia.yaml, translated by hand into CLIPS for the
-; side-by-side benchmark (benchmarks/decision.py). Not product code: the product reads the YAML.
+; The achalasia rules of data/presentations/achalasia/rules.yaml, translated by hand into CLIPS for
+; the side-by-side benchmark (benchmarks/decision.py). Not product code: the product reads the YAML.
 ; A finding that was not recorded is the symbol nil; yes/no are TRUE/FALSE; ids are symbols.
 ; As in durable-rules, a comparison on an absent finding is false, and "is_not" (~TRUE) also
-; matches an absent finding. Each rule asserts (fired <rule id>) and one (suggest <procedure>)
-; per suggestion; CLIPS keeps one copy of a repeated fact.
+; matches an absent finding. Each rule asserts (fired <rule id>), (flag <id>) per flag it raises
+; and (option <id> <strength>) per option effect; CLIPS keeps one copy of a repeated fact. An option
+; named by several rules keeps one strength, as rules/planner.py merges them (models/knowledge.py
+; MERGE_PRIORITY: not_indicated, later, preferred, equivalent, alternative).
 
 (deftemplate findings
   (slot diagnosis_confirmed (default nil))
@@ -19,26 +21,39 @@
   (slot prior_botulinum_toxin_injection (default nil))
   (slot prior_heller_myotomy_fundoplication (default nil)))
 
+(deffunction merge-rank (?strength)
+  (switch ?strength
+    (case not_indicated then 0)
+    (case later then 1)
+    (case preferred then 2)
+    (case equivalent then 3)
+    (default 4)))
+
 (defrule achalasia_diagnosis_not_confirmed_needs_manometry
   (findings (diagnosis_confirmed ~TRUE))
   =>
-  (assert (fired achalasia_diagnosis_not_confirmed_needs_manometry)))
+  (assert (fired achalasia_diagnosis_not_confirmed_needs_manometry))
+  (assert (flag diagnosis_not_confirmed)))
 
 (defrule achalasia_malignancy_not_excluded_needs_endoscopy
   (findings (malignancy_excluded ~TRUE))
   =>
-  (assert (fired achalasia_malignancy_not_excluded_needs_endoscopy)))
+  (assert (fired achalasia_malignancy_not_excluded_needs_endoscopy))
+  (assert (flag malignancy_not_excluded)))
 
 (defrule achalasia_features_of_pseudoachalasia
   (findings (age_years ?age) (rapid_weight_loss ?loss) (difficult_gej_passage ?gej))
   (test (or (and (numberp ?age) (>= ?age 60)) (eq ?loss TRUE) (eq ?gej TRUE)))
   =>
-  (assert (fired achalasia_features_of_pseudoachalasia)))
+  (assert (fired achalasia_features_of_pseudoachalasia))
+  (assert (flag possible_pseudoachalasia)))
 
 (defrule achalasia_opioid_use_repeat_manometry_off_opioids
   (findings (opioid_use TRUE))
   =>
-  (assert (fired achalasia_opioid_use_repeat_manometry_off_opioids)))
+  (assert (fired achalasia_opioid_use_repeat_manometry_off_opioids))
+  (assert (option opioid_withdrawal preferred))
+  (assert (flag opioid_effect_not_excluded)))
 
 (defrule achalasia_subtype_unknown_needs_classification
   (findings (diagnosis_confirmed TRUE) (subtype nil) (sigmoid_esophagus ~TRUE))
@@ -49,15 +64,16 @@
   (findings (diagnosis_confirmed TRUE) (subtype type_iii))
   =>
   (assert (fired achalasia_type_iii_prefers_poem))
-  (assert (suggest poem))
-  (assert (suggest heller_myotomy_fundoplication)))
+  (assert (option poem preferred))
+  (assert (option heller_myotomy_fundoplication alternative)))
 
 (defrule achalasia_type_i_ii_myotomy_or_dilation_comparable
   (findings (diagnosis_confirmed TRUE) (subtype type_i|type_ii) (sigmoid_esophagus ~TRUE))
   =>
   (assert (fired achalasia_type_i_ii_myotomy_or_dilation_comparable))
-  (assert (suggest poem))
-  (assert (suggest heller_myotomy_fundoplication)))
+  (assert (option poem alternative))
+  (assert (option heller_myotomy_fundoplication alternative))
+  (assert (option pneumatic_dilation alternative)))
 
 (defrule achalasia_failed_dilation_or_toxin_myotomy
   (findings (diagnosis_confirmed TRUE)
@@ -66,29 +82,42 @@
             (eq ?toxin failed) (eq ?toxin partial_response)))
   =>
   (assert (fired achalasia_failed_dilation_or_toxin_myotomy))
-  (assert (suggest heller_myotomy_fundoplication))
-  (assert (suggest poem)))
+  (assert (option heller_myotomy_fundoplication alternative))
+  (assert (option poem alternative)))
 
 (defrule achalasia_failed_heller_poem_or_dilation
   (findings (diagnosis_confirmed TRUE) (prior_heller_myotomy_fundoplication failed|partial_response))
   =>
   (assert (fired achalasia_failed_heller_poem_or_dilation))
-  (assert (suggest poem)))
+  (assert (option poem preferred))
+  (assert (option pneumatic_dilation alternative)))
 
 (defrule achalasia_unfit_botulinum_toxin_first
   (findings (operative_risk high))
   =>
-  (assert (fired achalasia_unfit_botulinum_toxin_first)))
+  (assert (fired achalasia_unfit_botulinum_toxin_first))
+  (assert (option botulinum_toxin_injection alternative))
+  (assert (flag high_operative_risk)))
 
 (defrule achalasia_sigmoid_end_stage_specialist_decision
   (findings (diagnosis_confirmed TRUE) (sigmoid_esophagus TRUE))
   =>
   (assert (fired achalasia_sigmoid_end_stage_specialist_decision))
-  (assert (suggest heller_myotomy_fundoplication)))
+  (assert (option heller_myotomy_fundoplication alternative))
+  (assert (option esophagectomy alternative))
+  (assert (flag specialist_mdt_decision)))
 
-; One call per decision: findings in (in the template's slot order), procedure ids out. Doing the
-; reset, assert, run and collection inside CLIPS keeps Python fact handles out of the loop (each
-; retained handle slows every later call of this CLIPS version, measured).
+; Several rules name one option: the strength that wins the merge stays, the others go.
+(defrule merge-option-strengths
+  ?weaker <- (option ?option ?strength)
+  (option ?option ?other&:(< (merge-rank ?other) (merge-rank ?strength)))
+  =>
+  (retract ?weaker))
+
+; One call per decision: findings in (in the template's slot order), option ids and strengths out
+; (option, strength, option, strength, ...). Doing the reset, assert, run and collection inside
+; CLIPS keeps Python fact handles out of the loop (each retained handle slows every later call of
+; this CLIPS version, measured).
 (deffunction decide (?dc ?me ?st ?or ?se ?wl ?gej ?op ?age ?pd ?bt ?hm)
   (reset)
   (assert (findings (diagnosis_confirmed ?dc) (malignancy_excluded ?me) (subtype ?st)
@@ -98,11 +127,16 @@
                     (prior_heller_myotomy_fundoplication ?hm)))
   (run)
   (bind ?out (create$))
-  (do-for-all-facts ((?s suggest)) TRUE (bind ?out (create$ ?out ?s:implied)))
+  (do-for-all-facts ((?o option)) TRUE (bind ?out (create$ ?out ?o:implied)))
   ?out)
 
-; The rules the last decision fired (for the agreement check, not timed).
+; The rules the last decision fired and the flags it raised (for the agreement check, not timed).
 (deffunction fired-rules ()
   (bind ?out (create$))
   (do-for-all-facts ((?f fired)) TRUE (bind ?out (create$ ?out ?f:implied)))
+  ?out)
+
+(deffunction raised-flags ()
+  (bind ?out (create$))
+  (do-for-all-facts ((?f flag)) TRUE (bind ?out (create$ ?out ?f:implied)))
   ?out)

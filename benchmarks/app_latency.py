@@ -33,7 +33,7 @@ def time_app(page, url: str, case_title: str) -> float:
     wait_for_app(page)
     start = time.perf_counter()
     page.get_by_role("button", name="Assess").click()
-    page.get_by_text("Candidate procedures", exact=True).wait_for(timeout=60_000)
+    page.get_by_text("The options", exact=True).wait_for(timeout=60_000)  # heads every rendered plan
     wait_for_app(page)
     return time.perf_counter() - start
 
@@ -68,7 +68,7 @@ def time_to_interactive(browser) -> float:
 
 
 def main() -> list[str]:
-    from rules.knowledge_base import load_cases
+    from models.loader import load_cases
 
     title = next(case.title for _, case in load_cases() if case.id == "achalasia_type_iii_poem_preferred")
     app_times: list[float] = []

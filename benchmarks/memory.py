@@ -25,7 +25,7 @@ def rss_mib() -> float:
 
 def main() -> list[str]:
     from rules import assess
-    from rules.knowledge_base import load_cases
+    from models.loader import load_cases
 
     cases = [case.input for _, case in load_cases()]
     start = time.perf_counter()

@@ -17,10 +17,10 @@ from typing import Any, Callable
 from pyinstrument import Profiler
 
 from benchmarks import batch, decision, inputs, synthetic, timing
+from models.loader import KnowledgeBase, load, load_cases
 from rules import assess
-from rules.assess import facts_of, parse_presentation
 from rules.engine import Engine
-from rules.knowledge_base import KnowledgeBase, load, load_cases
+from rules.planner import facts_of, parse_presentation
 
 
 @dataclass
@@ -65,7 +65,7 @@ def _profile(work: Callable[[], None], threshold: float = 0.04) -> list[str]:
 
 def single_assessment(kb: KnowledgeBase, engine: Engine, rounds: int) -> Section:
     section = Section("Single assessment (every teaching case, warm process)")
-    cases = [(case.id, case.input) for _, case in load_cases()]
+    cases = [(case.id, case.input) for _, case in load_cases(kb)]
     context = (kb, engine)
     for _, raw in cases:
         assess(raw, context=context)
@@ -108,7 +108,7 @@ def single_assessment(kb: KnowledgeBase, engine: Engine, rounds: int) -> Section
 
 def decision_three_ways(kb: KnowledgeBase, engine: Engine, count: int, rounds: int) -> Section:
     section = Section("Achalasia decision step: product engine vs CLIPS vs plain Python")
-    findings = inputs.achalasia_findings(kb, count, seed=4)
+    findings = inputs.findings(kb, decision.PRESENTATION, count, seed=4)
     peer = decision.Clips()
     checked = decision.check(kb, engine, peer, findings)
     product = decision.product(kb, engine)
@@ -116,17 +116,18 @@ def decision_three_ways(kb: KnowledgeBase, engine: Engine, count: int, rounds: i
     vs_clips = samples.ratio("product", "clips")
     vs_floor = samples.ratio("product", "floor")
     names = {
-        "product": "product: `Engine.fire` (durable-rules) + rule → procedure map",
+        "product": "product: `Engine.fire` (durable-rules) + the fired rules' options, strengths merged as the planner merges them",
         "clips": "CLIPS 6.4 via clipspy, same rules by hand (`benchmarks/achalasia.clp`)",
         "floor": "plain Python `if` statements (floor)",
     }
     section.add(
-        f"Check first: on {checked['inputs']} distinct generated findings (every achalasia detail, prior "
+        f"Check first: on {checked['inputs']} distinct generated findings (every declared achalasia detail, prior "
         f"treatments and age varied; all {checked['rules']} rules fire somewhere) the three give the same "
-        f"procedure ids, and CLIPS fires the same rules as the product. Outcomes seen: "
-        + ", ".join("(" + ", ".join(o) + ")" if o else "(none)" for o in checked["outcomes"]) + ".",
+        "options with the same strengths, and CLIPS fires the same rules and raises the same flags as the "
+        f"product. {len(checked['outcomes'])} distinct outcomes, for example: "
+        + "; ".join(_options_text(o) for o in _examples(checked["outcomes"])) + ".",
         "",
-        f"Timed: the findings dict in, the sorted procedure ids out; {rounds} rounds over the same inputs, the "
+        f"Timed: the findings dict in, the sorted (option, strength) pairs out; {rounds} rounds over the same inputs, the "
         "three contenders called one after another on each input in rotating order "
         f"({len(samples.times['product'])} calls each); clock overhead subtracted.",
         "",
@@ -145,6 +146,18 @@ def decision_three_ways(kb: KnowledgeBase, engine: Engine, count: int, rounds: i
     section.target("decision_vs_clips", f"{vs_clips:.2f}x", "<= 1.00x", vs_clips <= 1.0)
     section.target("decision_vs_python_floor", f"{vs_floor:.1f}x", "<= 10.0x", vs_floor <= 10.0)
     return section
+
+
+def _options_text(options: tuple[tuple[str, str], ...]) -> str:
+    return "(" + ", ".join(f"{o} {s}" for o, s in options) + ")" if options else "(none)"
+
+
+def _examples(outcomes: list[tuple[tuple[str, str], ...]], count: int = 4) -> list[tuple[tuple[str, str], ...]]:
+    """The empty outcome, the largest, and a few between: the range of what the decision gives."""
+    ordered = sorted(outcomes, key=len)
+    if len(ordered) <= count:
+        return ordered
+    return [ordered[round(i * (len(ordered) - 1) / (count - 1))] for i in range(count)]
 
 
 # ---------------------------------------------------------------- batch and scale
@@ -172,7 +185,7 @@ def parallel_capacity(n: int = 15_000_000) -> float:
 
 def batch_scale(kb: KnowledgeBase, workdir: Path, sizes: tuple[int, ...], repeats: int) -> tuple[Section, dict[str, Any]]:
     section = Section("Batch: `myotomy-cds batch` over generated presentations")
-    cases = [case.input for _, case in load_cases()]
+    cases = [case.input for _, case in load_cases(kb)]
     largest = max(sizes)
     started = time.perf_counter()
     source = {largest: workdir / f"in-{largest}.jsonl"}
@@ -270,7 +283,7 @@ def rule_base_growth(kb: KnowledgeBase, engine: Engine, workdir: Path, batch_sou
     started = time.perf_counter()
     Engine(load())
     base_build = time.perf_counter() - started
-    cases = [case.input for _, case in load_cases()]
+    cases = [case.input for _, case in load_cases(kb)]
     sample = list(inputs.variations(kb, cases, count, seed=99))
     base, grown = (kb, engine), (big, big_engine)
     for raw in sample[:50]:
@@ -283,8 +296,8 @@ def rule_base_growth(kb: KnowledgeBase, engine: Engine, workdir: Path, batch_sou
     in_process = samples.ratio("grown", "base")
     findings = []
     for raw in sample:
-        presentation = parse_presentation(raw)
-        findings += [(c.presentation, facts_of(c, presentation)) for c in presentation.conditions]
+        presentation = parse_presentation(raw, kb)
+        findings += [(c.presentation, facts_of(c, presentation, kb)) for c in presentation.conditions]
     fire = timing.interleaved(
         {"base": lambda item: engine.fire(*item), "grown": lambda item: big_engine.fire(*item)}, findings, rounds
     )
@@ -303,7 +316,8 @@ def rule_base_growth(kb: KnowledgeBase, engine: Engine, workdir: Path, batch_sou
     section.add(
         f"A temporary copy of data/ with {after - before:,} synthetic rules added to its {before} "
         f"({after:,} in all; `benchmarks/synthetic.py`: each is a refinement of a real rule of its presentation, "
-        "its conditions with thresholds moved plus one more finding required, with the real rule's effects). "
+        "its conditions with thresholds moved plus one more declared detail required, with the real rule's effects, "
+        "appended to the presentation folder's rules.yaml). "
         "In one process, `assess()` with each knowledge base in turn on the same "
         f"{len(sample):,} generated presentations, {rounds} rounds:",
         "",
@@ -325,8 +339,9 @@ def rule_base_growth(kb: KnowledgeBase, engine: Engine, workdir: Path, batch_sou
         "rules/engine.py). `Engine.fire` grows with the rules per ruleset, not only with the rules that fire: "
         "the C core builds and deletes a state for every fresh sid at a cost that grows with its ruleset (about "
         "0.25 µs per rule on this machine, measured while building this suite), once per ruleset. `assess()` "
-        "grows with the fired rules' basis records and with \"why not\", which lists every rule that could have "
-        "suggested a procedure that was not suggested.",
+        "grows with the fired rules' basis records, with \"why not\", which lists every rule that names an option "
+        "not in the plan, and with the needs prompts, which try each undecided value of a missing detail against "
+        "every rule that reads it.",
         "",
         f"The batch command on the {batch_lines:,}-presentation file, one worker, `MYOTOMY_CDS_DATA` set to the "
         f"copy, alternating with the plain knowledge base ({repeats} runs each, median):",
@@ -350,18 +365,18 @@ def rule_base_growth(kb: KnowledgeBase, engine: Engine, workdir: Path, batch_sou
 
 def batch_profile(source: Path, lines: int) -> Section:
     """What one batch process spends its time on (in this process, same code path as the command)."""
-    from rules import cli
+    from rules import batch as command  # the batch loop of `myotomy-cds batch`
 
     section = Section("Profile of the batch loop (one process)")
     with source.open("rb") as handle:
         data = [line for _, line in zip(range(lines), handle)]
-    for _ in cli._records(data[:100]):
+    for _ in command.records(data[:100]):
         pass
     section.add(
-        f"`rules.cli._records` over the first {len(data):,} generated presentations, output discarded "
+        f"`rules.batch.records` over the first {len(data):,} generated presentations, output discarded "
         "(pyinstrument):",
         "",
-        *_profile(lambda: [None for _ in cli._records(data)], threshold=0.04),
+        *_profile(lambda: [None for _ in command.records(data)], threshold=0.04),
     )
     gc.collect()
     return section

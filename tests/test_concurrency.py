@@ -13,8 +13,8 @@ import textwrap
 import threading
 from pathlib import Path
 
+from models.loader import load_cases
 from rules import assess
-from rules.knowledge_base import load_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = 16
@@ -52,8 +52,8 @@ FAILING_ACTIONS = textwrap.dedent(
     """
     import threading
     from rules import RuleExecutionError, assess
+    from models.loader import load
     from rules.engine import Engine
-    from rules.knowledge_base import load
 
     kb = load()
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from benchmarks import inputs
+from models import conditions
+from models.loader import PRIOR_PREFIX, KnowledgeBase, load_cases
 from rules import RuleExecutionError, assess
-from rules import conditions
 from rules.engine import Engine
-from rules.knowledge_base import PRIOR_PREFIX, KnowledgeBase
-from rules.knowledge_base import load_cases
+from rules.planner import facts_of, parse_presentation
 
 
 def _values_for(kb: KnowledgeBase, field: str) -> list[Any]:
@@ -33,7 +34,8 @@ def _values_for(kb: KnowledgeBase, field: str) -> list[Any]:
 
 
 def test_engine_matches_python_reading_of_the_rules(kb: KnowledgeBase) -> None:
-    """Random findings (seeded): the rules durable-rules fires are exactly those whose clauses hold."""
+    """Random findings (seeded), valid or not as a patient: the rules durable-rules fires are exactly
+    those whose clauses hold (models/conditions.py)."""
     engine = Engine(kb)
     rng = random.Random(20261124)
     checked = none_fired = 0
@@ -54,6 +56,42 @@ def test_engine_matches_python_reading_of_the_rules(kb: KnowledgeBase) -> None:
     assert none_fired > 0, "no input where no rule holds: the C core's 'not matched' answer went untested"
 
 
+def test_engine_and_python_evaluator_agree_on_generated_presentations(kb: KnowledgeBase) -> None:
+    """Valid presentations from the shared generator (benchmarks/inputs.py: declared details, rule
+    thresholds, ages, prior treatments), flattened by the planner: durable-rules fires exactly the
+    rules whose clauses hold, and every rule fires for some input."""
+    engine = Engine(kb)
+    pick = inputs.RandomPick(random.Random(20261125))
+    fired_somewhere: set[str] = set()
+    checked = 0
+    for pid in kb.presentations:
+        rules = kb.rules_for(pid)
+        for _ in range(400):
+            raw = inputs.draw_presentation(kb, [pid], pick)
+            presentation = parse_presentation(raw, kb)
+            facts = facts_of(presentation.conditions[0], presentation, kb)
+            expected = {r.id for r in rules if conditions.holds(kb.tests[r.id], facts)}
+            fired = engine.fire(pid, facts)
+            assert set(fired) == expected, (pid, facts)
+            assert list(dict.fromkeys(fired)) == [r.id for r in rules if r.id in expected], "not in rule-file order"
+            fired_somewhere |= expected
+            checked += 1
+    assert checked == 400 * len(kb.presentations)
+    unfired = sorted(r.id for r in kb.rules if r.id not in fired_somewhere)
+    assert len(unfired) <= len(kb.rules) // 10, f"the generator reaches too few rules: {unfired}"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known bug in rules/engine.py: the C core activates a rule once per any_of alternative that holds, and "
+    "Engine.fire returns each activation, so the rule appears twice in fired_rules and in the basis rule_ids"))
+def test_a_rule_fires_once_when_several_of_its_alternatives_hold(kb: KnowledgeBase) -> None:
+    raw = {"age": {"value": 59}, "conditions": [
+        {"presentation": "achalasia", "rapid_weight_loss": True, "difficult_gej_passage": True}]}
+    presentation = parse_presentation(raw, kb)
+    fired = Engine(kb).fire("achalasia", facts_of(presentation.conditions[0], presentation, kb))
+    assert fired.count("achalasia_features_of_pseudoachalasia") == 1, fired
+
+
 def test_a_failing_rule_action_raises_instead_of_dropping_a_suggestion(kb: KnowledgeBase) -> None:
     def explode(rule_id: str) -> None:
         if rule_id == "achalasia_type_iii_prefers_poem":
@@ -66,21 +104,18 @@ def test_a_failing_rule_action_raises_instead_of_dropping_a_suggestion(kb: Knowl
         assess(case, context=(kb, engine))
     # the same engine still works afterwards for other assessments
     ok = assess({"conditions": [{"presentation": "achalasia"}]}, context=(kb, engine))
-    assert ok.red_flags
+    assert ok.flags
 
 
-def test_same_input_gives_same_assessment() -> None:
-    _, case = load_cases()[0]
+def test_same_input_gives_same_plan(kb: KnowledgeBase) -> None:
+    _, case = load_cases(kb)[0]
     assert assess(case.input) == assess(case.input)
 
 
 def test_prior_treatment_facts_are_named_by_procedure(kb: KnowledgeBase) -> None:
-    from models import Presentation
-    from rules.assess import facts_of
-
-    p = Presentation.model_validate({"age": {"value": 6, "unit": "weeks"}, "conditions": [
+    p = kb.input_model.model_validate({"age": {"value": 6, "unit": "weeks"}, "conditions": [
         {"presentation": "achalasia", "prior_treatments": [{"treatment": "pneumatic_dilation", "outcome": "failed"}]}]})
-    facts = facts_of(p.conditions[0], p)
+    facts = facts_of(p.conditions[0], p, kb)
     assert facts[PRIOR_PREFIX + "pneumatic_dilation"] == "failed"
     assert facts["age_weeks"] == 6 and facts["age_years"] == pytest.approx(6 * 7 / 365.25, abs=1e-3)
 
@@ -90,4 +125,4 @@ def test_tiny_and_exponent_numbers_reach_the_engine_safely() -> None:
     for value in (5e-324, 1e-7, 0.00001, 1199.99999):
         result = assess({"age": {"value": 1e-7, "unit": "days"},
                          "conditions": [{"presentation": "achalasia", "symptom_duration_months": value}]})
-        assert result.red_flags
+        assert result.flags

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rules.knowledge_base import DATA_DIR, load_cases
+from models.loader import DATA_DIR, load_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,9 +35,9 @@ def test_cli_exits_1_with_a_message_when_a_rule_fails(monkeypatch: pytest.Monkey
 @pytest.mark.parametrize(
     ("breakage", "expected"),
     [
-        (lambda root: (root / "rules" / "achalasia.yaml").write_text("rules: [\n"), "invalid YAML"),
-        (lambda root: (root / "citations.yaml").unlink(), "cannot be read"),
-        (lambda root: (root / "presentations" / "achalasia.yaml").write_text("presentations:\n  - id: achalasia\n"), "Field required"),
+        (lambda root: (root / "presentations" / "achalasia" / "rules.yaml").write_text("rules: [\n"), "invalid YAML"),
+        (lambda root: (root / "citations.yaml").unlink(), "file missing"),
+        (lambda root: (root / "presentations" / "achalasia" / "presentation.yaml").write_text("id: achalasia\n"), "required field missing"),
     ],
     ids=["invalid-yaml", "missing-file", "missing-field"],
 )

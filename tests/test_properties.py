@@ -1,99 +1,95 @@
 """Property-based tests over the input model: thousands of generated presentations, valid and invalid.
 
-Strategies are derived from the `Condition` model and the knowledge base, so new presentations and
-details are covered without editing this file.
+Presentations are drawn by the benchmarks' generator (benchmarks/inputs.py), which reads the
+declared details (`kb.details[pid]`: type, choices, min and max) and the thresholds the rules test;
+here hypothesis makes its choices, so that a failure shrinks to a small input, and numbers range
+over the whole declared interval as well as the thresholds. New presentations and details are
+covered without editing this file.
 """
 
 from __future__ import annotations
 
-import typing
-from typing import Any, Literal
+from typing import Any, Sequence, TypeVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.presentation import Condition, Outcome
+from benchmarks import inputs
+from models.knowledge import TOP_RANK
+from models.plan import Plan
 from rules import InputError, assess, default_context
 
+T = TypeVar("T")
 KB = default_context()[0]
 PRESENTATIONS = sorted(KB.presentations)
 SETTINGS = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _field_strategy(name: str) -> st.SearchStrategy[Any]:
-    info = Condition.model_fields[name]
-    args = [a for a in typing.get_args(info.annotation) if a is not type(None)]
-    inner = args[0] if len(args) == 1 else info.annotation
-    bounds: dict[str, float] = {}
-    for meta in info.metadata:
-        for attr in ("ge", "gt", "le", "lt"):
-            if getattr(meta, attr, None) is not None:
-                bounds[attr] = getattr(meta, attr)
-    if typing.get_origin(inner) is Literal:
-        return st.sampled_from(typing.get_args(inner))
-    if inner is bool:
-        return st.booleans()
-    low = bounds.get("ge", bounds.get("gt", 0))
-    high = bounds.get("le", bounds.get("lt", 1000))
-    if inner is int:
-        return st.integers(int(low), int(high))
-    return st.floats(low, high, exclude_min="gt" in bounds, allow_nan=False)
+class HypothesisPick:
+    """The generator's choices drawn by hypothesis (see benchmarks.inputs.Pick)."""
 
+    def __init__(self, draw: st.DrawFn) -> None:
+        self.draw = draw
 
-@st.composite
-def conditions(draw: st.DrawFn, pid: str) -> dict[str, Any]:
-    pdef = KB.presentations[pid]
-    out: dict[str, Any] = {"presentation": pid}
-    for field in pdef.details:
-        if not draw(st.booleans()):
-            continue
-        if field == "subtype":
-            if pdef.subtypes:
-                out["subtype"] = draw(st.sampled_from(pdef.subtypes))
-        elif field == "prior_treatments":
-            treatments = draw(st.lists(st.sampled_from([*pdef.procedures, *pdef.first_line]), unique=True, max_size=3))
-            out["prior_treatments"] = [
-                {"treatment": t, "outcome": draw(st.sampled_from(typing.get_args(Outcome)))} for t in treatments
-            ]
-        else:
-            out[field] = draw(_field_strategy(field))
-    if out.get("conservative_care") == "not_tried":
-        out.pop("botulinum_response", None)
-    return out
+    def flip(self) -> bool:
+        return self.draw(st.booleans())
+
+    def one(self, values: Sequence[T]) -> T:
+        return self.draw(st.sampled_from(values))
+
+    def number(self, marks: Sequence[float], low: float, high: float, integer: bool) -> float:
+        anywhere = st.integers(int(low), int(high)) if integer else st.floats(low, high, allow_nan=False)
+        return self.draw(st.one_of(st.sampled_from(marks), anywhere) if marks else anywhere)
+
+    def some(self, values: Sequence[T], most: int) -> list[T]:
+        return self.draw(st.lists(st.sampled_from(values), unique=True, max_size=most))
 
 
 @st.composite
 def presentations(draw: st.DrawFn) -> dict[str, Any]:
     chosen = draw(st.lists(st.sampled_from(PRESENTATIONS), min_size=1, max_size=3, unique=True))
-    limit = min((KB.presentations[p].max_age_years or 120) for p in chosen)
-    needs_age = any(KB.presentations[p].requires_age for p in chosen)
-    raw: dict[str, Any] = {"conditions": [draw(conditions(p)) for p in chosen]}
-    if needs_age or draw(st.booleans()):
-        unit = draw(st.sampled_from(["days", "weeks", "months", "years"]))
-        per_year = {"days": 365.25, "weeks": 365.25 / 7, "months": 12, "years": 1}[unit]
-        raw["age"] = {"value": draw(st.floats(0, limit * per_year * 0.999, allow_nan=False)), "unit": unit}
-    return raw
+    return inputs.draw_presentation(KB, chosen, HypothesisPick(draw))
+
+
+def check_plan(plan: Plan) -> None:
+    """What holds for every plan: every statement has its basis, flags act as their severity says."""
+    assert plan.knowledge_base.version == KB.version
+    standing = plan.standing_flags
+    for option in plan.options:
+        assert option.reason and option.basis.rule_ids and option.basis.citations, option.id
+        assert set(option.basis.rule_versions) == set(option.basis.rule_ids)
+        cautions = [f.id for f in standing if f.presentation == option.presentation and f.severity == "caution"
+                    and option.id in f.concerns]
+        if cautions:
+            assert option.strength not in TOP_RANK, (option.id, cautions)
+        if any(f.presentation == option.presentation and f.severity == "stop" for f in standing):
+            assert option.step == "first" or option.strength == "not_indicated", (option.id, option.step)
+    for flag in plan.flags:
+        assert flag.basis.rule_ids and flag.basis.citations, flag.id
+        assert (flag.status == "cleared") == (flag.cleared_by is not None)
+    assert plan.stopped == any(f.severity == "stop" for f in standing)
+    assert [s.order for s in plan.steps] == list(range(1, len(plan.steps) + 1))
+    in_steps = {oid for s in plan.steps for oid in s.options}
+    offered = {o.id for o in plan.options if o.strength != "not_indicated"}
+    assert in_steps <= {o.id for o in plan.options} and offered <= in_steps
 
 
 @SETTINGS
 @given(presentations())
-def test_valid_presentations_always_get_a_sourced_assessment(raw: dict[str, Any]) -> None:
-    result = assess(raw)
-    assert result.knowledge_base.version == KB.version
-    for s in result.suggestions:
-        assert s.reason and s.basis.rule_ids and s.basis.citations
-        standing = [f.id for f in result.red_flags if f.presentation == s.presentation and s.procedure in f.concerns]
-        if standing:
-            assert s.strength != "preferred", (s.procedure, standing)
-    for flag in result.red_flags:
-        assert flag.basis.rule_ids and flag.basis.citations
+def test_valid_presentations_always_get_a_sourced_plan(raw: dict[str, Any]) -> None:
+    check_plan(assess(raw))
 
 
 def _break(draw: st.DrawFn, raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """One targeted mistake, and the field path the error must name."""
     cond = raw["conditions"][0]
-    pdef = KB.presentations[cond["presentation"]]
-    kinds = ["unknown_field", "unknown_presentation", "negative_age", "wrong_type", "foreign_detail", "bad_subtype"]
+    pid = cond["presentation"]
+    declared = {d.id: d for d in KB.details[pid]}
+    values = [d for d in declared.values() if d.type != "treatments"]
+    foreign = sorted({d.id for p in PRESENTATIONS for d in KB.details[p]} - set(declared))
+    kinds = ["unknown_field", "unknown_presentation", "negative_age", "bad_choice", "out_of_bounds"]
+    kinds += ["wrong_type"] if values else []
+    kinds += ["foreign_detail"] if foreign else []
     kind = draw(st.sampled_from(kinds))
     if kind == "unknown_field":
         cond["favourite_colour"] = "blue"
@@ -106,16 +102,25 @@ def _break(draw: st.DrawFn, raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
         raw["age"] = {"value": -draw(st.floats(0.001, 1e6, allow_nan=False)), "unit": "years"}
         return raw, "age.value"
     if kind == "wrong_type":
-        field = draw(st.sampled_from([f for f in pdef.details if f not in ("subtype", "prior_treatments")] or ["symptomatic"]))
-        cond[field] = {"nested": ["not", "a", "value"]}
-        return raw, f"conditions.0.{field}"
+        detail = draw(st.sampled_from(values))
+        cond[detail.id] = {"nested": ["not", "a", "value"]}
+        return raw, f"conditions.0.{detail.id}"
     if kind == "foreign_detail":
-        foreign = [f for f in Condition.model_fields if f not in pdef.details and f not in ("presentation", "prior_treatments", "subtype")]
         field = draw(st.sampled_from(foreign))
-        cond[field] = draw(_field_strategy(field))
+        cond[field] = True
         return raw, f"conditions.0.{field}"
-    cond["subtype"] = "no_such_subtype"
-    return raw, "conditions.0.subtype"
+    choice = [d for d in values if d.type == "choice"]
+    if kind == "bad_choice" and choice:
+        detail = draw(st.sampled_from(choice))
+        cond[detail.id] = "no_such_choice"
+        return raw, f"conditions.0.{detail.id}"
+    bounded = [d for d in values if d.type in ("number", "integer") and d.max is not None]
+    if bounded:
+        detail = draw(st.sampled_from(bounded))
+        cond[detail.id] = int(detail.max) + 1 if detail.type == "integer" else detail.max + draw(st.floats(0.01, 1e6))
+        return raw, f"conditions.0.{detail.id}"
+    cond["favourite_colour"] = "blue"
+    return raw, "conditions.0.favourite_colour"
 
 
 @SETTINGS

@@ -1,0 +1,238 @@
+"""The output contract at the level of the plan: basis records, what flags do to the options, needs,
+several presentations at once, and the knowledge-base stamp. (The teaching cases assert single
+plans; these are the invariants that hold for every plan, and the behaviours named once.)"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models.knowledge import TOP_RANK
+from models.loader import DATA_DIR, KnowledgeBase, load, load_cases
+from models.plan import Plan
+from rules import InputError, assess, default_context
+
+CASES = [case for _, case in load_cases(default_context()[0])]
+
+
+def _achalasia(age: float = 45, **details: Any) -> dict[str, Any]:
+    return {"age": {"value": age}, "conditions": [{"presentation": "achalasia", **details}]}
+
+
+CONFIRMED = {"diagnosis_confirmed": True, "malignancy_excluded": True}
+
+
+@pytest.fixture(scope="module")
+def plans() -> list[tuple[str, Plan]]:
+    return [(case.id, assess(case.input)) for case in CASES]
+
+
+def test_every_option_and_flag_has_its_basis(plans: list[tuple[str, Plan]], kb: KnowledgeBase) -> None:
+    rule_ids = {r.id for r in kb.rules}
+    for case_id, plan in plans:
+        assert "not a diagnosis" in plan.disclaimer
+        for option in plan.options:
+            where = (case_id, option.id)
+            assert option.reason and option.basis.rule_ids and option.basis.citations, where
+            assert set(option.basis.rule_ids) <= rule_ids and set(option.basis.rule_versions) == set(option.basis.rule_ids), where
+            assert option.basis.statements and all(c.label for c in option.basis.citations), where
+            assert len(option.summary) < 140, where
+        for flag in plan.flags:
+            assert flag.basis.rule_ids and flag.basis.citations, (case_id, flag.id)
+
+
+def test_a_standing_stop_flag_withholds_every_treatment_option(plans: list[tuple[str, Plan]]) -> None:
+    stopped = [(case_id, plan) for case_id, plan in plans if plan.stopped]
+    assert stopped, "no teaching case stops: the test covers nothing"
+    for case_id, plan in stopped:
+        stops = [f for f in plan.standing_flags if f.severity == "stop"]
+        assert stops, case_id
+        halted = {f.presentation for f in stops}
+        for option in plan.options:
+            if option.presentation in halted:
+                assert option.step == "first" or option.strength == "not_indicated", (case_id, option.id)
+        assert plan.steps[0].kind == "urgent" and plan.steps[0].workup, case_id
+        assert not [s for s in plan.steps if s.presentation in halted and s.kind in ("treatment", "if_that_fails")]
+        withheld = [w for w in plan.why_not if w.withheld_by]
+        assert all(set(w.withheld_by) <= {f.id for f in stops} for w in withheld), case_id
+        assert not [n for n in plan.needs if n.presentation in halted], "a stopped plan asks for nothing more"
+
+
+def test_stop_flag_in_older_patient_with_weight_loss() -> None:
+    plan = assess(_achalasia(age=66, subtype="type_iii", rapid_weight_loss=True, **CONFIRMED))
+    assert plan.stopped and [f.id for f in plan.standing_flags if f.severity == "stop"] == ["possible_pseudoachalasia"]
+    assert not [o for o in plan.options if o.step != "first" and o.strength != "not_indicated"]
+    poem = next(w for w in plan.why_not if w.option == "poem")
+    assert poem.withheld_by == ("possible_pseudoachalasia",)
+
+
+def test_a_do_first_flag_puts_its_work_up_first_and_the_options_after_it() -> None:
+    plan = assess(_achalasia(subtype="type_iii", diagnosis_confirmed=True))  # malignancy not yet excluded
+    assert not plan.stopped
+    assert [f.id for f in plan.standing_flags] == ["malignancy_not_excluded"]
+    first, treatment = plan.steps[0], plan.steps[1]
+    assert first.kind == "first" and "upper_endoscopy" in {t.id for t in first.workup}
+    assert treatment.kind == "treatment" and "once the step before is done" in treatment.title
+    poem = next(o for o in plan.options if o.id == "poem")
+    assert poem.strength == "preferred" and poem.after == ("malignancy_not_excluded",)
+    assert "Once the step before is done" in poem.reason
+
+
+def test_a_cleared_flag_stays_visible_and_holds_nothing_back() -> None:
+    """Age alone raises the pseudoachalasia flag; a negative endoscopy, no weight loss and an easily
+    passed junction clear it."""
+    plan = assess(_achalasia(age=66, subtype="type_iii", rapid_weight_loss=False, difficult_gej_passage=False, **CONFIRMED))
+    flag = next(f for f in plan.flags if f.id == "possible_pseudoachalasia")
+    assert flag.status == "cleared" and flag.cleared_by and flag.severity == "stop"
+    assert flag not in plan.standing_flags and not plan.stopped
+    poem = next(o for o in plan.options if o.id == "poem")
+    assert poem.strength == "preferred" and poem.step == "treatment" and not poem.after
+
+
+def test_a_caution_keeps_an_option_off_the_top_rank_and_says_so() -> None:
+    plan = assess(_achalasia(age=58, subtype="type_iii", operative_risk="high", **CONFIRMED))
+    poem = next(o for o in plan.options if o.id == "poem")
+    assert poem.strength == "alternative" and poem.capped_by == ("high_operative_risk",)
+    assert "Would be preferred" in poem.reason
+    for option in plan.options:
+        cautions = [f.id for f in plan.standing_flags if f.severity == "caution" and option.id in f.concerns]
+        if cautions:
+            assert option.strength not in TOP_RANK, option.id
+
+
+def test_needs_names_a_missing_detail_that_decides() -> None:
+    plan = assess(_achalasia(**CONFIRMED))
+    needs = {n.detail: n for n in plan.needs}
+    assert "subtype" in needs, sorted(needs)
+    assert {"poem", "heller_myotomy_fundoplication"} <= set(needs["subtype"].decides)
+    assert needs["subtype"].label == "Subtype" and len(needs["subtype"].decides_names) == len(needs["subtype"].decides)
+    recorded = assess(_achalasia(subtype="type_iii", **CONFIRMED))
+    assert "subtype" not in {n.detail for n in recorded.needs}, "a recorded detail is not asked for"
+
+
+def test_several_top_rank_options_make_a_shared_decision(plans: list[tuple[str, Plan]]) -> None:
+    shared = [(case_id, plan) for case_id, plan in plans if plan.shared_decisions]
+    assert shared
+    for case_id, plan in shared:
+        for decision in plan.shared_decisions:
+            strengths = {o.id: o.strength for o in plan.options if o.presentation == decision.presentation}
+            assert len(decision.options) > 1 and decision.tips, case_id
+            assert all(strengths[o] in TOP_RANK for o in decision.options), case_id
+
+
+def test_why_not_names_the_unmet_condition() -> None:
+    plan = assess(_achalasia(age=40, subtype="type_ii", **CONFIRMED))
+    assert {"poem", "heller_myotomy_fundoplication", "pneumatic_dilation"} <= {o.id for o in plan.options}
+    assert not any(w.option == "poem" for w in plan.why_not)
+    unconfirmed = assess(_achalasia(age=40))
+    poem = next(w for w in unconfirmed.why_not if w.option == "poem")
+    type_iii = next(r for r in poem.rules if r.rule_id == "achalasia_type_iii_prefers_poem")
+    assert "diagnosis_confirmed is yes" in type_iii.unmet and "subtype is type_iii" in type_iii.unmet
+
+
+def test_basis_lists_inputs_used_and_missing() -> None:
+    plan = assess(_achalasia(subtype="type_iii", **CONFIRMED))
+    poem = next(o for o in plan.options if o.id == "poem")
+    assert poem.basis.inputs_used == {"diagnosis_confirmed": True, "subtype": "type_iii"}
+    assert "opioid_use" in poem.basis.inputs_missing
+
+
+def test_source_caveats_are_quoted_with_file_and_audit() -> None:
+    plan = assess({"conditions": [{"presentation": "achalasia"}]})
+    general = {c.id: c for c in plan.source_caveats}
+    scarring = general["postoperative_drugs_prevent_scarring"]
+    assert scarring.source.endswith(".txt") and scarring.audit and scarring.audit.verdict == "contradicts"
+    assert scarring.audit_citations
+
+
+def _single(case_input: dict[str, Any]) -> bool:
+    return len(case_input["conditions"]) == 1
+
+
+def test_several_presentations_at_once_give_the_union_of_each_alone(kb: KnowledgeBase) -> None:
+    """Teaching cases of different presentations (one stopped, one with a do-first step, one plain),
+    assessed together, give what each gives alone."""
+    by_id = {case.id: case for case in CASES}
+    groups = [
+        ("pyloric_stenosis_alkalotic_resuscitate_first", "strabismus_infant_under_4_months_observe"),
+        ("achalasia_older_patient_weight_loss", "zenker_unfit_for_anaesthesia", "cervical_dystonia_toxin_not_yet_tried"),
+        ("achalasia_type_iii_poem_preferred", "hocm_new_diagnosis_beta_blocker_first"),
+    ]
+    for ids in groups:
+        group = [by_id[i] for i in ids]
+        assert all(_single(case.input) for case in group)
+        age = group[0].input.get("age")
+        both = assess({"age": age, "conditions": [c for case in group for c in case.input["conditions"]]})
+        alone = [assess({"age": age, "conditions": case.input["conditions"]}) for case in group]
+        assert any(a.stopped for a in alone) or any(a.shared_decisions for a in alone) or any(
+            o.after for a in alone for o in a.options)
+        assert [p.id for p in both.presentations] == [p.id for a in alone for p in a.presentations]
+        assert both.stopped == any(a.stopped for a in alone)
+        assert {(o.presentation, o.id, o.strength, o.step, o.after) for o in both.options} == {
+            (o.presentation, o.id, o.strength, o.step, o.after) for a in alone for o in a.options}
+        assert {(f.presentation, f.id, f.status) for f in both.flags} == {
+            (f.presentation, f.id, f.status) for a in alone for f in a.flags}
+        assert {(n.presentation, n.detail, n.decides) for n in both.needs} == {
+            (n.presentation, n.detail, n.decides) for a in alone for n in a.needs}
+        assert [(s.presentation, s.kind, s.options) for s in both.steps] == [
+            (s.presentation, s.kind, s.options) for a in alone for s in a.steps]
+        assert [s.order for s in both.steps] == list(range(1, len(both.steps) + 1))
+        assert sorted(both.fired_rules) == sorted(r for a in alone for r in a.fired_rules)
+
+
+def test_the_plan_carries_the_knowledge_base_stamp(plans: list[tuple[str, Plan]], kb: KnowledgeBase, tmp_path: Path) -> None:
+    for _, plan in plans:
+        assert plan.knowledge_base.version == kb.version and plan.knowledge_base.content_hash == kb.content_hash
+    copy = tmp_path / "data"
+    shutil.copytree(DATA_DIR, copy)
+    cases = copy / "presentations" / "achalasia" / "cases.yaml"
+    cases.write_text(cases.read_text(encoding="utf-8") + "\n# a comment in the teaching cases\n", encoding="utf-8")
+    assert load(copy).content_hash == kb.content_hash, "teaching cases are tests, not knowledge"
+    rules = copy / "presentations" / "achalasia" / "rules.yaml"
+    rules.write_text(rules.read_text(encoding="utf-8") + "\n# a comment in the rules\n", encoding="utf-8")
+    changed = load(copy)
+    assert changed.content_hash != kb.content_hash
+    raw = _achalasia(subtype="type_iii", **CONFIRMED)
+    from rules.engine import Engine
+
+    assert assess(raw, context=(changed, Engine(changed))).knowledge_base.content_hash == changed.content_hash
+
+
+# --- bad input through the API: InputError names the field and the reason ---
+
+BAD = [
+    ({"conditions": [{"presentation": "achalasia", "subtype": "type_iv"}]}, "conditions.0.subtype", "'type_iii'"),
+    ({"conditions": [{"presentation": "appendicitis"}]}, "conditions.0.presentation", "unknown presentation"),
+    ({"age": {"value": -1}, "conditions": [{"presentation": "achalasia"}]}, "age.value", "greater than or equal to 0"),
+    ({"age": {"value": 200, "unit": "years"}, "conditions": [{"presentation": "achalasia"}]}, "age", "over 120 years"),
+    ({"age": {"value": 3, "unit": "fortnights"}, "conditions": [{"presentation": "achalasia"}]}, "age.unit", "Input should be"),
+    ({"conditions": []}, "conditions", "at least 1 item"),
+    ({}, "conditions", "Field required"),
+    ({"conditions": [{"presentation": "achalasia", "colour": "red"}]}, "conditions.0.colour", "Extra inputs"),
+    ({"conditions": [{"presentation": "achalasia", "gmfcs_level": 2}]}, "conditions.0.gmfcs_level", "Extra inputs"),
+    ({"conditions": [{"presentation": "achalasia", "symptom_duration_months": 5000}]},
+     "conditions.0.symptom_duration_months", "less than or equal to 1200"),
+    ({"conditions": [{"presentation": "achalasia", "prior_treatments": [{"treatment": "leeches", "outcome": "failed"}]}]},
+     "conditions.0.prior_treatments.0.treatment", "Input should be"),
+    ({"conditions": [{"presentation": "achalasia", "prior_treatments": [
+        {"treatment": "pneumatic_dilation", "outcome": "failed"}, {"treatment": "pneumatic_dilation", "outcome": "good_response"}]}]},
+     "conditions.0", "listed twice"),
+    ({"conditions": [{"presentation": "achalasia"}, {"presentation": "achalasia"}]}, "", "more than once"),
+    ({"conditions": [{"presentation": "achalasia", "diagnosis_confirmed": "maybe"}]}, "conditions.0.diagnosis_confirmed", "valid boolean"),
+    ({"conditions": [{"presentation": "strabismus"}]}, "age", "age is required"),
+    ({"age": {"value": 3, "unit": "years"}, "conditions": [{"presentation": "infantile_hypertrophic_pyloric_stenosis"}]},
+     "age", "not a diagnosis at 3 years"),
+    ({"conditions": [{"presentation": "cervical_dystonia", "conservative_care": "not_tried", "botulinum_response": "good"}]},
+     "conditions.0", "'not tried' but a response"),
+    ("not an object", "", "expected a JSON object"),
+]
+
+
+@pytest.mark.parametrize(("raw", "field", "reason"), BAD, ids=[f"{b[1] or 'input'}: {b[2]}" for b in BAD])
+def test_invalid_input_names_field_and_reason(raw, field: str, reason: str) -> None:
+    with pytest.raises(InputError) as info:
+        assess(raw)
+    assert any(loc.startswith(field) and reason in msg for loc, msg in info.value.errors), info.value.errors
