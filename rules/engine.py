@@ -218,7 +218,8 @@ class Engine:
             payload = _encode(fact)
             for ruleset in rulesets:
                 fired += self._rule_names(ruleset, self._run(ruleset.handle, payload, fact["sid"]))
-        fired.sort(key=self._order.__getitem__)
+        # the C core activates a rule once per any_of alternative that holds: one firing per rule
+        fired = sorted(set(fired), key=self._order.__getitem__)
         if self._hook is not None:
             for rule_id in fired:
                 try:

@@ -81,9 +81,6 @@ def test_engine_and_python_evaluator_agree_on_generated_presentations(kb: Knowle
     assert len(unfired) <= len(kb.rules) // 10, f"the generator reaches too few rules: {unfired}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug in rules/engine.py: the C core activates a rule once per any_of alternative that holds, and "
-    "Engine.fire returns each activation, so the rule appears twice in fired_rules and in the basis rule_ids"))
 def test_a_rule_fires_once_when_several_of_its_alternatives_hold(kb: KnowledgeBase) -> None:
     raw = {"age": {"value": 59}, "conditions": [
         {"presentation": "achalasia", "rapid_weight_loss": True, "difficult_gej_passage": True}]}
