@@ -46,6 +46,9 @@ class InputError(ValueError):
             if len(loc) > 2 and loc[0] == "conditions" and loc[1].isdigit():
                 del loc[2]
             errors.append((".".join(loc), error_reason(e)))
+        # a condition that fails leaves the tuple short, and pydantic says so too: that is not news
+        if any(loc.startswith("conditions.") for loc, _ in errors):
+            errors = [(loc, msg) for loc, msg in errors if not (loc == "conditions" and "at least 1 item" in msg)]
         return cls(errors)
 
 

@@ -174,7 +174,7 @@ def test_validation_errors_are_shown_beside_their_fields_not_as_a_traceback() ->
     at.run()
     assert not at.exception
     errors = [e.value for e in at.error]
-    assert any("less than or equal to 1200" in e for e in beside(at, "detail.achalasia.symptom_duration_months")), errors
+    assert any("less than or equal to 1000" in e for e in beside(at, "detail.achalasia.symptom_duration_months")), errors
     assert any("beside the fields" in e for e in errors), errors
     assert "3. The plan and its basis" not in [h.value for h in at.header]
 

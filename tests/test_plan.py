@@ -214,7 +214,7 @@ BAD = [
     ({"conditions": [{"presentation": "achalasia", "colour": "red"}]}, "conditions.0.colour", "Extra inputs"),
     ({"conditions": [{"presentation": "achalasia", "gmfcs_level": 2}]}, "conditions.0.gmfcs_level", "Extra inputs"),
     ({"conditions": [{"presentation": "achalasia", "symptom_duration_months": 5000}]},
-     "conditions.0.symptom_duration_months", "less than or equal to 1200"),
+     "conditions.0.symptom_duration_months", "less than or equal to 1000"),
     ({"conditions": [{"presentation": "achalasia", "prior_treatments": [{"treatment": "leeches", "outcome": "failed"}]}]},
      "conditions.0.prior_treatments.0.treatment", "Input should be"),
     ({"conditions": [{"presentation": "achalasia", "prior_treatments": [
