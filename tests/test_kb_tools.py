@@ -48,16 +48,22 @@ def test_the_committed_lock_matches_every_rule() -> None:
     assert rule_versions.check(load()) == []
 
 
+def _version(path: Path, rule_id: str) -> int:
+    line = path.read_text(encoding="utf-8").splitlines()[_version_line(path, rule_id) - 1]
+    return int(line.split(":")[1])
+
+
 def test_a_rule_changed_under_the_same_version_is_refused(data: Path) -> None:
+    version = _version(data / ACHALASIA_RULES, "achalasia_type_iii_prefers_poem")
     _replace(data / ACHALASIA_RULES, TYPE_III_STATEMENT, "In type III (spastic) achalasia, a tailored POEM")
     [problem] = rule_versions.check(load(data))
     assert str(problem) == (
         f"data/{ACHALASIA_RULES.as_posix()}:{_version_line(data / ACHALASIA_RULES, 'achalasia_type_iii_prefers_poem')}: "
-        "rule achalasia_type_iii_prefers_poem changed but its version is still 2: bump it"
+        f"rule achalasia_type_iii_prefers_poem changed but its version is still {version}: bump it"
     )
     err = io.StringIO()
     assert kb_check.check(data, out=io.StringIO(), err=err) == 2
-    assert "changed but its version is still 2: bump it" in err.getvalue()
+    assert f"changed but its version is still {version}: bump it" in err.getvalue()
     lock_before = (data / "rule_versions.yaml").read_bytes()
     err = io.StringIO()
     assert kb_check.lock(data, out=io.StringIO(), err=err) == 2  # `kb lock` does not paper over it
@@ -68,12 +74,12 @@ def test_after_a_bump_the_lock_is_rewritten_and_check_passes(data: Path) -> None
     path = data / ACHALASIA_RULES
     _replace(path, TYPE_III_STATEMENT, "In type III (spastic) achalasia, a tailored POEM")
     line = _version_line(path, "achalasia_type_iii_prefers_poem")
+    version = _version(path, "achalasia_type_iii_prefers_poem")
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    assert lines[line - 1] == "  version: 2\n"
-    lines[line - 1] = "  version: 3\n"
+    lines[line - 1] = f"  version: {version + 1}\n"
     path.write_text("".join(lines), encoding="utf-8")
     [problem] = rule_versions.check(load(data))
-    assert "is at version 3, the lock says 2: run `myotomy-cds kb lock`" in problem.reason
+    assert f"is at version {version + 1}, the lock says {version}: run `myotomy-cds kb lock`" in problem.reason
     assert kb_check.lock(data, out=io.StringIO(), err=io.StringIO()) == 0
     assert rule_versions.check(load(data)) == []
     out = io.StringIO()
@@ -114,18 +120,20 @@ def _raise_pseudoachalasia_age(data: Path) -> None:
     """achalasia_features_of_pseudoachalasia: `age_years: {gte: 60}` -> 75."""
     path = data / ACHALASIA_RULES
     text = path.read_text(encoding="utf-8")
-    block = "    any_of:\n    - age_years:\n        gte: 60\n    - rapid_weight_loss: true\n"
+    block = "    any_of:\n    - age_years:\n        gte: 60\n    - symptom_duration_months:\n"
     assert text.count(block) == 1
     path.write_text(text.replace(block, block.replace("gte: 60", "gte: 75")), encoding="utf-8")
 
 
-# Determined by reading the cases: of the achalasia cases (the only ones with an achalasia
-# condition), the rule holds on age alone only where the age is 60 to 74 and neither rapid weight
-# loss nor a hard-to-pass GEJ is recorded: achalasia_type_iii_on_opioids (60 years). Its flag was
-# raised and cleared (malignancy excluded, no weight loss); at 75 it is not raised at all.
-# achalasia_older_patient_weight_loss (72) has rapid weight loss, so the rule still holds; every
-# other case is younger than 60.
-CHANGED_BY_THE_AGE_THRESHOLD = {"achalasia_type_iii_on_opioids"}
+# Determined by reading the cases: of the achalasia cases (the only ones the rule reads), the rule
+# holds on age alone where the age is 60 to 74 and no short history, rapid weight loss or hard GEJ is
+# recorded: achalasia_type_iii_on_opioids (60), achalasia_type_iii_with_reflux_still_poem (63, 48
+# months) and achalasia_type_ii_unfit_no_dilation (70, 48 months). Each flag was raised and cleared
+# (malignancy excluded); at 75 it is not raised at all. achalasia_older_patient_weight_loss (72) has
+# rapid weight loss and a 4-month history, so the rule still holds; every other case is under 60.
+CHANGED_BY_THE_AGE_THRESHOLD = {
+    "achalasia_type_iii_on_opioids", "achalasia_type_iii_with_reflux_still_poem", "achalasia_type_ii_unfit_no_dilation",
+}
 
 
 def test_diff_against_the_working_tree_reports_exactly_the_cases_the_change_affects(repo: Path) -> None:
@@ -151,13 +159,16 @@ def test_kb_diff_between_two_revisions_prints_the_changes_and_a_summary(repo: Pa
     assert text.splitlines()[0].startswith("kb diff: HEAD~1 (knowledge base ")
     assert "achalasia_type_iii_on_opioids (data/presentations/achalasia/cases.yaml)\n" \
            "  flag possible_pseudoachalasia removed (was cleared)\n" in text
-    assert text.splitlines()[-1] == f"1 of {len(load_cases(root=DATA_DIR))} teaching cases changed (flag removed: 1)"
+    assert text.splitlines()[-1] == f"3 of {len(load_cases(root=DATA_DIR))} teaching cases changed (flag removed: 3)"
 
 
 def test_kb_diff_reports_a_strength_change(repo: Path) -> None:
-    """POEM no longer preferred in type III achalasia: the rule holds in three cases (type III with the
-    diagnosis confirmed); in achalasia_type_iii_unfit a caution already keeps POEM off the top rank,
-    so only the other two change."""
+    """POEM no longer preferred in type III achalasia. By reading the cases: the rule holds in the type
+    III cases with the diagnosis confirmed. Where it made POEM preferred (type_iii_poem_preferred,
+    type_iii_on_opioids) POEM drops to alternative, and reflux or hiatal hernia, unrecorded there,
+    now decides between POEM and Heller, so it is asked for; in type_iii_unfit a caution already kept
+    POEM off the top rank, so only the question is new; type_iii_with_reflux_still_poem records
+    reflux, so its own rule keeps POEM preferred."""
     data = repo / "data"
     path = data / ACHALASIA_RULES
     text = path.read_text(encoding="utf-8")
@@ -166,10 +177,12 @@ def test_kb_diff_reports_a_strength_change(repo: Path) -> None:
     path.write_text(head + rest.replace("    - option: poem\n      strength: preferred\n", "    - option: poem\n      strength: alternative\n", 1), encoding="utf-8")
     old = kb_diff.side("HEAD", kb_diff.knowledge_at("HEAD", data, repo.parent / "old"))
     report = kb_diff.diff(old, kb_diff.side(kb_diff.WORKING_TREE, data))
-    assert set(report.changed) == {"achalasia_type_iii_poem_preferred", "achalasia_type_iii_on_opioids"}
-    for _, lines in report.changed.values():
-        assert lines == ["option poem: preferred → alternative"]
-    assert report.counts == {"strength changed": 2}
+    asks = "now asks for reflux_or_hiatal_hernia"
+    assert {case: lines for case, (_, lines) in report.changed.items()} == {
+        "achalasia_type_iii_poem_preferred": ["option poem: preferred → alternative", asks],
+        "achalasia_type_iii_on_opioids": ["option poem: preferred → alternative", asks],
+        "achalasia_type_iii_unfit": [asks],
+    }
 
 
 def test_kb_diff_on_an_old_layout_says_so(tmp_path: Path) -> None:
