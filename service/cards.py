@@ -1,10 +1,11 @@
 """CDS Hooks cards from an Assessment: a rendering of its basis records, nothing computed here.
 
 Order: red flags first, then one card per candidate procedure (as the Assessment orders them),
-then what the service could not do: presentations it could not assess, the details the record did
-not hold, and the coded conditions it did not map. A card's uuid is stable: uuid5 of the
-presentation, the procedure or red-flag id and the knowledge-base content hash, so feedback on a
-card means the same advice from the same knowledge, and carries no patient data.
+then what the service could not do: presentations it could not assess, and the details the record
+did not hold (only beside other cards for that presentation: a card of missing details alone is not
+guidance). No guidance gives no card: conditions that map to nothing are counted by the app, not
+shown. The uuid given here names the card's subject: uuid5 of the presentation, the procedure or
+red-flag id and the knowledge-base content hash; the app makes it per patient (card_ids.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ SOURCE_LABEL_MAX = 110
 # brief) calls them an emergency. Every other red flag is a `warning`. The knowledge base has no
 # severity field; a test checks that each id here is in the vocabulary and says "emergency".
 CRITICAL_RED_FLAGS = frozenset({"acute_compartment_syndrome", "bilious_vomiting"})
-UNMAPPED = "record"  # the "presentation" part of the uuid of a card about the whole record
 
 
 def card_uuid(presentation: str, item: str, kb_hash: str) -> UUID:
@@ -42,7 +42,6 @@ def known_cards(kb: KnowledgeBase) -> dict[UUID, str]:
         ids += [f"red_flag:{f}" for f in kb.red_flags] + ["inputs_missing", "not_assessed"]
         for item in ids:
             items[card_uuid(pid, item, kb.content_hash)] = f"{pid}/{item}"
-    items[card_uuid(UNMAPPED, "conditions_not_mapped", kb.content_hash)] = f"{UNMAPPED}/conditions_not_mapped"
     return items
 
 
@@ -249,35 +248,11 @@ def _not_assessed_card(item: NotAssessed, reading: FhirReading, kb: KnowledgeBas
     )
 
 
-def _not_mapped_card(reading: FhirReading, known: list[str], kb: KnowledgeBase, disclaimer: str) -> Card:
-    n = len(reading.not_mapped)
-    plural, were, them = ("s", "were", "them") if n != 1 else ("", "was", "it")
-    rows = ["| Condition in the record | Why it was not used |", "| --- | --- |"]
-    rows += [f"| {esc(item.codes)} | {esc(item.reason)} |" for item in reading.not_mapped]
-    detail = _detail(
-        [
-            [f"{n} coded condition{plural} in the record did not map to a presentation of this "
-             f"knowledge base and {were} not assessed. Nothing was guessed from {them}."],
-            rows,
-            ["ICD-10-CM codes this knowledge base maps (a code also covers the codes below it): " + "; ".join(known)],
-        ],
-        disclaimer,
-    )
-    return Card(
-        uuid=card_uuid(UNMAPPED, "conditions_not_mapped", kb.content_hash),
-        summary=_summary(f"{n} condition{plural} in the record not mapped to this service's knowledge base"),
-        detail=detail,
-        indicator="info",
-        source=Source(label=f"Myotomy decision-support knowledge base {kb.version}"),
-    )
-
-
 def build_cards(
     assessment: Assessment | None,
     reading: FhirReading,
     not_assessed: list[NotAssessed],
     kb: KnowledgeBase,
-    known_codes: list[str],
 ) -> list[Card]:
     """The response's cards, red flags first; an empty list when the record gives nothing to say."""
     disclaimer = assessment.disclaimer if assessment else Assessment.model_fields["disclaimer"].default
@@ -288,9 +263,8 @@ def build_cards(
         cards += [_suggestion_card(s, assessment) for s in assessment.suggestions]
     cards += [_not_assessed_card(item, reading, kb, disclaimer) for item in not_assessed]
     if assessment is not None:
+        advised = {item.presentation for item in (*assessment.red_flags, *assessment.suggestions)}
         for pid, missing in _missing_by_presentation(assessment, kb).items():
-            if missing:
+            if missing and pid in advised:
                 cards.append(_missing_card(pid, missing, reading, assessment, kb))
-    if reading.not_mapped:
-        cards.append(_not_mapped_card(reading, known_codes, kb, disclaimer))
     return cards
