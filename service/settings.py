@@ -29,8 +29,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 import yaml
-from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt import PyJWK, PyJWTError
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
@@ -100,7 +99,7 @@ def check_jwks(jwks: Any) -> None:
             raise ValueError(f"jwks.keys.{index} has no kid (CDS Hooks tokens name their key by kid)")
         try:
             PyJWK(key)
-        except (PyJWKError, ValueError, TypeError) as error:
+        except (PyJWTError, ValueError, TypeError) as error:
             raise ValueError(f"jwks.keys.{index} ({key.get('kid')}): not a usable key ({error})") from None
 
 
