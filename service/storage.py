@@ -57,7 +57,7 @@ feedback_table = Table(
     Column("about", String(200), nullable=False),
     Column("outcome", String(20), nullable=False),
     Column("outcome_timestamp", String(40), nullable=False),
-    Column("accepted_suggestions", JSON, nullable=True),
+    Column("accepted_suggestions", JSON(none_as_null=True), nullable=True),
     Column("override_system", Text, nullable=True),
     Column("override_code", Text, nullable=True),
     Column("override_display", Text, nullable=True),
