@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx2 as httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 from models.cds_hooks import CdsResponse, Discovery, ErrorBody
 from rules.knowledge_base import load
 from service.app import SERVICE_ID
 from tests.cds import issued_uuid
-from tests.servers import ServerFailed, answers_ok, free_port, running
+from tests.servers import ROOT, ServerFailed, answers_ok, free_port, running
 
 FIXTURE = Path(__file__).parent / "fixtures" / "patient-view-achalasia.json"
 START_TIMEOUT_S = 90
@@ -135,3 +141,99 @@ def test_feedback_over_http(server: tuple[str, Path, Path]) -> None:
     assert response.status_code == 200 and response.json() == {"received": 1}
     summary = httpx.get(f"{base}/cds-services/{SERVICE_ID}/feedback", timeout=10).json()
     assert {"about": "achalasia/red_flag:diagnosis_not_confirmed", "overridden": 1} in summary["cards"]
+
+
+# Configuration read from the environment by a plain uvicorn start
+
+
+def test_insecure_dev_mode_off_loopback_stops_the_start_with_a_message(tmp_path: Path) -> None:
+    env = service_env(tmp_path, CDS_INSECURE_DEV="1", CDS_BIND_HOST="0.0.0.0")
+    done = subprocess.run(uvicorn(free_port()), cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=START_TIMEOUT_S)
+    assert done.returncode != 0
+    assert "CDS_INSECURE_DEV=1 is refused with CDS_BIND_HOST=0.0.0.0" in done.stdout + done.stderr
+
+
+def test_plain_uvicorn_without_configuration_refuses_service_calls(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with running(uvicorn(port), answers_ok(f"{base}/cds-services"), tmp_path / "server.log",
+                 timeout=START_TIMEOUT_S, env=service_env(tmp_path / "data")):
+        response = _post(base, f"/cds-services/{SERVICE_ID}", FIXTURE.read_bytes())
+        assert response.status_code == 401 and response.headers["www-authenticate"].startswith("Bearer")
+        assert "CDS_CLIENTS" in ErrorBody.model_validate(response.json()).error
+
+
+def test_plain_uvicorn_with_trusted_clients_checks_tokens(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP384R1())
+    jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "k1"}
+    clients = tmp_path / "clients.yaml"
+    clients.write_text(f"- iss: https://ehr.example.com/\n  jwks: {json.dumps({'keys': [jwk]})}\n")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = service_env(tmp_path / "data", CDS_CLIENTS=str(clients), CDS_BASE_URL=base)
+    path = f"/cds-services/{SERVICE_ID}"
+    with running(uvicorn(port), answers_ok(f"{base}/cds-services"), tmp_path / "server.log",
+                 timeout=START_TIMEOUT_S, env=env):
+        assert _post(base, path, FIXTURE.read_bytes()).status_code == 401
+        now = int(time.time())
+        token = jwt.encode({"iss": "https://ehr.example.com/", "aud": base + path, "exp": now + 300, "iat": now,
+                            "jti": str(uuid.uuid4())}, key, algorithm="ES384", headers={"kid": "k1"})
+        response = httpx.post(f"{base}{path}", content=FIXTURE.read_bytes(), timeout=30,
+                              headers={"content-type": "application/json", "authorization": f"Bearer {token}"})
+        assert response.status_code == 200 and CdsResponse.model_validate(response.json()).cards
+        again = httpx.post(f"{base}{path}", content=FIXTURE.read_bytes(), timeout=30,
+                           headers={"content-type": "application/json", "authorization": f"Bearer {token}"})
+        assert again.status_code == 401 and "used before" in again.json()["error"]
+
+
+# A large call does not hold up other callers
+
+
+def _large_call(patient: str, size: int) -> bytes:
+    """A patient-view call of about `size` bytes: thousands of coded Conditions, each validated by the service."""
+    entry = {"resource": {
+        "resourceType": "Condition", "subject": {"reference": f"Patient/{patient}"},
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                       "code": "active"}]},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10",
+                             "display": "Essential (primary) hypertension"}]}}}
+    count = size // (len(json.dumps(entry)) + 2)
+    body = {
+        "hook": "patient-view", "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": "Practitioner/1", "patientId": patient},
+        "prefetch": {"patient": {"resourceType": "Patient", "id": patient, "birthDate": "1980-01-01"},
+                     "conditions": {"resourceType": "Bundle", "type": "searchset", "entry": [entry] * count}},
+    }
+    return json.dumps(body).encode()
+
+
+def test_discovery_answers_while_a_large_call_is_being_processed(server: tuple[str, Path, Path]) -> None:
+    base, _, _ = server
+    large = _large_call("pat-large", 4 * 1024 * 1024 - 64 * 1024)
+    assert len(large) <= 4 * 1024 * 1024
+    result: dict[str, Any] = {}
+
+    def call() -> None:
+        result["start"] = time.monotonic()
+        result["response"] = _post(base, f"/cds-services/{SERVICE_ID}", large)
+        result["end"] = time.monotonic()
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    answered: list[tuple[float, float]] = []
+    while worker.is_alive():
+        sent = time.monotonic()
+        response = httpx.get(f"{base}/cds-services", timeout=60)
+        assert response.status_code == 200
+        answered.append((sent, time.monotonic()))
+        time.sleep(0.01)
+    worker.join()
+    assert result["response"].status_code == 200, result["response"].text
+    start, end = result["start"], result["end"]
+    # Past the upload (the first fifth of the call, generously), discovery must still answer before the call ends.
+    during = [(s, e) for s, e in answered if e < end and s > start + (end - start) / 5]
+    assert during, (
+        f"no discovery answer while the large call was processed ({end - start:.2f} s; "
+        f"{len(answered)} discovery calls, the last answered {answered[-1][1] - start:.2f} s after it began)"
+    )
