@@ -60,7 +60,10 @@ class _StaticKeys:
 
 
 class _RemoteKeys:
-    """A client's JWK Set fetched from its jwks_url (PyJWKClient's transport), cached for JWKS_TTL_S."""
+    """A client's JWK Set fetched from its jwks_url (PyJWKClient's transport), cached for JWKS_TTL_S.
+
+    A failed fetch is not retried for JWKS_COOLDOWN_S (calls meanwhile do not each wait for the
+    timeout); the keys fetched before, if any, stay in use until a fetch succeeds."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -68,6 +71,8 @@ class _RemoteKeys:
         self._lock = threading.Lock()
         self._keys: dict[str, dict[str, Any]] = {}
         self._fetched = -math.inf
+        self._failed = -math.inf
+        self._failure: AuthError | None = None
 
     def _refresh(self) -> None:
         try:
@@ -83,9 +88,16 @@ class _RemoteKeys:
 
     def get(self, kid: str) -> dict[str, Any] | None:
         with self._lock:
-            age = time.monotonic() - self._fetched
-            if age > JWKS_TTL_S or (kid not in self._keys and age > JWKS_COOLDOWN_S):
-                self._refresh()
+            now = time.monotonic()
+            age = now - self._fetched
+            due = age > JWKS_TTL_S or (kid not in self._keys and age > JWKS_COOLDOWN_S)
+            if due and now - self._failed > JWKS_COOLDOWN_S:
+                try:
+                    self._refresh()
+                except AuthError as error:
+                    self._failed, self._failure = now, error
+            if not self._keys and self._failure is not None:
+                raise self._failure
             return self._keys.get(kid)
 
 

@@ -226,7 +226,8 @@ def test_a_replay_is_refused_after_a_restart(tmp_path: Path, clients_file: Path)
         (lambda: bearer(token(kid=None)), "no kid"),
         (lambda: bearer(token(kid="rotated-away")), "no key with kid 'rotated-away'"),
         (lambda: bearer(token("RS256", RSA_KEY, "ec-1")), "cannot verify RS256"),
-        (lambda: bearer(token("ES256", ec.generate_private_key(ec.SECP256R1()), "ec-1")), "does not match the expected curve"),
+        (lambda: bearer(token("ES256", ec.generate_private_key(ec.SECP256R1()), "ec-1")),
+         "does not match the expected curve"),
         (lambda: bearer(token(headers={"typ": "at+jwt"})), "is not JWT"),
         (lambda: bearer(token(jti=42)), "JWT ID must be a string"),
     ],
@@ -250,7 +251,8 @@ def test_a_refused_call_does_no_work_and_logs_nothing_of_the_token(
 
 def test_feedback_needs_a_token_for_the_feedback_endpoint(secured: TestClient) -> None:
     cards = secured.post(PATH, json=body(), headers=bearer(token())).json()["cards"]
-    sent = {"feedback": [{"card": cards[0]["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-15T10:00:00Z"}]}
+    item = {"card": cards[0]["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-15T10:00:00Z"}
+    sent = {"feedback": [item]}
     refused(secured.post(f"{PATH}/feedback", json=sent), "missing Authorization header")
     refused(secured.post(f"{PATH}/feedback", json=sent, headers=bearer(token())), f"expected {AUD}/feedback")
     ok = secured.post(f"{PATH}/feedback", json=sent, headers=bearer(token(aud=f"{AUD}/feedback")))
@@ -406,7 +408,8 @@ def test_settings_from_the_environment(tmp_path: Path, clients_file: Path) -> No
 @pytest.mark.parametrize(
     ("values", "fragment"),
     [
-        ({"CDS_INSECURE_DEV": "1", "CDS_BIND_HOST": "0.0.0.0"}, "CDS_INSECURE_DEV=1 is refused with CDS_BIND_HOST=0.0.0.0"),
+        ({"CDS_INSECURE_DEV": "1", "CDS_BIND_HOST": "0.0.0.0"},
+         "CDS_INSECURE_DEV=1 is refused with CDS_BIND_HOST=0.0.0.0"),
         ({"CDS_INSECURE_DEV": "1", "CDS_BIND_HOST": "192.168.1.5"}, "loopback"),
         ({"CDS_INSECURE_DEV": "1", "CDS_BIND_HOST": "::"}, "loopback"),
         ({"CDS_INSECURE_DEV": "maybe"}, "expected 1 or 0"),
@@ -473,3 +476,19 @@ def test_a_bad_configuration_stops_the_start_up(tmp_path: Path, monkeypatch: pyt
     with pytest.raises(ConfigError, match="CDS_INSECURE_DEV=1 is refused"):
         with TestClient(app):
             pass
+
+
+def test_a_jwks_url_that_goes_down_keeps_the_keys_fetched_before(tmp_path: Path, jwks_server: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import service.auth as auth
+
+    path = tmp_path / "clients.json"
+    path.write_text(json.dumps([{"iss": ISS, "jwks_url": jwks_server}]))
+    settings = Settings(clients=load_clients(path), base_url=BASE, data_dir=tmp_path / "data")
+    with TestClient(create_app(default_context(), settings=settings)) as client:
+        assert client.post(PATH, json=body(), headers=bearer(token())).status_code == 200
+        monkeypatch.setattr(auth, "JWKS_TTL_S", 0)  # every call now wants a fresh set
+        monkeypatch.setattr(auth, "JWKS_COOLDOWN_S", 0)
+        _JwksHandler.jwks = {"keys": "gone"}  # the endpoint now serves nonsense
+        assert client.post(PATH, json=body(), headers=bearer(token())).status_code == 200
+        assert _JwksHandler.hits >= 2

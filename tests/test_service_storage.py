@@ -64,8 +64,9 @@ def test_feedback_survives_a_restart_and_keeps_what_the_message_carries(tmp_path
         rows = conn.execute(text("SELECT * FROM feedback ORDER BY id")).mappings().all()
     engine.dispose()
     assert [dict(r) for r in rows] == [
-        {"id": 1, "card": card, "about": ACHALASIA, "outcome": "overridden", "outcome_timestamp": "2026-01-15T10:00:00Z",
-         "accepted_suggestions": None, "override_system": "urn:example:reasons", "override_code": "done-elsewhere",
+        {"id": 1, "card": card, "about": ACHALASIA, "outcome": "overridden",
+         "outcome_timestamp": "2026-01-15T10:00:00Z", "accepted_suggestions": None,
+         "override_system": "urn:example:reasons", "override_code": "done-elsewhere",
          "override_display": "Done elsewhere", "override_comment": "manometry done at another hospital"},
         {"id": 2, "card": cards[1]["uuid"], "about": "achalasia/red_flag:malignancy_not_excluded",
          "outcome": "accepted", "outcome_timestamp": "2026-01-15T10:00:00Z", "accepted_suggestions": None,
@@ -100,7 +101,8 @@ def test_accepted_on_a_card_with_suggestions_needs_accepted_suggestions(tmp_path
         none_offered = post(feedback(without, "accepted", acceptedSuggestions=[{"id": "sug-1"}]))
         assert none_offered.status_code == 400 and "has no suggestions" in none_offered.json()["error"]
         # all or none: one bad item, nothing stored
-        mixed = {"feedback": [*feedback(without, "accepted")["feedback"], *feedback(with_suggestions, "accepted")["feedback"]]}
+        mixed = {"feedback": [*feedback(without, "accepted")["feedback"],
+                              *feedback(with_suggestions, "accepted")["feedback"]]}
         assert post(mixed).status_code == 400 and storage.feedback() == []
 
         assert post(feedback(without, "accepted")).json() == {"received": 1}  # no suggestions: none needed
