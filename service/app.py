@@ -12,10 +12,10 @@ unless CDS_INSECURE_DEV=1 on a loopback address. Status codes: 400 malformed JSO
 wrong hook, unsupported FHIR version, or malformed FHIR in what the service reads; 401 no token
 or a token refused (the message says why); 404 unknown service or card; 412 prefetch the service
 needs is missing (it never fetches from the record itself); 413 body over the limit; 415 not JSON;
-503 a trusted client's JWK Set could not be fetched. A client's mistake is never a 500. The body is read on the event loop and everything after it
-(JSON, FHIR, the rules, the database) runs in the thread pool, so a large call never holds up
-another caller. Nothing from a request is logged; only feedback, issued card uuids and seen token ids
-are stored (service/storage.py).
+503 a trusted client's JWK Set could not be fetched. A client's mistake is never a 500. The body is
+read on the event loop and everything after it (JSON, FHIR, the rules, the database) runs in the
+thread pool, so a large call never holds up another caller. Nothing from a request is logged; only
+feedback, issued card uuids and seen token ids are stored (service/storage.py).
 """
 
 from __future__ import annotations
