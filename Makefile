@@ -29,9 +29,16 @@ clean:
 screenshot: $(STAMP)
 	$(BIN)/python -m tests.browser_screenshot docs/screenshot.png
 
-# The CDS Hooks service on 127.0.0.1 only; PORT=9000 make serve (or make serve PORT=9000) for another port.
+# The CDS Hooks service, by default on 127.0.0.1:8080 in local development mode: CDS_INSECURE_DEV=1 (no token
+# needed; the service refuses it on any address but loopback) and CORS for the public CDS Hooks sandbox.
+# PORT=9000 for another port. With CDS_CLIENTS (and CDS_BASE_URL) set, tokens are required instead and
+# SERVE_HOST may name another address. Every CDS_* variable of the environment is passed on (README).
+SERVE_HOST ?= 127.0.0.1
+CDS_INSECURE_DEV ?= $(if $(CDS_CLIENTS),0,1)
+CDS_CORS_ORIGINS ?= https://sandbox.cds-hooks.org
 serve: $(STAMP)
-	$(BIN)/uvicorn service.app:app --host 127.0.0.1 --port $(or $(PORT),8080)
+	CDS_BIND_HOST='$(SERVE_HOST)' CDS_INSECURE_DEV='$(CDS_INSECURE_DEV)' CDS_CORS_ORIGINS='$(CDS_CORS_ORIGINS)' \
+		$(BIN)/uvicorn service.app:app --host '$(SERVE_HOST)' --port $(or $(PORT),8080)
 
 # Benchmarks against CLIPS and the plain-Python floor, batch at scale; writes BENCHMARKS.md (~5 min).
 bench: $(STAMP)

@@ -9,11 +9,13 @@ option from the step that must come before it:
   strength, reason, evidence grading and sources, the details that would change the plan, the flags
   cleared and how the record was read;
 - no card when the plan has nothing to say for the presentation.
-Then what the service could not do: presentations it could not assess, coded conditions it did not map.
+Then the presentations the service could not assess. No guidance gives no card: conditions that map
+to nothing are counted by the app (service/metrics.py), not shown.
 
-A card's uuid is uuid5 of the presentation, a card key that does not depend on the patient ("plan",
-"stop:<flag>", "not_assessed") and the knowledge-base content hash, so feedback carries no patient
-data and a uuid names one kind of advice from one version of the knowledge.
+The uuid given here names the card's subject: uuid5 of the presentation, a card key that does not
+depend on the patient ("plan", "stop:<flag>", "not_assessed") and the knowledge-base content hash;
+the app makes it per patient (card_ids.py), so feedback carries no patient data and a uuid names
+one kind of advice from one version of the knowledge for one patient.
 """
 
 from __future__ import annotations
@@ -32,8 +34,7 @@ from service.fhir_input import FhirReading
 CARD_NAMESPACE = UUID("6e5aecb8-bdc5-4a0c-a8ae-865c30cf8dd9")  # fixed: changing it changes every card uuid
 SUMMARY_MAX = 139  # CDS Hooks: a summary is under 140 characters
 SOURCE_LABEL_MAX = 110
-UNMAPPED = "record"  # the "presentation" part of the uuid of a card about the whole record
-PLAN, NOT_ASSESSED, NOT_MAPPED = "plan", "not_assessed", "conditions_not_mapped"
+PLAN, NOT_ASSESSED = "plan", "not_assessed"
 INDICATOR_ORDER = ("critical", "warning", "info")
 STRENGTH_WORDS = {
     "preferred": "preferred",
@@ -59,7 +60,6 @@ def known_cards(kb: KnowledgeBase) -> dict[UUID, str]:
         stops = [e.id for r in kb.rules_for(pid) for e in r.then.flags if kb.flags[e.id].severity == "stop"]
         for key in [PLAN, NOT_ASSESSED, *(stop_key(f) for f in dict.fromkeys(stops))]:
             items[card_uuid(pid, key, kb.content_hash)] = f"{pid}/{key}"
-    items[card_uuid(UNMAPPED, NOT_MAPPED, kb.content_hash)] = f"{UNMAPPED}/{NOT_MAPPED}"
     return items
 
 
@@ -477,40 +477,14 @@ def _not_assessed_card(item: NotAssessed, reading: FhirReading, kb: KnowledgeBas
     )
 
 
-def _not_mapped_card(reading: FhirReading, known: list[str], kb: KnowledgeBase, disclaimer: str) -> Card:
-    n = len(reading.not_mapped)
-    plural, were, them = ("s", "were", "them") if n != 1 else ("", "was", "it")
-    rows = ["| Condition in the record | Why it was not used |", "| --- | --- |"]
-    rows += [f"| {esc(item.codes)} | {esc(item.reason)} |" for item in reading.not_mapped]
-    detail = _detail(
-        [
-            [f"{n} coded condition{plural} in the record did not map to a presentation of this "
-             f"knowledge base and {were} not assessed. Nothing was guessed from {them}."],
-            rows,
-            ["ICD-10-CM codes this knowledge base maps (a code also covers the codes below it): " + "; ".join(known)],
-        ],
-        disclaimer,
-    )
-    return Card(
-        uuid=card_uuid(UNMAPPED, NOT_MAPPED, kb.content_hash),
-        summary=_clip(f"{n} condition{plural} in the record not mapped to this service's knowledge base", SUMMARY_MAX),
-        detail=detail,
-        indicator="info",
-        source=Source(label=f"Myotomy decision-support knowledge base {kb.version}"),
-    )
-
-
 def build_cards(
     plan: Plan | None,
     reading: FhirReading,
     not_assessed: list[NotAssessed],
     kb: KnowledgeBase,
-    known_codes: list[str],
 ) -> list[Card]:
     """The response's cards, critical first; an empty list when the record gives nothing to say."""
     disclaimer = plan.disclaimer if plan else DISCLAIMER
     cards = plan_cards(plan, reading, kb) if plan is not None else []
     cards += [_not_assessed_card(item, reading, kb, disclaimer) for item in not_assessed]
-    if reading.not_mapped:
-        cards.append(_not_mapped_card(reading, known_codes, kb, disclaimer))
     return cards

@@ -3,25 +3,31 @@
 Only what the knowledge base gives a coded meaning to is read: a Condition's ICD-10-CM code (the
 `codes: {icd10: [...]}` of each data/presentations/<id>/presentation.yaml) and the Patient's birth
 date. Each presentation's input is built from its declared details (`kb.details`); the details the
-record does not hold are listed with the reading. Everything else is reported back, never guessed:
+record does not hold are listed with the reading. Nothing else is guessed:
 - SNOMED CT codes: the clinical brief gives none, so none are mapped;
 - Observations: the brief gives no LOINC or SNOMED CT code for any declared detail (subtype,
   diagnosis confirmed, ...), so they are counted and left unmapped;
 - a Condition's verificationStatus is not read as `diagnosis_confirmed`, which the knowledge base
-  defines by a specific objective test (e.g. high-resolution manometry), not by record status.
-The FHIR models come from `fhir.resources` (its R4B package: for Patient, Condition, Observation
-and Bundle, R4B has the same elements as R4 4.0.1). An element that R4 does not define is an error,
-which is how a resource of another FHIR version (STU3, R5) shows itself.
+  defines by a specific objective test (e.g. high-resolution manometry), not by record status;
+- a Condition resolved, inactive or in remission, or refuted or entered in error (read from the
+  codings of its clinicalStatus and verificationStatus) is left out; a deceased Patient
+  (deceasedBoolean true or a deceasedDateTime) gets no presentation at all.
+The FHIR models come from `fhir.resources` (its R4B package: for Patient and Condition, R4B has the
+same elements as R4 4.0.1). Only what is read is validated: the Patient's id, birth date and
+deceased flag; each Condition's subject, code and statuses. A Bundle is walked as JSON: an entry
+of another type, a malformed entry or an Observation is never parsed, only counted, so one odd
+resource among many does not turn the call into an error. A Condition with a modifierExtension
+(which could change its meaning) is skipped and counted, never read.
 """
 
 from __future__ import annotations
 
 import calendar
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
@@ -36,7 +42,15 @@ SYSTEM_NAMES = {ICD10CM: "ICD-10-CM", SNOMED_CT: "SNOMED CT", "http://hl7.org/fh
 # Condition statuses that take a coded diagnosis out of the current picture.
 NOT_CURRENT = frozenset({"inactive", "remission", "resolved"})
 NOT_VALID = frozenset({"refuted", "entered-in-error"})
+CLINICAL_STATUS = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 REQUIRED_KEYS = ("patient", "conditions")
+# The shape of an ICD-10-CM code (letter, digit, character, then up to 4 more, with or without the
+# dot). A code of any other shape maps to nothing, so record text never reaches a card as a code.
+ICD10CM_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$", re.IGNORECASE)
+# The elements read from each resource; nothing else of it is parsed.
+PATIENT_READ = ("resourceType", "id", "birthDate", "deceasedBoolean", "deceasedDateTime")
+CONDITION_READ = ("resourceType", "id", "subject", "code", "clinicalStatus", "verificationStatus")
 
 
 class FhirInputError(ValueError):
@@ -97,9 +111,12 @@ class FhirReading:
     presentation: dict[str, Any] | None
     mapped_codes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # presentation -> codes
     not_held: dict[str, tuple[Detail, ...]] = field(default_factory=dict)  # presentation -> declared details not read
-    not_mapped: tuple[NotMapped, ...] = ()
+    not_mapped: tuple[NotMapped, ...] = ()  # coded conditions that map to no presentation (counted only)
     age_note: str | None = None
     observations: int = 0
+    not_current: int = 0  # conditions resolved, inactive, in remission, refuted or entered in error
+    skipped: int = 0  # entries not read: another resource type, malformed, or with a modifierExtension
+    deceased: bool = False
 
 
 def _where(prefix: str, loc: tuple[Any, ...]) -> str:
@@ -125,34 +142,61 @@ def _validate(model: type[Any], raw: Any, where: str) -> Any:
         raise FhirInputError(f"{where}: cannot be read as FHIR R4 ({type(error).__name__}: {error})") from None
 
 
-def _entries(bundle: Bundle, where: str, kind: str, patient_id: str) -> list[Any]:
-    """The bundle's matches of one kind, for this patient; OperationOutcome and included entries are skipped."""
-    if any(link.relation == "next" for link in bundle.link or ()):
+def _reference_patient(resource: dict[str, Any]) -> str | None:
+    """The patient id of `subject.reference` when it is a Patient reference; None if there is none."""
+    subject = resource.get("subject")
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    if isinstance(reference, str) and reference.startswith(("Patient/", "http")) and "Patient/" in reference:
+        return reference.split("Patient/", 1)[1].split("/", 1)[0]
+    return None
+
+
+def _entries(raw: Any, where: str, kind: str, patient_id: str) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    """The Bundle's search matches of one kind for this patient, as JSON, and how many entries were skipped.
+
+    OperationOutcome and included entries are left out; an entry that is not a `kind` resource, or is
+    malformed, is skipped and counted. A `kind` resource about another patient is an error: the
+    client mixed patients, and nothing it sent can be trusted.
+    """
+    if not isinstance(raw, dict):
+        raise FhirInputError(f"{where}: expected a FHIR Bundle (a JSON object), got {type(raw).__name__}")
+    if raw.get("resourceType") != "Bundle":
+        raise FhirInputError(f"{where}.resourceType: expected 'Bundle', got {raw.get('resourceType')!r}")
+    links = raw.get("link")
+    if isinstance(links, list) and any(isinstance(link, dict) and link.get("relation") == "next" for link in links):
         raise PrefetchMissing(
-            f"prefetch {where!r} is one page of a longer result (it has a 'next' link); "
+            f"prefetch {where.removeprefix('prefetch.')!r} is one page of a longer result (it has a 'next' link); "
             "send every result at once, as CDS Hooks requires"
         )
-    found = []
-    for index, entry in enumerate(bundle.entry or ()):
-        resource = entry.resource
-        if resource is None or resource.get_resource_type() == "OperationOutcome":
+    entries = raw.get("entry")
+    if entries is None:
+        return [], 0
+    if not isinstance(entries, list):
+        raise FhirInputError(f"{where}.entry: expected a list of entries, got {type(entries).__name__}")
+    found: list[tuple[int, dict[str, Any]]] = []
+    skipped = 0
+    for index, entry in enumerate(entries):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            skipped += 1
             continue
-        if entry.search is not None and entry.search.mode in ("include", "outcome"):
+        kind_here = resource.get("resourceType")
+        if kind_here == "OperationOutcome":
+            continue
+        search = entry.get("search")
+        if isinstance(search, dict) and search.get("mode") in ("include", "outcome"):
             continue  # not a search match (e.g. an _include of the patient)
-        if resource.get_resource_type() != kind:
+        if kind_here != kind:
+            skipped += 1
+            continue
+        subject = _reference_patient(resource)
+        if subject is not None and subject != patient_id:
             raise FhirInputError(
-                f"prefetch.{where}.entry.{index}.resource: expected {kind}, got {resource.get_resource_type()}"
+                f"{where}.entry.{index}.resource.subject: Patient/{subject} is not the "
+                f"patient in context (Patient/{patient_id})"
             )
-        reference = getattr(resource.subject, "reference", None) if resource.subject else None
-        if reference and reference.startswith(("Patient/", "http")) and "Patient/" in reference:
-            subject = reference.split("Patient/", 1)[1].split("/", 1)[0]
-            if subject != patient_id:
-                raise FhirInputError(
-                    f"prefetch.{where}.entry.{index}.resource.subject: Patient/{subject} is not the "
-                    f"patient in context (Patient/{patient_id})"
-                )
-        found.append(resource)
-    return found
+        found.append((index, resource))
+    return found, skipped
 
 
 def _codes(condition: Condition) -> list[tuple[str, str, str]]:
@@ -164,11 +208,13 @@ def _codes(condition: Condition) -> list[tuple[str, str, str]]:
     return out
 
 
-def _status(concept: Any) -> str | None:
-    for coding in (concept.coding if concept else None) or ():
-        if coding.code:
-            return str(coding.code)
-    return None
+def _statuses(concept: Any, system: str) -> set[str]:
+    """The status codes of a CodeableConcept: codings of the FHIR status system, or with no system."""
+    return {
+        str(coding.code)
+        for coding in (concept.coding if concept else None) or ()
+        if coding.code and coding.system in (None, system)
+    }
 
 
 def _describe(codes: list[tuple[str, str, str]], condition: Condition) -> str:
@@ -186,13 +232,7 @@ def _read_condition(condition: Condition, codes_map: CodeMap, kb: KnowledgeBase)
     """(presentation id, code) for a condition that maps to exactly one presentation, else why not."""
     codes = _codes(condition)
     described = _describe(codes, condition)
-    verification = _status(condition.verificationStatus)
-    if verification in NOT_VALID:
-        return NotMapped(described, f"verification status is {verification}: not used")
-    clinical = _status(condition.clinicalStatus)
-    if clinical in NOT_CURRENT:
-        return NotMapped(described, f"clinical status is {clinical}: not used")
-    icd = [code for system, code, _ in codes if system == ICD10CM]
+    icd = [code for system, code, _ in codes if system == ICD10CM and ICD10CM_SHAPE.match(code)]
     matches: dict[str, str] = {}
     ambiguous: list[str] = []
     for code in icd:
@@ -214,6 +254,8 @@ def _read_condition(condition: Condition, codes_map: CodeMap, kb: KnowledgeBase)
         return pid, code
     if icd:
         return NotMapped(described, "no presentation of this knowledge base lists this ICD-10-CM code")
+    if any(system == ICD10CM for system, _, _ in codes):
+        return NotMapped(described, "not a well-formed ICD-10-CM code")
     if any(system == SNOMED_CT for system, _, _ in codes):
         return NotMapped(described, "SNOMED CT is not mapped: the clinical brief gives no SNOMED CT codes")
     if codes:
@@ -281,13 +323,25 @@ def condition_input(pid: str, kb: KnowledgeBase) -> tuple[dict[str, Any], tuple[
     return condition, tuple(d for d in kb.details[pid] if d.id not in condition)
 
 
+def not_current(condition: Condition) -> bool:
+    """Resolved, inactive or in remission, or refuted or entered in error: not part of the current picture."""
+    return bool(
+        _statuses(condition.clinicalStatus, CLINICAL_STATUS) & NOT_CURRENT
+        or _statuses(condition.verificationStatus, VERIFICATION_STATUS) & NOT_VALID
+    )
+
+
+def _read_only(raw: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: raw[name] for name in names if name in raw}
+
+
 def read_prefetch(
     prefetch: dict[str, Any] | None, patient_id: str, kb: KnowledgeBase, codes_map: CodeMap, today: date
 ) -> FhirReading:
     """Turn the prefetch into a Presentation dict plus what could not be read.
 
     Raises PrefetchMissing (412) when the patient or the conditions were not prefetched, and
-    FhirInputError (400) for malformed FHIR or data about another patient.
+    FhirInputError (400) when what is read is malformed, or is about another patient.
     """
     prefetch = prefetch or {}
     missing = [key for key in REQUIRED_KEYS if key not in prefetch]
@@ -298,22 +352,39 @@ def read_prefetch(
         )
     if prefetch["patient"] is None:
         raise PrefetchMissing("prefetch 'patient' is null: this service needs the Patient resource for the age")
-    patient = _validate(Patient, prefetch["patient"], "prefetch.patient")
+    raw_patient = prefetch["patient"]
+    if not isinstance(raw_patient, dict):
+        raise FhirInputError(
+            f"prefetch.patient: expected a FHIR resource (a JSON object), got {type(raw_patient).__name__}"
+        )
+    patient = _validate(Patient, _read_only(raw_patient, PATIENT_READ), "prefetch.patient")
     if patient.id is not None and patient.id != patient_id:
         raise FhirInputError(f"prefetch.patient.id: {patient.id!r} is not the patient in context ({patient_id!r})")
+    deceased = patient.deceasedBoolean is True or patient.deceasedDateTime is not None
 
-    conditions: list[Any] = []
+    skipped = 0
+    conditions: list[Condition] = []
     if prefetch["conditions"] is not None:  # null: the client holds no data for this key
-        bundle = _validate(Bundle, prefetch["conditions"], "prefetch.conditions")
-        conditions = _entries(bundle, "conditions", "Condition", patient_id)
-    observations: list[Any] = []
+        entries, skipped = _entries(prefetch["conditions"], "prefetch.conditions", "Condition", patient_id)
+        for index, raw in entries:
+            if raw.get("modifierExtension") is not None:
+                skipped += 1  # a modifier could reverse the meaning; never read as if it were absent
+                continue
+            conditions.append(
+                _validate(Condition, _read_only(raw, CONDITION_READ), f"prefetch.conditions.entry.{index}.resource")
+            )
+    observations = 0
     if prefetch.get("observations") is not None:
-        bundle = _validate(Bundle, prefetch["observations"], "prefetch.observations")
-        observations = _entries(bundle, "observations", "Observation", patient_id)
+        found, skipped_obs = _entries(prefetch["observations"], "prefetch.observations", "Observation", patient_id)
+        observations, skipped = len(found), skipped + skipped_obs
 
     mapped: dict[str, list[str]] = {}
     not_mapped: list[NotMapped] = []
+    ignored = 0
     for condition in conditions:
+        if not_current(condition):
+            ignored += 1
+            continue
         result = _read_condition(condition, codes_map, kb)
         if isinstance(result, NotMapped):
             not_mapped.append(result)
@@ -326,7 +397,7 @@ def read_prefetch(
     age, age_note = age_from_birth_date(patient.birthDate, today)
     presentation: dict[str, Any] | None = None
     inputs = {pid: condition_input(pid, kb) for pid in mapped}
-    if mapped:
+    if mapped and not deceased:
         presentation = {"conditions": [condition for condition, _ in inputs.values()]}
         if age is not None:
             presentation["age"] = age
@@ -336,5 +407,8 @@ def read_prefetch(
         not_held={pid: not_held for pid, (_, not_held) in inputs.items()},
         not_mapped=tuple(not_mapped),
         age_note=age_note,
-        observations=len(observations),
+        observations=observations,
+        not_current=ignored,
+        skipped=skipped,
+        deceased=deceased,
     )

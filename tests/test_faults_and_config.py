@@ -59,6 +59,13 @@ def test_streamlit_defaults_keep_data_local_and_errors_plain() -> None:
 
 
 def test_service_listens_on_localhost_by_default() -> None:
-    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    serve = makefile.split("\nserve:", 1)[1].split("\n\n", 1)[0]
-    assert "--host 127.0.0.1" in serve
+    """make serve: 127.0.0.1, told to the app too, in local development mode unless clients are configured."""
+    env = {k: v for k, v in __import__("os").environ.items()
+           if not k.startswith("CDS_") and k not in ("SERVE_HOST", "PORT", "MAKEFLAGS", "MAKELEVEL")}
+    plan = subprocess.run(["make", "-n", "serve"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert plan.returncode == 0, plan.stderr
+    assert "--host '127.0.0.1'" in plan.stdout and "CDS_BIND_HOST='127.0.0.1'" in plan.stdout
+    assert "CDS_INSECURE_DEV='1'" in plan.stdout
+    secured = subprocess.run(["make", "-n", "serve"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                             env={**env, "CDS_CLIENTS": "clients.yaml"})
+    assert "CDS_INSECURE_DEV='0'" in secured.stdout and "--host '127.0.0.1'" in secured.stdout
