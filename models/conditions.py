@@ -49,7 +49,9 @@ class Clause:
             "lte": actual <= self.value,
         }[self.op]
 
-    def describe(self) -> str:
+    def describe(self, words_for: "Words | None" = None) -> str:
+        """The clause in plain words; `words_for` names findings and values (labels, choice meanings)."""
+        name, show = (words_for.name, words_for.value) if words_for else ((lambda f: f), (lambda f, v: _show(v)))
         words = {
             "eq": "is",
             "ne": "is recorded and is not",
@@ -61,10 +63,12 @@ class Clause:
             "lt": "<",
             "lte": "≤",
         }
+        if words_for and self.field in words_for.definitions and self.op == "eq" and isinstance(self.value, bool):
+            return name(self.field) if self.value else f"not ({name(self.field)})"
         if self.op == "missing":
-            return f"{self.field} {'is not recorded' if self.value else 'is recorded'}"
-        value = ", ".join(map(_show, self.value)) if isinstance(self.value, list) else _show(self.value)
-        return f"{self.field} {words[self.op]} {value}"
+            return f"{name(self.field)} {'is not recorded' if self.value else 'is recorded'}"
+        values = self.value if isinstance(self.value, list) else [self.value]
+        return f"{name(self.field)} {words[self.op]} {', '.join(show(self.field, v) for v in values)}"
 
 
 @dataclass(frozen=True)
@@ -74,13 +78,28 @@ class AnyOf:
     def holds(self, facts: dict[str, Any]) -> bool:
         return any(all(c.holds(facts) for c in option) for option in self.options)
 
-    def describe(self) -> str:
+    def describe(self, words_for: "Words | None" = None) -> str:
         return "either " + " or ".join(
-            "(" + " and ".join(c.describe() for c in option) + ")" for option in self.options
+            "(" + " and ".join(c.describe(words_for) for c in option) + ")" for option in self.options
         )
 
 
 Test = Clause | AnyOf
+
+
+@dataclass(frozen=True)
+class Words:
+    """How a presentation names its findings and their values, for "why not" in words."""
+
+    names: dict[str, str]
+    values: dict[tuple[str, Any], str]
+    definitions: frozenset[str] = frozenset()
+
+    def name(self, field: str) -> str:
+        return self.names.get(field, field)
+
+    def value(self, field: str, value: Any) -> str:
+        return self.values.get((field, value), _show(value))
 
 
 def _show(value: Any) -> str:

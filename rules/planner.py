@@ -170,7 +170,12 @@ class _Derived:
             )
             for c in kb.source_caveats
         )
-        self.described = {id(t): t.describe() for tests in kb.tests.values() for t in tests}
+        words = {pid: _words(kb, pid) for pid in kb.presentations}
+        self.definition_tests = {pid: {i: tests for i, _, tests in kb.definitions[pid].items} for pid in kb.presentations}
+        self.described = {id(t): t.describe(words[rule.presentation]) for rule in kb.rules for t in kb.tests[rule.id]}
+        self.described.update(
+            {id(t): t.describe(words[pid]) for pid in kb.presentations for _, _, tests in kb.definitions[pid].items for t in tests}
+        )
         self.naming = {
             (pid, oid): tuple(r for r in rules if any(e.option == oid for e in r.then.options))
             for pid, rules in self.rules_for.items()
@@ -209,6 +214,21 @@ class _Derived:
 
     def cite(self, keys: Iterable[str]) -> tuple[out.CitationRef, ...]:
         return tuple(self.citation[key] for key in dict.fromkeys(keys))
+
+
+def _words(kb: KnowledgeBase, pid: str) -> conditions.Words:
+    """Labels of details, meanings of choices and of named definitions, for "why not" in words."""
+    names = {"age_years": "age (years)", "age_months": "age (months)", "age_weeks": "age (weeks)"}
+    values: dict[tuple[str, Any], str] = {}
+    for detail in kb.details[pid]:
+        names[detail.id] = detail.label
+        for choice in detail.choices:
+            values[(detail.id, choice.id)] = choice.meaning
+    for ident, meaning, _ in kb.definitions[pid].items:
+        names[ident] = meaning
+    for oid, option in kb.options.items():
+        names[PRIOR_PREFIX + oid] = f"previous {option.name}"
+    return conditions.Words(names, values, frozenset(i for i, _, _ in kb.definitions[pid].items))
 
 
 @dataclass(frozen=True)
@@ -362,7 +382,8 @@ def _plan_one(d: _Derived, engine: Engine, pid: str, facts: dict[str, Any]) -> d
 
 
 def _basis(d: _Derived, rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...], extra: Iterable[str] = ()) -> out.Basis:
-    used = _unique(f for r in rules for f in d.fields[r.id])
+    # a named definition is shown with the details it rests on, so the basis can be checked
+    used = _unique(f for r in rules for f in d.reads[r.id])
     return out.Basis(
         rule_ids=tuple(r.id for r in rules),
         rule_versions={r.id: r.version for r in rules},
@@ -520,11 +541,24 @@ def _needs(d: _Derived, pid: str, facts: dict[str, Any], fired: set[str], streng
     return needs
 
 
+def _unmet(d: _Derived, pid: str, tests: Iterable[conditions.Test], facts: dict[str, Any]) -> Iterable[str]:
+    """The conditions that do not hold, in words; a named definition that should hold is opened up
+    into its own unmet parts, so "why not" names the detail to look at."""
+    for test in tests:
+        if test.holds(facts):
+            continue
+        inner = d.definition_tests[pid].get(test.field) if isinstance(test, conditions.Clause) else None
+        if inner is not None and test.op == "eq" and test.value is True:
+            yield from _unmet(d, pid, inner, facts)
+        else:
+            yield d.described[id(test)]
+
+
 def _why_not(d: _Derived, oid: str, pid: str, facts: dict[str, Any], withheld: tuple[str, ...]) -> out.WhyNot:
     tests = d.kb.tests
     rules = []
     for r in d.naming[(pid, oid)]:
-        unmet = tuple(d.described[id(t)] for t in tests[r.id] if not t.holds(facts))
+        unmet = tuple(_unmet(d, pid, tests[r.id], facts))
         if unmet:
             rules.append(out.UnmetRule(rule_id=r.id, statement=r.statement, unmet=unmet))
     return out.WhyNot(option=oid, name=d.kb.options[oid].name, presentation=pid, withheld_by=withheld, rules=tuple(rules))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -129,7 +130,7 @@ def test_kb_check_reports_a_rule_no_case_fires_with_exit_2(data_copy: tuple[Path
     done = run("kb", "check", env=env)
     assert done.returncode == 2, done.stdout + done.stderr
     assert b"rules not exercised by any teaching case: 1\n  achalasia_unfit_botulinum_toxin_first" in done.stdout
-    assert b"rule achalasia_unfit_botulinum_toxin_first changed but its version is still 2: bump it" in done.stderr
+    assert re.search(rb"rule achalasia_unfit_botulinum_toxin_first changed but its version is still \d+: bump it", done.stderr)
 
 
 def test_the_plan_is_the_same_in_every_process(tmp_path: Path) -> None:

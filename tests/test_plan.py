@@ -130,13 +130,16 @@ def test_why_not_names_the_unmet_condition() -> None:
     unconfirmed = assess(_achalasia(age=40))
     poem = next(w for w in unconfirmed.why_not if w.option == "poem")
     type_iii = next(r for r in poem.rules if r.rule_id == "achalasia_type_iii_prefers_poem")
-    assert "diagnosis_confirmed is yes" in type_iii.unmet and "subtype is type_iii" in type_iii.unmet
+    # in words, with the named definition opened up into the details it rests on
+    assert type_iii.unmet == ("Diagnosis confirmed is yes", "Subtype is type III (spastic)")
 
 
 def test_basis_lists_inputs_used_and_missing() -> None:
     plan = assess(_achalasia(subtype="type_iii", **CONFIRMED))
     poem = next(o for o in plan.options if o.id == "poem")
-    assert poem.basis.inputs_used == {"diagnosis_confirmed": True, "subtype": "type_iii"}
+    # the named definition, and the recorded details it rests on
+    assert poem.basis.inputs_used["spastic_achalasia_for_first_definitive_therapy"] is True
+    assert {"diagnosis_confirmed": True, "subtype": "type_iii"}.items() <= poem.basis.inputs_used.items()
     assert "opioid_use" in poem.basis.inputs_missing
 
 

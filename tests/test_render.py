@@ -80,6 +80,7 @@ def test_cleared_flag_with_what_cleared_it() -> None:
 def test_evidence_grading_and_uncertainty_are_shown() -> None:
     plan = plan_of("achalasia_type_iii_poem_preferred")
     poem, other = plan.options[0], plan.options[1]
+    other = other.model_copy(update={"basis": other.basis.model_copy(update={"evidence": ()})})
     graded = poem.model_copy(update={
         "basis": poem.basis.model_copy(update={
             "evidence": (Evidence(source="ACG20", system="GRADE", recommendation="strong", certainty="moderate"),),

@@ -216,7 +216,7 @@ def test_achalasia_from_icd10_only_gives_one_plan_card_with_its_first_step(clien
     detail = card.detail
     assert "**Check or correct first**" in detail and "esophagogastroduodenoscopy" in detail
     assert "**Diagnosis not confirmed**" in detail and "**Malignancy not excluded**" in detail
-    assert "Record **Fitness for anaesthesia and surgery**: it decides on Botulinum toxin injection." in detail
+    assert "Record **Fitness for anaesthesia and surgery**: it decides between Pneumatic dilation" in detail
     assert "Record **Takes opioids**" in detail
     assert card.source.url is not None and card.source.url in detail and "**Sources**" in detail
     for said in ("age 45 years on 2026-01-15, from birth date 1980-06-01", "Subtype", "Diagnosis confirmed",
