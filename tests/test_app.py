@@ -126,7 +126,7 @@ def test_full_path_from_input_to_the_plan_and_its_cards() -> None:
     assert "**Laparoscopic Heller myotomy with partial fundoplication (Dor or Toupet)** — An alternative" in page
     assert "No red flag stands" in page
     assert [h.value for h in at.subheader][:2] == ["The plan", "What would change the plan"]
-    assert "**Evidence:** not graded by the source." in page
+    assert "**Evidence:** GRADE" in page  # ACG 2020 grades POEM in type III (strong, moderate)
     assert "Diagnosis confirmed: yes; Subtype: type III (spastic)" in page  # inputs used, in words
     assert "achalasia_type_iii_prefers_poem" in page  # the audit reference names the rule
     assert "not a diagnosis" in page  # disclaimer always shown
@@ -270,7 +270,7 @@ def test_exports_hold_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(at.get("download_button")) == 2
     exported = json.loads(served["application/json"])
     assert exported["options"][0]["id"] == "poem" and exported["options"][0]["strength"] == "preferred"
-    assert exported["options"][0]["basis"]["inputs_used"] == {"diagnosis_confirmed": True, "subtype": "type_iii"}
+    assert {"diagnosis_confirmed": True, "subtype": "type_iii"}.items() <= exported["options"][0]["basis"]["inputs_used"].items()
     assert exported["knowledge_base"]["version"]
     if "text/markdown" not in deferred:
         pytest.skip("no runtime under this AppTest: the report writer is not registered")
