@@ -12,6 +12,7 @@ Cross-references (a rule naming an option, a case naming a flag) are checked by 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -155,8 +156,48 @@ class Constraint(Knowledge):
     message: str = Field(min_length=5)
 
 
+class CodeRef(Knowledge):
+    """A code with its display, as the source that verified it gives it."""
+
+    code: str = Field(min_length=1)
+    display: str = Field(min_length=2)
+
+
+class ListedCode(CodeRef):
+    """One code of a presentation's value set, with where it was checked.
+
+    ICD-10 codes (CM and WHO) cover their subcodes: `H50.0-` (or `H50.0`) matches H50.00 and below; the
+    most specific listed code wins. A SNOMED CT code matches itself and the descendants listed with it:
+    no SNOMED CT release ships with this project, so subsumption is never computed, only listed.
+    """
+
+    source: str = Field(min_length=3, description="Where the code and its display were verified: a citation key or a URL.")
+    descendants: tuple[CodeRef, ...] = Field((), description="SNOMED CT only: descendants that also match, each verified.")
+    note: str | None = Field(None, description="Why the code is listed here, or what it does not cover.")
+
+
+_ICD_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?-?$")
+_SCTID_SHAPE = re.compile(r"^[1-9][0-9]{5,17}$")
+
+
 class Codes(Knowledge):
-    icd10: tuple[str, ...] = ()
+    """The presentation's value set, per code system (models/terminology.py matches records against it)."""
+
+    snomed: tuple[ListedCode, ...] = Field((), description="SNOMED CT concepts (http://snomed.info/sct).")
+    icd10cm: tuple[ListedCode, ...] = Field((), description="ICD-10-CM codes (http://hl7.org/fhir/sid/icd-10-cm).")
+    icd10_who: tuple[ListedCode, ...] = Field((), description="WHO ICD-10 codes (http://hl7.org/fhir/sid/icd-10).")
+
+    @model_validator(mode="after")
+    def _shapes(self) -> "Codes":
+        for entry in (*self.icd10cm, *self.icd10_who):
+            if not _ICD_SHAPE.match(entry.code) or entry.descendants:
+                raise ValueError(f"{entry.code!r}: an ICD-10 code is a letter, two characters, then '.' and up to 4 "
+                                 "(a trailing '-' marks 'and below'); its subcodes match without a descendants list")
+        for entry in self.snomed:
+            for code in (entry.code, *(d.code for d in entry.descendants)):
+                if not _SCTID_SHAPE.match(code):
+                    raise ValueError(f"{code!r} is not a SNOMED CT identifier (6 to 18 digits)")
+        return self
 
 
 class PresentationDef(Knowledge):

@@ -52,7 +52,8 @@ from service import cards as cardlib
 from service import feedback as feedbacklib
 from service.auth import AuthError, Authenticator
 from service.card_ids import load_or_create_key, patient_card_uuid, patient_hash
-from service.fhir_input import CodeMap, FhirInputError, FhirReading, PrefetchMissing, code_map, read_prefetch
+from models.terminology import Terminology
+from service.fhir_input import FhirInputError, FhirReading, PrefetchMissing, code_map, read_prefetch
 from service.metrics import Metrics
 from service.settings import ConfigError, Settings, is_loopback
 from service.storage import IssuedCard, Storage
@@ -95,8 +96,7 @@ class ServiceError(Exception):
 class _State:
     kb: KnowledgeBase
     engine: Engine
-    codes: CodeMap
-    known_codes: list[str]
+    codes: Terminology
     known_cards: dict[Any, str]
     settings: Settings
     storage: Storage
@@ -302,7 +302,6 @@ def create_app(
             kb=kb,
             engine=engine,
             codes=codes,
-            known_codes=codes.described(kb),
             known_cards=cardlib.known_cards(kb),
             settings=settings,
             storage=storage,
@@ -353,14 +352,14 @@ def create_app(
     @app.get("/cds-services")
     async def discovery() -> JSONResponse:
         kb = state().kb
-        codes = "; ".join(state().known_codes) or "none"
         service = CdsService(
             hook=HOOK,
             id=SERVICE_ID,
             title="Myotomy-type procedures: candidates, red flags and work-up",
             description=(
-                "For a patient whose record codes a presentation of this knowledge base (ICD-10-CM: "
-                f"{codes}), lists the candidate myotomy-type procedures with their basis, red flags first. "
+                "For a patient whose record codes a presentation of this knowledge base (SNOMED CT, "
+                "ICD-10-CM or ICD-10; the codes are listed in the README), lists the candidate myotomy-type "
+                "procedures with their basis, red flags first. "
                 f"Knowledge base {kb.version}. Decision support for clinicians, not a diagnosis or an order; "
                 "prototype, not validated for clinical use."
             ),

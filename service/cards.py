@@ -266,7 +266,7 @@ def _basis_lines(bases: Sequence[Basis]) -> list[str]:
 def _record_lines(part: _Part, reading: FhirReading, kb: KnowledgeBase) -> list[str]:
     """How the record was read for this presentation: what was used and what it did not hold."""
     codes = ", ".join(reading.mapped_codes.get(part.pid, ()))
-    lines = [f"- Coded diagnosis: ICD-10-CM {esc(codes)}." if codes else "- Coded diagnosis: none read."]
+    lines = [f"- Coded diagnosis: {esc(codes)}." if codes else "- Coded diagnosis: none read."]
     if reading.age_note:
         lines.append(f"- Age: {esc(reading.age_note)}.")
     not_held = reading.not_held.get(part.pid, ())
@@ -461,7 +461,7 @@ def _not_assessed_card(item: NotAssessed, reading: FhirReading, kb: KnowledgeBas
     pname = kb.presentations[item.presentation].name
     codes = ", ".join(reading.mapped_codes.get(item.presentation, ()))
     lines = [
-        f"The record codes {pname} (ICD-10-CM {esc(codes)}), but the knowledge base cannot assess it from what "
+        f"The record codes {pname} ({esc(codes)}), but the knowledge base cannot assess it from what "
         "the record holds:",
         "",
         *(f"- {esc(r)}" for r in item.reasons),

@@ -1,10 +1,10 @@
 """Read the FHIR R4 prefetch of a patient-view call into a `Presentation` dict.
 
-Only what the knowledge base gives a coded meaning to is read: a Condition's ICD-10-CM code (the
-`codes: {icd10: [...]}` of each data/presentations/<id>/presentation.yaml) and the Patient's birth
-date. Each presentation's input is built from its declared details (`kb.details`); the details the
+Only what the knowledge base gives a coded meaning to is read: a Condition's SNOMED CT, ICD-10-CM or
+ICD-10 code, matched by models/terminology.py against the `codes:` of each
+data/presentations/<id>/presentation.yaml, and the Patient's birth date. Each presentation's input is built from its declared details (`kb.details`); the details the
 record does not hold are listed with the reading. Nothing else is guessed:
-- SNOMED CT codes: the clinical brief gives none, so none are mapped;
+- a code without a system is not read, nor one listed for two presentations (ICD-10-CM K22.5);
 - Observations: the brief gives no LOINC or SNOMED CT code for any declared detail (subtype,
   diagnosis confirmed, ...), so they are counted and left unmapped;
 - a Condition's verificationStatus is not read as `diagnosis_confirmed`, which the knowledge base
@@ -23,7 +23,6 @@ resource among many does not turn the call into an error. A Condition with a mod
 from __future__ import annotations
 
 import calendar
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -35,19 +34,21 @@ from pydantic import ValidationError
 from models.knowledge import Detail
 from models.loader import KnowledgeBase
 from models.presentation import MAX_AGE_YEARS
+from models.terminology import ICD10_WHO, ICD10CM, SNOMED_CT, SYSTEM_NAMES, Mapped, Terminology, system_of
 
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-SNOMED_CT = "http://snomed.info/sct"
-SYSTEM_NAMES = {ICD10CM: "ICD-10-CM", SNOMED_CT: "SNOMED CT", "http://hl7.org/fhir/sid/icd-10": "ICD-10 (WHO)"}
+__all__ = ["ICD10CM", "ICD10_WHO", "SNOMED_CT", "Terminology", "code_map"]
+
+
+def code_map(kb: KnowledgeBase) -> Terminology:
+    """Built from each presentation's `codes:` (models/terminology.py), so a presentation added to data/ is mapped."""
+    return Terminology(kb.presentations)
+
 # Condition statuses that take a coded diagnosis out of the current picture.
 NOT_CURRENT = frozenset({"inactive", "remission", "resolved"})
 NOT_VALID = frozenset({"refuted", "entered-in-error"})
 CLINICAL_STATUS = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 REQUIRED_KEYS = ("patient", "conditions")
-# The shape of an ICD-10-CM code (letter, digit, character, then up to 4 more, with or without the
-# dot). A code of any other shape maps to nothing, so record text never reaches a card as a code.
-ICD10CM_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$", re.IGNORECASE)
 # The elements read from each resource; nothing else of it is parsed.
 PATIENT_READ = ("resourceType", "id", "birthDate", "deceasedBoolean", "deceasedDateTime")
 CONDITION_READ = ("resourceType", "id", "subject", "code", "clinicalStatus", "verificationStatus")
@@ -59,41 +60,6 @@ class FhirInputError(ValueError):
 
 class PrefetchMissing(LookupError):
     """Data the service needs was not prefetched, and it does not fetch it itself (HTTP 412)."""
-
-
-def _norm(code: str) -> str:
-    """ICD-10-CM codes compared without the dot and without a trailing '-' (the 'and below' mark)."""
-    return code.strip().upper().replace(".", "").rstrip("-")
-
-
-@dataclass(frozen=True)
-class CodeMap:
-    """ICD-10-CM code (a code or a code prefix) -> the presentations that list it."""
-
-    listed: dict[str, tuple[str, tuple[str, ...]]]  # normalised -> (code as listed, presentation ids)
-
-    def match(self, code: str) -> tuple[str, tuple[str, ...]] | None:
-        """The most specific listed code that `code` falls under, with its presentations."""
-        wanted = _norm(code)
-        best = max((key for key in self.listed if key and wanted.startswith(key)), key=len, default=None)
-        return self.listed[best] if best is not None else None
-
-    def described(self, kb: KnowledgeBase) -> list[str]:
-        return [
-            f"{code} ({', '.join(kb.presentations[p].name for p in pids)})"
-            for code, pids in sorted(self.listed.values())
-        ]
-
-
-def code_map(kb: KnowledgeBase) -> CodeMap:
-    """Built from each presentation's `codes.icd10`, so a presentation added to data/ is mapped here."""
-    listed: dict[str, tuple[str, list[str]]] = {}
-    for pdef in kb.presentations.values():
-        for code in pdef.codes.icd10:
-            entry = listed.setdefault(_norm(code), (code, []))
-            if pdef.id not in entry[1]:
-                entry[1].append(pdef.id)
-    return CodeMap({key: (code, tuple(pids)) for key, (code, pids) in listed.items()})
 
 
 @dataclass(frozen=True)
@@ -223,44 +189,18 @@ def _describe(codes: list[tuple[str, str, str]], condition: Condition) -> str:
         return f"no code ({text})" if text else "no code"
     shown = []
     for system, code, display in codes:
-        name = SYSTEM_NAMES.get(system, system or "no system")
+        name = SYSTEM_NAMES.get(system_of(system) or "", system or "no system")
         shown.append(f"{name} {code} ({display})" if display else f"{name} {code}")
     return "; ".join(shown)
 
 
-def _read_condition(condition: Condition, codes_map: CodeMap, kb: KnowledgeBase) -> tuple[str, str] | NotMapped:
-    """(presentation id, code) for a condition that maps to exactly one presentation, else why not."""
+def _read_condition(condition: Condition, terms: Terminology) -> tuple[str, str] | NotMapped:
+    """(presentation id, code as read) for a condition that maps to exactly one presentation, else why not."""
     codes = _codes(condition)
-    described = _describe(codes, condition)
-    icd = [code for system, code, _ in codes if system == ICD10CM and ICD10CM_SHAPE.match(code)]
-    matches: dict[str, str] = {}
-    ambiguous: list[str] = []
-    for code in icd:
-        found = codes_map.match(code)
-        if found is None:
-            continue
-        listed, pids = found
-        if len(pids) > 1:
-            names = ", ".join(kb.presentations[p].name for p in pids)
-            ambiguous.append(f"ICD-10-CM {listed} is listed for more than one presentation ({names})")
-        else:
-            matches.setdefault(pids[0], code)
-    if ambiguous or len(matches) > 1:
-        names = ", ".join(kb.presentations[p].name for p in matches)
-        why = "; ".join(ambiguous) or f"its codes map to different presentations ({names})"
-        return NotMapped(described, f"{why}; the record does not say which, so none is assumed")
-    if matches:
-        pid, code = next(iter(matches.items()))
-        return pid, code
-    if icd:
-        return NotMapped(described, "no presentation of this knowledge base lists this ICD-10-CM code")
-    if any(system == ICD10CM for system, _, _ in codes):
-        return NotMapped(described, "not a well-formed ICD-10-CM code")
-    if any(system == SNOMED_CT for system, _, _ in codes):
-        return NotMapped(described, "SNOMED CT is not mapped: the clinical brief gives no SNOMED CT codes")
-    if codes:
-        return NotMapped(described, "this service reads ICD-10-CM codes only")
-    return NotMapped(described, "the condition carries no code")
+    result = terms.resolve((system, code) for system, code, _ in codes)
+    if isinstance(result, Mapped):
+        return result.presentation, result.code
+    return NotMapped(_describe(codes, condition), result.reason)
 
 
 def _completed_years(born: date, on: date) -> int:
@@ -336,7 +276,7 @@ def _read_only(raw: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def read_prefetch(
-    prefetch: dict[str, Any] | None, patient_id: str, kb: KnowledgeBase, codes_map: CodeMap, today: date
+    prefetch: dict[str, Any] | None, patient_id: str, kb: KnowledgeBase, codes_map: Terminology, today: date
 ) -> FhirReading:
     """Turn the prefetch into a Presentation dict plus what could not be read.
 
@@ -385,7 +325,7 @@ def read_prefetch(
         if not_current(condition):
             ignored += 1
             continue
-        result = _read_condition(condition, codes_map, kb)
+        result = _read_condition(condition, codes_map)
         if isinstance(result, NotMapped):
             not_mapped.append(result)
         else:
