@@ -11,7 +11,8 @@ Every endpoint but discovery needs a JWT bearer token from a trusted client (ser
 unless CDS_INSECURE_DEV=1 on a loopback address. Status codes: 400 malformed JSON or request,
 wrong hook, unsupported FHIR version, or malformed FHIR in what the service reads; 401 no token
 or a token refused (the message says why); 404 unknown service or card; 412 prefetch the service
-needs is missing (it never fetches from the record itself); 413 body over the limit; 415 not JSON;
+needs is missing and no fhirServer access was given to read it; 502 the record's FHIR server could
+not give what was missing (unreachable, refused, over the page limit); 413 body over the limit; 415 not JSON;
 503 a trusted client's JWK Set could not be fetched. A client's mistake is never a 500. The body is
 read on the event loop and everything after it (JSON, FHIR, the rules, the database) runs in the
 thread pool, so a large call never holds up another caller. Nothing from a request is logged; only
@@ -20,6 +21,7 @@ feedback, issued card uuids and seen token ids are stored (service/storage.py).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from contextlib import asynccontextmanager
@@ -53,6 +55,7 @@ from service import feedback as feedbacklib
 from service.auth import AuthError, Authenticator
 from service.card_ids import load_or_create_key, patient_card_uuid, patient_hash
 from models.terminology import Terminology
+from service.fhir_fetch import AccessRefused, FetchError, FhirAccess, complete_prefetch
 from service.fhir_input import FhirInputError, FhirReading, PrefetchMissing, code_map, read_prefetch
 from service.metrics import Metrics
 from service.settings import ConfigError, Settings, is_loopback
@@ -162,6 +165,8 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     def no_constants(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
+    collecting = gc.isenabled()
+    gc.disable()  # a large body allocates many small objects: collecting during the parse only costs time
     try:
         value = json.loads(raw, parse_constant=no_constants)
     except UnicodeDecodeError:
@@ -172,6 +177,9 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         raise ServiceError(400, f"malformed JSON: {error}") from None
     except RecursionError:
         raise ServiceError(400, "malformed JSON: nested too deeply") from None
+    finally:
+        if collecting:
+            gc.enable()
     if not isinstance(value, dict):
         raise ServiceError(400, f"expected a JSON object, got {type(value).__name__}")
     return value
@@ -230,7 +238,13 @@ def _answer_call(st: _State, raw: bytes, today: date) -> JSONResponse:
         raise ServiceError(400, f"wrong hook {body.hook!r}: service {SERVICE_ID!r} answers {HOOK!r}")
     hook_context: PatientViewContext = _parse(PatientViewContext, body.context, "context")
     try:
-        reading = read_prefetch(body.prefetch, hook_context.patientId, st.kb, st.codes, today)
+        access = FhirAccess.of(body.fhirServer, body.fhirAuthorization.access_token if body.fhirAuthorization else None)
+        prefetch = complete_prefetch(body.prefetch, hook_context.patientId, access)
+        reading = read_prefetch(prefetch, hook_context.patientId, st.kb, st.codes, today)
+    except AccessRefused as error:
+        raise ServiceError(400, str(error)) from None
+    except FetchError as error:
+        raise ServiceError(502, str(error)) from None
     except PrefetchMissing as error:
         raise ServiceError(412, str(error)) from None
     except FhirInputError as error:

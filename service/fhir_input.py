@@ -117,7 +117,9 @@ def _reference_patient(resource: dict[str, Any]) -> str | None:
     return None
 
 
-def _entries(raw: Any, where: str, kind: str, patient_id: str) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+def _entries(
+    raw: Any, where: str, kind: str, patient_id: str, partial_ok: bool = False
+) -> tuple[list[tuple[int, dict[str, Any]]], int]:
     """The Bundle's search matches of one kind for this patient, as JSON, and how many entries were skipped.
 
     OperationOutcome and included entries are left out; an entry that is not a `kind` resource, or is
@@ -129,10 +131,11 @@ def _entries(raw: Any, where: str, kind: str, patient_id: str) -> tuple[list[tup
     if raw.get("resourceType") != "Bundle":
         raise FhirInputError(f"{where}.resourceType: expected 'Bundle', got {raw.get('resourceType')!r}")
     links = raw.get("link")
-    if isinstance(links, list) and any(isinstance(link, dict) and link.get("relation") == "next" for link in links):
+    paged = isinstance(links, list) and any(isinstance(link, dict) and link.get("relation") == "next" for link in links)
+    if paged and not partial_ok:
         raise PrefetchMissing(
             f"prefetch {where.removeprefix('prefetch.')!r} is one page of a longer result (it has a 'next' link); "
-            "send every result at once, as CDS Hooks requires"
+            "send every result at once, or fhirServer with fhirAuthorization so that this service reads the rest"
         )
     entries = raw.get("entry")
     if entries is None:
@@ -287,8 +290,8 @@ def read_prefetch(
     missing = [key for key in REQUIRED_KEYS if key not in prefetch]
     if missing:
         raise PrefetchMissing(
-            f"prefetch {', '.join(repr(k) for k in missing)} missing: this service does not fetch from the "
-            "record itself; send the prefetch its discovery entry asks for"
+            f"prefetch {', '.join(repr(k) for k in missing)} missing: send the prefetch its discovery entry asks "
+            "for, or fhirServer with fhirAuthorization so that this service reads it from the record"
         )
     if prefetch["patient"] is None:
         raise PrefetchMissing("prefetch 'patient' is null: this service needs the Patient resource for the age")
@@ -315,7 +318,9 @@ def read_prefetch(
             )
     observations = 0
     if prefetch.get("observations") is not None:
-        found, skipped_obs = _entries(prefetch["observations"], "prefetch.observations", "Observation", patient_id)
+        found, skipped_obs = _entries(
+            prefetch["observations"], "prefetch.observations", "Observation", patient_id, partial_ok=True
+        )  # counted only: no detail is read from an Observation yet, so a first page is enough
         observations, skipped = len(found), skipped + skipped_obs
 
     mapped: dict[str, list[str]] = {}

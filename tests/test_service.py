@@ -688,7 +688,7 @@ BAD_REQUESTS = [
     (_other_patient, 400, "Patient/someone-else is not the patient in context"),
     (_patient_id_mismatch, 400, "is not the patient in context"),
     (lambda: _set(["prefetch"], {}), 412, "'patient', 'conditions' missing"),
-    (lambda: {k: v for k, v in request().items() if k != "prefetch"}, 412, "does not fetch from the record itself"),
+    (lambda: {k: v for k, v in request().items() if k != "prefetch"}, 412, "fhirServer with fhirAuthorization"),
     (lambda: _without("conditions"), 412, "prefetch 'conditions' missing"),
     (lambda: _set(["prefetch", "patient"], None), 412, "'patient' is null"),
     (_paged, 412, "'next' link"),
