@@ -80,6 +80,9 @@ class Option(Knowledge):
     description: str | None = None
     risks: tuple[Sourced, ...] = ()
     citations: tuple[str, ...] = Field(min_length=1)
+    snomed_procedures: tuple["ListedCode", ...] = Field(
+        (), description="SNOMED CT procedure codes a draft order carries for this option (order-select, order-sign); verified codes only."
+    )
 
 
 class Term(Knowledge):
@@ -331,3 +334,6 @@ class TeachingCase(Knowledge):
 
 class CasesFile(Knowledge):
     cases: tuple[TeachingCase, ...] = Field(min_length=1)
+
+
+Option.model_rebuild()

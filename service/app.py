@@ -44,6 +44,8 @@ from models.cds_hooks import (
     Discovery,
     ErrorBody,
     FeedbackRequest,
+    OrderSelectContext,
+    OrderSignContext,
     PatientViewContext,
 )
 from models.loader import KnowledgeBase
@@ -56,6 +58,7 @@ from service.auth import AuthError, Authenticator
 from service.card_ids import load_or_create_key, patient_card_uuid, patient_hash
 from models.terminology import Terminology
 from service.fhir_fetch import AccessRefused, FetchError, FhirAccess, complete_prefetch
+from service import orders as orderlib
 from service.fhir_input import FhirInputError, FhirReading, PrefetchMissing, code_map, read_prefetch
 from service.metrics import Metrics
 from service.settings import ConfigError, Settings, is_loopback
@@ -68,6 +71,9 @@ PREFETCH = {
     "conditions": "Condition?patient={{context.patientId}}",
     "observations": "Observation?patient={{context.patientId}}",
 }
+ORDER_SERVICES = {"myotomy-order-select": "order-select", "myotomy-order-sign": "order-sign"}
+HOOKS = {SERVICE_ID: HOOK, **ORDER_SERVICES}
+ORDER_PREFETCH = {key: PREFETCH[key] for key in ("patient", "conditions")}
 MAX_BODY_BYTES = 4 * 1024 * 1024
 FHIR_VERSIONS = ("4.0",)  # FHIR R4; the mime-type parameter carries major.minor (FHIR R4 http.html#version)
 MAX_PRESENTATIONS: int = next(
@@ -100,6 +106,7 @@ class _State:
     kb: KnowledgeBase
     engine: Engine
     codes: Terminology
+    procedures: dict[str, tuple[str, ...]]
     known_cards: dict[Any, str]
     settings: Settings
     storage: Storage
@@ -186,8 +193,9 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 
 
 def _service(service_id: str) -> None:
-    if service_id != SERVICE_ID:
-        raise ServiceError(404, f"unknown CDS service {service_id!r}; this server offers {SERVICE_ID!r}")
+    if service_id not in HOOKS:
+        offered = ", ".join(repr(s) for s in HOOKS)
+        raise ServiceError(404, f"unknown CDS service {service_id!r}; this server offers {offered}")
 
 
 def _assess(state: _State, reading: FhirReading) -> tuple[Any, list[cardlib.NotAssessed]]:
@@ -231,12 +239,14 @@ def _per_patient(st: _State, cards: list[Card], patient_id: str) -> list[Card]:
     return out
 
 
-def _answer_call(st: _State, raw: bytes, today: date) -> JSONResponse:
+def _answer_call(st: _State, raw: bytes, today: date, service_id: str = SERVICE_ID) -> JSONResponse:
     """The service call after its body has arrived: blocking CPU and database work, run in the thread pool."""
     body: CdsRequest = _parse(CdsRequest, _json_object(raw))
-    if body.hook != HOOK:
-        raise ServiceError(400, f"wrong hook {body.hook!r}: service {SERVICE_ID!r} answers {HOOK!r}")
-    hook_context: PatientViewContext = _parse(PatientViewContext, body.context, "context")
+    hook = HOOKS[service_id]
+    if body.hook != hook:
+        raise ServiceError(400, f"wrong hook {body.hook!r}: service {service_id!r} answers {hook!r}")
+    context_model = {HOOK: PatientViewContext, "order-select": OrderSelectContext, "order-sign": OrderSignContext}[hook]
+    hook_context: Any = _parse(context_model, body.context, "context")
     try:
         access = FhirAccess.of(body.fhirServer, body.fhirAuthorization.access_token if body.fhirAuthorization else None)
         prefetch = complete_prefetch(body.prefetch, hook_context.patientId, access)
@@ -260,6 +270,14 @@ def _answer_call(st: _State, raw: bytes, today: date) -> JSONResponse:
         log.debug("call: %d conditions not mapped, %d entries skipped", len(reading.not_mapped), reading.skipped)
     if reading.deceased:  # no advice about a patient the record says has died
         return JSONResponse(CdsResponse(cards=()).to_json())
+    if hook != HOOK:
+        selections = getattr(hook_context, "selections", None)
+        drafts = orderlib.draft_orders(hook_context.draftOrders, selections, st.procedures)
+        if not drafts:  # no draft order names an option: nothing to check, and no plan is computed
+            return JSONResponse(CdsResponse(cards=()).to_json())
+        assessment, _ = _assess(st, reading)
+        cards = orderlib.order_cards(assessment, drafts, hook_context.patientId, st.kb)
+        return JSONResponse(CdsResponse(cards=tuple(_per_patient(st, cards, hook_context.patientId))).to_json())
     assessment, refused = _assess(st, reading)
     cards = cardlib.build_cards(assessment, reading, refused, st.kb)
     return JSONResponse(CdsResponse(cards=tuple(_per_patient(st, cards, hook_context.patientId))).to_json())
@@ -316,6 +334,7 @@ def create_app(
             kb=kb,
             engine=engine,
             codes=codes,
+            procedures=orderlib.procedure_index(kb),
             known_cards=cardlib.known_cards(kb),
             settings=settings,
             storage=storage,
@@ -379,7 +398,23 @@ def create_app(
             ),
             prefetch=PREFETCH,
         )
-        return JSONResponse(Discovery(services=(service,)).to_json())
+        order_services = tuple(
+            CdsService(
+                hook=hook,
+                id=service_id,
+                title=f"Myotomy-type procedures: does the draft order fit the plan ({hook})",
+                description=(
+                    "For a draft ServiceRequest coded in SNOMED CT with a procedure the knowledge base lists, "
+                    "warns when the plan from the record holds a stop or check-first flag, when first-line "
+                    "care is not recorded, or when the procedure is not a top-ranked option, with the work-up "
+                    "to order first or removal of the draft as suggestions; no card when the order fits. "
+                    f"Knowledge base {kb.version}. Decision support for clinicians; prototype."
+                ),
+                prefetch=ORDER_PREFETCH,
+            )
+            for service_id, hook in ORDER_SERVICES.items()
+        )
+        return JSONResponse(Discovery(services=(service, *order_services)).to_json())
 
     async def authorize(request: Request, path: str) -> None:
         """Raises ServiceError(401) unless the call carries a valid token (or dev mode lets it through)."""
@@ -417,15 +452,15 @@ def create_app(
     @app.post("/cds-services/{service_id}")
     async def call(service_id: str, request: Request) -> JSONResponse:
         _service(service_id)
-        await authorize(request, f"/cds-services/{SERVICE_ID}")
+        await authorize(request, f"/cds-services/{service_id}")
         _media_type(request)
         raw = await _read_body(request, max_body_bytes)
-        return await guarded(_answer_call, state(), raw, clock())
+        return await guarded(_answer_call, state(), raw, clock(), service_id)
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> JSONResponse:
         _service(service_id)
-        await authorize(request, f"/cds-services/{SERVICE_ID}/feedback")
+        await authorize(request, f"/cds-services/{service_id}/feedback")
         _media_type(request)
         raw = await _read_body(request, max_body_bytes)
         return await guarded(_take_feedback, state(), raw)
@@ -433,7 +468,7 @@ def create_app(
     @app.get("/cds-services/{service_id}/feedback")
     async def feedback_summary(service_id: str, request: Request) -> JSONResponse:
         _service(service_id)
-        await authorize(request, f"/cds-services/{SERVICE_ID}/feedback")
+        await authorize(request, f"/cds-services/{service_id}/feedback")
         return await guarded(lambda: JSONResponse(feedbacklib.summary(state().storage)))
 
     app.state.holder = holder

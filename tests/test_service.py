@@ -145,7 +145,9 @@ CASES = [case for _, case in load_cases(_KB)]
 
 def test_discovery_lists_one_patient_view_service_with_its_prefetch(client: TestClient) -> None:
     found = Discovery.model_validate(client.get("/cds-services").json())
-    (service,) = found.services
+    service, *orders = found.services
+    assert {(s.id, s.hook) for s in orders} == {("myotomy-order-select", "order-select"),
+                                                 ("myotomy-order-sign", "order-sign")}
     assert (service.id, service.hook) == (SERVICE_ID, "patient-view")
     assert service.prefetch == PREFETCH and set(PREFETCH) == {"patient", "conditions", "observations"}
     assert "SNOMED CT" in service.description and "ICD-10-CM" in service.description
