@@ -118,6 +118,21 @@ class Choice(Knowledge):
     meaning: str
 
 
+class LoincSource(Knowledge):
+    """How a record holds a number detail as an Observation: the LOINC code, its UCUM unit, how recent.
+
+    Only a final, amended or corrected Observation with this code, a valueQuantity in exactly this UCUM
+    unit and an effective time within `max_age_days` of the call is read; the most recent wins. Older
+    than the window is "not recorded", so a stale value never decides the plan.
+    """
+
+    code: str = Field(pattern=r"^[0-9]{1,7}-[0-9]$")
+    display: str = Field(min_length=3)
+    ucum: str = Field(min_length=1, description="UCUM code the valueQuantity must carry, e.g. mm[Hg].")
+    max_age_days: int = Field(gt=0, le=3650)
+    source: str = Field(min_length=3, description="Where the code was verified: a citation key or a URL.")
+
+
 class Detail(Knowledge):
     """A decision fact a presentation takes: its type, bounds, words for the form, and what it decides."""
 
@@ -131,9 +146,12 @@ class Detail(Knowledge):
     choices: tuple[Choice, ...] = ()
     decides: tuple[Id, ...] = Field((), description="Options whose place in the plan this detail can change.")
     citations: tuple[str, ...] = ()
+    loinc: tuple[LoincSource, ...] = Field((), description="Number details only: the Observations that record it.")
 
     @model_validator(mode="after")
     def _shape(self) -> "Detail":
+        if self.loinc and self.type not in ("number", "integer"):
+            raise ValueError(f"detail {self.id!r}: only a number or integer detail is read from an Observation")
         if self.type == "choice" and len(self.choices) < 2:
             raise ValueError(f"detail {self.id!r}: a choice needs at least two choices")
         if self.type != "choice" and self.choices:

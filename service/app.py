@@ -59,7 +59,14 @@ from service.card_ids import load_or_create_key, patient_card_uuid, patient_hash
 from models.terminology import Terminology
 from service.fhir_fetch import AccessRefused, FetchError, FhirAccess, complete_prefetch
 from service import orders as orderlib
-from service.fhir_input import FhirInputError, FhirReading, PrefetchMissing, code_map, read_prefetch
+from service.fhir_input import (
+    FhirInputError,
+    FhirReading,
+    PrefetchMissing,
+    code_map,
+    read_prefetch,
+    reads_observations,
+)
 from service.metrics import Metrics
 from service.settings import ConfigError, Settings, is_loopback
 from service.storage import IssuedCard, Storage
@@ -107,6 +114,7 @@ class _State:
     engine: Engine
     codes: Terminology
     procedures: dict[str, tuple[str, ...]]
+    reads_observations: bool
     known_cards: dict[Any, str]
     settings: Settings
     storage: Storage
@@ -249,7 +257,8 @@ def _answer_call(st: _State, raw: bytes, today: date, service_id: str = SERVICE_
     hook_context: Any = _parse(context_model, body.context, "context")
     try:
         access = FhirAccess.of(body.fhirServer, body.fhirAuthorization.access_token if body.fhirAuthorization else None)
-        prefetch = complete_prefetch(body.prefetch, hook_context.patientId, access)
+        keys = ("patient", "conditions", *(("observations",) if st.reads_observations and hook == HOOK else ()))
+        prefetch = complete_prefetch(body.prefetch, hook_context.patientId, access, keys)
         reading = read_prefetch(prefetch, hook_context.patientId, st.kb, st.codes, today)
     except AccessRefused as error:
         raise ServiceError(400, str(error)) from None
@@ -335,6 +344,7 @@ def create_app(
             engine=engine,
             codes=codes,
             procedures=orderlib.procedure_index(kb),
+            reads_observations=reads_observations(kb),
             known_cards=cardlib.known_cards(kb),
             settings=settings,
             storage=storage,

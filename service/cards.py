@@ -272,10 +272,16 @@ def _record_lines(part: _Part, reading: FhirReading, kb: KnowledgeBase) -> list[
     not_held = reading.not_held.get(part.pid, ())
     if not_held:
         lines.append("- Not held in a form this service reads: " + ", ".join(d.label for d in not_held) + ".")
-    lines.append(
-        f"- Observations: {reading.observations} received; none is mapped, because the clinical brief gives no "
-        "LOINC or SNOMED CT code for any detail the knowledge base declares."
-    )
+    observed = reading.observed.get(part.pid, ())
+    for item in observed:
+        lines.append(f"- From an Observation: {esc(item.shown())}.")
+    if any(d.loinc for d in kb.details[part.pid]):
+        lines.append(f"- Observations: {reading.observations} received; {len(observed)} detail(s) read by LOINC code.")
+    else:
+        lines.append(
+            f"- Observations: {reading.observations} received; none is read: no detail of this presentation has a "
+            "verified LOINC code in the knowledge base."
+        )
     confirmed = kb.detail(part.pid, "diagnosis_confirmed")
     if confirmed is not None:
         lines.append(

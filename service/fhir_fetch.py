@@ -2,7 +2,7 @@
 
 CDS Hooks lets a client send `fhirServer` with `fhirAuthorization` (an access token) so that the
 service can read what the prefetch left out. This module does only that, for the resources the
-knowledge uses (the Patient and the Conditions):
+knowledge uses (the Patient and the Conditions, and the Observations when a detail is read from them):
 - a prefetched search Bundle with a `next` link is one page of a longer result: the following pages are
   fetched, their entries appended, until there is no `next` link;
 - a prefetch key that is missing (not null: null means "the client holds no data") is searched for.
@@ -27,7 +27,8 @@ from service.settings import is_loopback
 FETCH_TIMEOUT_S = 5.0
 MAX_PAGES = 20
 MAX_PAGE_BYTES = 4 * 1024 * 1024
-SEARCHES = {"patient": "Patient/{id}", "conditions": "Condition?patient={id}"}
+SEARCHES = {"patient": "Patient/{id}", "conditions": "Condition?patient={id}",
+            "observations": "Observation?patient={id}"}
 ACCEPT = "application/fhir+json, application/json;q=0.9"
 
 
@@ -119,7 +120,8 @@ def _complete(client: httpx.Client, access: FhirAccess, bundle: dict[str, Any], 
 
 
 def complete_prefetch(
-    prefetch: dict[str, Any] | None, patient_id: str, access: FhirAccess | None
+    prefetch: dict[str, Any] | None, patient_id: str, access: FhirAccess | None,
+    keys: tuple[str, ...] = ("patient", "conditions"),
 ) -> dict[str, Any]:
     """The prefetch with missing keys searched for and paged results completed, when `access` allows.
 
@@ -128,7 +130,7 @@ def complete_prefetch(
     prefetch = dict(prefetch or {})
     if access is None:
         return prefetch
-    wanted = [key for key in SEARCHES if key not in prefetch or is_partial(prefetch[key])]
+    wanted = [key for key in keys if key not in prefetch or is_partial(prefetch[key])]
     if not wanted:
         return prefetch
     with httpx.Client(timeout=FETCH_TIMEOUT_S, follow_redirects=False) as client:

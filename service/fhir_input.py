@@ -25,12 +25,13 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Mapping
 
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
+from models import observations as obslib
 from models.knowledge import Detail
 from models.loader import KnowledgeBase
 from models.presentation import MAX_AGE_YEARS
@@ -77,6 +78,7 @@ class FhirReading:
     presentation: dict[str, Any] | None
     mapped_codes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # presentation -> codes
     not_held: dict[str, tuple[Detail, ...]] = field(default_factory=dict)  # presentation -> declared details not read
+    observed: dict[str, tuple[obslib.Observed, ...]] = field(default_factory=dict)  # presentation -> details read
     not_mapped: tuple[NotMapped, ...] = ()  # coded conditions that map to no presentation (counted only)
     age_note: str | None = None
     observations: int = 0
@@ -254,15 +256,25 @@ def age_from_birth_date(birth: date | str | None, today: date) -> tuple[dict[str
     return first, f"age {first['value']:g} {first['unit']} on {today.isoformat()}, from birth date {shown}"
 
 
-def condition_input(pid: str, kb: KnowledgeBase) -> tuple[dict[str, Any], tuple[Detail, ...]]:
+def reads_observations(kb: KnowledgeBase) -> bool:
+    """Whether any declared detail is read from an Observation (a `loinc:` entry in data)."""
+    return any(d.loinc for details in kb.details.values() for d in details)
+
+
+def condition_input(
+    pid: str, kb: KnowledgeBase, observed: Mapping[str, obslib.Observed] | None = None
+) -> tuple[dict[str, Any], tuple[Detail, ...]]:
     """One presentation's condition input from the record, and the declared details it does not hold.
 
     The input is built over the presentation's declared details (`kb.details[pid]`), so a detail added
-    to the knowledge base is listed here. None is filled yet: the clinical brief gives no record code
-    (LOINC, SNOMED CT) for any of them, and a detail left out is "not recorded", which the plan names
-    as a need where it would change the answer; a guessed one would change the answer silently.
+    to the knowledge base is listed here. A detail is filled only from an Observation with a LOINC code
+    its declaration lists (models/observations.py); every other one is left out, which is "not
+    recorded": the plan names it as a need where it would change the answer, where a guessed value
+    would change the answer silently.
     """
     condition: dict[str, Any] = {"presentation": pid}
+    for detail_id, item in (observed or {}).items():
+        condition[detail_id] = item.value
     return condition, tuple(d for d in kb.details[pid] if d.id not in condition)
 
 
@@ -317,11 +329,15 @@ def read_prefetch(
                 _validate(Condition, _read_only(raw, CONDITION_READ), f"prefetch.conditions.entry.{index}.resource")
             )
     observations = 0
+    found_obs: list[tuple[int, dict[str, Any]]] = []
     if prefetch.get("observations") is not None:
-        found, skipped_obs = _entries(
-            prefetch["observations"], "prefetch.observations", "Observation", patient_id, partial_ok=True
-        )  # counted only: no detail is read from an Observation yet, so a first page is enough
-        observations, skipped = len(found), skipped + skipped_obs
+        # A first page is enough only when no detail is read from Observations (fhir_fetch completes the
+        # rest when the knowledge reads some and the call gives server access).
+        found_obs, skipped_obs = _entries(
+            prefetch["observations"], "prefetch.observations", "Observation", patient_id,
+            partial_ok=not reads_observations(kb),
+        )
+        observations, skipped = len(found_obs), skipped + skipped_obs
 
     mapped: dict[str, list[str]] = {}
     not_mapped: list[NotMapped] = []
@@ -341,7 +357,9 @@ def read_prefetch(
 
     age, age_note = age_from_birth_date(patient.birthDate, today)
     presentation: dict[str, Any] | None = None
-    inputs = {pid: condition_input(pid, kb) for pid in mapped}
+    asked = obslib.wanted({pid: kb.details[pid] for pid in mapped})
+    observed = obslib.read((raw for _, raw in found_obs), asked, today) if asked and not deceased else {}
+    inputs = {pid: condition_input(pid, kb, observed.get(pid)) for pid in mapped}
     if mapped and not deceased:
         presentation = {"conditions": [condition for condition, _ in inputs.values()]}
         if age is not None:
@@ -350,6 +368,7 @@ def read_prefetch(
         presentation=presentation,
         mapped_codes={pid: tuple(codes) for pid, codes in mapped.items()},
         not_held={pid: not_held for pid, (_, not_held) in inputs.items()},
+        observed={pid: tuple(values.values()) for pid, values in observed.items()},
         not_mapped=tuple(not_mapped),
         age_note=age_note,
         observations=observations,

@@ -719,7 +719,7 @@ def test_observations_are_read_counted_and_not_mapped(client: TestClient) -> Non
     with_obs = cards_of(client.post(URL, json=request(condition("K22.0"), observations=bundle(weight))))
     without = cards_of(client.post(URL, json=request(condition("K22.0"))))
     (read,), (plain,) = with_obs, without
-    assert "Observations: 1 received; none is mapped" in read.detail and "Observations: 0 received" in plain.detail
+    assert "Observations: 1 received; none is read" in read.detail and "Observations: 0 received" in plain.detail
     assert (read.uuid, read.summary, read.indicator) == (plain.uuid, plain.summary, plain.indicator)
     elsewhere = {**weight, "subject": {"reference": "Patient/someone-else"}}
     assert "not the patient in context" in error_of(
