@@ -120,7 +120,10 @@ def record(
     pid = f"synth-{n:05d}"
     chosen = rng.choice(listed) if rng.random() < 0.85 else None
     presentation = chosen.presentations[0] if chosen else None
-    born = _age_for(kb, presentation, today, rng) if presentation else today - timedelta(days=rng.randint(365, 90 * 365))
+    if presentation:
+        born = _age_for(kb, presentation, today, rng)
+    else:
+        born = today - timedelta(days=rng.randint(365, 90 * 365))
     patient: dict[str, Any] = {"resourceType": "Patient", "id": pid, "birthDate": born.isoformat(),
                                "name": [{"family": f"Synthetic{n}", "given": ["Test"]}],
                                "gender": rng.choice(["female", "male", "other", "unknown"])}
@@ -153,10 +156,12 @@ def record(
         status, verification = rng.choice([("resolved", "confirmed"), ("active", "refuted"),
                                            ("active", "entered-in-error")])
         code = item.code.rstrip("-") + ("0" if item.code.endswith("-") else "")
-        out.conditions.append(_condition(pid, count, [_coding(item.system, code, item.display, rng)], status, verification))
+        codings = [_coding(item.system, code, item.display, rng)]
+        out.conditions.append(_condition(pid, count, codings, status, verification))
     total = observations if observations is not None else (rng.randint(150, 400) if rng.random() < 0.9 else 2000)
     for k in range(total):
-        out.observations.append(_observation(pid, k, rng.choice(LABS), today - timedelta(days=rng.randint(0, 1500)), rng))
+        when = today - timedelta(days=rng.randint(0, 1500))
+        out.observations.append(_observation(pid, k, rng.choice(LABS), when, rng))
     out.observations.append({"resourceType": "Observation", "id": f"{pid}-bad", "status": "final",
                              "code": "not a CodeableConcept", "valueQuantity": {"value": "high"}})
     out.others.append({"resourceType": "MedicationRequest", "id": f"{pid}-m1", "status": "active",

@@ -192,8 +192,12 @@ class ListedCode(CodeRef):
     no SNOMED CT release ships with this project, so subsumption is never computed, only listed.
     """
 
-    source: str = Field(min_length=3, description="Where the code and its display were verified: a citation key or a URL.")
-    descendants: tuple[CodeRef, ...] = Field((), description="SNOMED CT only: descendants that also match, each verified.")
+    source: str = Field(
+        min_length=3, description="Where the code and its display were verified: a citation key or a URL."
+    )
+    descendants: tuple[CodeRef, ...] = Field(
+        (), description="SNOMED CT only: descendants that also match, each verified."
+    )
     note: str | None = Field(None, description="Why the code is listed here, or what it does not cover.")
 
 

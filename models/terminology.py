@@ -89,7 +89,10 @@ class Terminology:
         for pdef in presentations.values():
             for system, field in FIELD_OF.items():
                 for entry in getattr(pdef.codes, field):
-                    keys = [_icd_key(entry.code)] if system != SNOMED_CT else [entry.code, *(d.code for d in entry.descendants)]
+                    if system == SNOMED_CT:
+                        keys = [entry.code, *(d.code for d in entry.descendants)]
+                    else:
+                        keys = [_icd_key(entry.code)]
                     for key in keys:
                         _, pids = listed[system].setdefault(key, (entry, []))
                         if pdef.id not in pids:

@@ -115,7 +115,9 @@ def _complete(client: httpx.Client, access: FhirAccess, bundle: dict[str, Any], 
             raise FetchError(f"prefetch {key!r}: a next page is not a Bundle")
         entries += list(page.get("entry") or [])
         url = _next_link(page)
-    links = [link for link in bundle.get("link") or [] if not (isinstance(link, dict) and link.get("relation") == "next")]
+    links = [
+        link for link in bundle.get("link") or [] if not (isinstance(link, dict) and link.get("relation") == "next")
+    ]
     return {**bundle, "link": links, "entry": entries}
 
 

@@ -2,11 +2,13 @@
 
 Only what the knowledge base gives a coded meaning to is read: a Condition's SNOMED CT, ICD-10-CM or
 ICD-10 code, matched by models/terminology.py against the `codes:` of each
-data/presentations/<id>/presentation.yaml, and the Patient's birth date. Each presentation's input is built from its declared details (`kb.details`); the details the
-record does not hold are listed with the reading. Nothing else is guessed:
+data/presentations/<id>/presentation.yaml; the Patient's birth date; and a number detail from an
+Observation whose LOINC code the detail's declaration lists (models/observations.py). Each
+presentation's input is built from its declared details (`kb.details`); the details the record does
+not hold are listed with the reading. Nothing else is guessed:
 - a code without a system is not read, nor one listed for two presentations (ICD-10-CM K22.5);
-- Observations: the brief gives no LOINC or SNOMED CT code for any declared detail (subtype,
-  diagnosis confirmed, ...), so they are counted and left unmapped;
+- an Observation is read only for a detail that declares its LOINC code (none does yet: no code could
+  be verified), otherwise it is counted and left unparsed;
 - a Condition's verificationStatus is not read as `diagnosis_confirmed`, which the knowledge base
   defines by a specific objective test (e.g. high-resolution manometry), not by record status;
 - a Condition resolved, inactive or in remission, or refuted or entered in error (read from the
@@ -15,9 +17,9 @@ record does not hold are listed with the reading. Nothing else is guessed:
 The FHIR models come from `fhir.resources` (its R4B package: for Patient and Condition, R4B has the
 same elements as R4 4.0.1). Only what is read is validated: the Patient's id, birth date and
 deceased flag; each Condition's subject, code and statuses. A Bundle is walked as JSON: an entry
-of another type, a malformed entry or an Observation is never parsed, only counted, so one odd
-resource among many does not turn the call into an error. A Condition with a modifierExtension
-(which could change its meaning) is skipped and counted, never read.
+of another type, a malformed entry or an Observation no detail asks for is never parsed, only
+counted, so one odd resource among many does not turn the call into an error. A Condition with a
+modifierExtension (which could change its meaning) is skipped and counted, never read.
 """
 
 from __future__ import annotations

@@ -90,9 +90,11 @@ def verdict(plan: Plan, pid: str, option_id: str) -> Verdict | None:
     stops = [f for f in standing if f.severity == "stop"]
     steps = [s for s in plan.steps if s.presentation == pid]
     if stops:
-        urgent = tuple(t for s in steps if s.kind == "urgent" for t in s.workup) or tuple(t for f in stops for t in f.workup)
+        urgent = tuple(t for s in steps if s.kind == "urgent" for t in s.workup)
+        urgent = urgent or tuple(t for f in stops for t in f.workup)
         names = ", ".join(f.meaning for f in stops)
-        return Verdict("critical", f"a stop flag stands ({names}): nothing else applies until it is addressed", urgent, tuple(stops))
+        why = f"a stop flag stands ({names}): nothing else applies until it is addressed"
+        return Verdict("critical", why, urgent, tuple(stops))
     option: PlanOption | None = next((o for o in plan.options if o.presentation == pid and o.id == option_id), None)
     after = option.after if option else ()
     do_first = [f for f in standing if f.severity == "do_first" and (option_id in f.concerns or f.id in after)]
