@@ -124,3 +124,17 @@ def test_readme_table_is_generated_from_data() -> None:
     table = markdown_table(KB.presentations)
     assert table in README.read_text(), "README code table is stale: regenerate it (see README, 'Which codes map')"
     assert re.search(r"\| Oesophageal achalasia \| 45564002 ", table)
+
+
+def test_listed_descendants_match_and_nothing_else_is_inferred() -> None:
+    """In memory, for the matching rule only: the test asserts no SNOMED CT hierarchy."""
+    from types import SimpleNamespace
+
+    from models.knowledge import Codes
+
+    codes = Codes.model_validate({"snomed": [{"code": "22066006", "display": "Strabismus", "source": "test",
+                                              "descendants": [{"code": "16054791000119103",
+                                                               "display": "Bilateral infantile esotropia of eyes"}]}]})
+    terms = Terminology({"squint": SimpleNamespace(id="squint", name="squint", codes=codes)})
+    assert terms.resolve([(SNOMED_CT, "16054791000119103")]) == Mapped("squint", "SNOMED CT 16054791000119103")
+    assert isinstance(terms.resolve([(SNOMED_CT, "16054791000119104")]), Unmapped)  # not listed: not inferred
