@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean screenshot serve bench bench-app bench-memory
+.PHONY: run test install clean screenshot serve bench bench-app bench-memory bench-records
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or 3.12 is required (durable-rules does not import on 3.13)"; exit 2; }
@@ -47,6 +47,10 @@ bench: $(STAMP)
 # The app in Debian's Chromium against a one-field Streamlit form, and server start to interactive.
 bench-app: $(STAMP)
 	$(BIN)/python -m benchmarks.app_latency
+
+# The CDS Hooks service on realistic synthetic records: typical and 4,000-Observation calls (~20 s).
+bench-records: $(STAMP)
+	$(BIN)/python -m benchmarks.service_records
 
 # Resident memory after 1,000 and after 100,000 assessments in one process (~1 min).
 bench-memory: $(STAMP)

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import suite, timing
+from benchmarks import service_records, suite, timing
 from rules import default_context
 
 COMMAND = "make bench"
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         show(suite.rule_base_growth(kb, engine, workdir, small, sizes[0], count=200 if quick else 1000,
                                     rounds=2 if quick else 5, repeats=1 if quick else 2))
         show(suite.batch_profile(small, 500 if quick else 3000))
+    show(service_records.run(quick))
 
     machine["load average at end"] = timing.load_average()
     targets = [t for s in sections for t in s.targets]

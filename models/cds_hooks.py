@@ -160,6 +160,21 @@ class PatientViewContext(_In):
     encounterId: Text | None = None
 
 
+class OrderSignContext(_In):
+    """The order-sign hook's context: the draft orders about to be signed (a FHIR Bundle)."""
+
+    userId: Text
+    patientId: Text
+    encounterId: Text | None = None
+    draftOrders: dict[str, Any]
+
+
+class OrderSelectContext(OrderSignContext):
+    """The order-select hook's context: the orders just selected, among the draft orders."""
+
+    selections: tuple[Text, ...] = Field(min_length=1)
+
+
 class CdsRequest(_In):
     hook: Text
     hookInstance: UUID

@@ -12,6 +12,7 @@ Cross-references (a rule naming an option, a case naming a flag) are checked by 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -79,6 +80,9 @@ class Option(Knowledge):
     description: str | None = None
     risks: tuple[Sourced, ...] = ()
     citations: tuple[str, ...] = Field(min_length=1)
+    snomed_procedures: tuple["ListedCode", ...] = Field(
+        (), description="SNOMED CT procedure codes a draft order carries for this option (order-select, order-sign); verified codes only."
+    )
 
 
 class Term(Knowledge):
@@ -114,6 +118,21 @@ class Choice(Knowledge):
     meaning: str
 
 
+class LoincSource(Knowledge):
+    """How a record holds a number detail as an Observation: the LOINC code, its UCUM unit, how recent.
+
+    Only a final, amended or corrected Observation with this code, a valueQuantity in exactly this UCUM
+    unit and an effective time within `max_age_days` of the call is read; the most recent wins. Older
+    than the window is "not recorded", so a stale value never decides the plan.
+    """
+
+    code: str = Field(pattern=r"^[0-9]{1,7}-[0-9]$")
+    display: str = Field(min_length=3)
+    ucum: str = Field(min_length=1, description="UCUM code the valueQuantity must carry, e.g. mm[Hg].")
+    max_age_days: int = Field(gt=0, le=3650)
+    source: str = Field(min_length=3, description="Where the code was verified: a citation key or a URL.")
+
+
 class Detail(Knowledge):
     """A decision fact a presentation takes: its type, bounds, words for the form, and what it decides."""
 
@@ -127,9 +146,12 @@ class Detail(Knowledge):
     choices: tuple[Choice, ...] = ()
     decides: tuple[Id, ...] = Field((), description="Options whose place in the plan this detail can change.")
     citations: tuple[str, ...] = ()
+    loinc: tuple[LoincSource, ...] = Field((), description="Number details only: the Observations that record it.")
 
     @model_validator(mode="after")
     def _shape(self) -> "Detail":
+        if self.loinc and self.type not in ("number", "integer"):
+            raise ValueError(f"detail {self.id!r}: only a number or integer detail is read from an Observation")
         if self.type == "choice" and len(self.choices) < 2:
             raise ValueError(f"detail {self.id!r}: a choice needs at least two choices")
         if self.type != "choice" and self.choices:
@@ -155,8 +177,52 @@ class Constraint(Knowledge):
     message: str = Field(min_length=5)
 
 
+class CodeRef(Knowledge):
+    """A code with its display, as the source that verified it gives it."""
+
+    code: str = Field(min_length=1)
+    display: str = Field(min_length=2)
+
+
+class ListedCode(CodeRef):
+    """One code of a presentation's value set, with where it was checked.
+
+    ICD-10 codes (CM and WHO) cover their subcodes: `H50.0-` (or `H50.0`) matches H50.00 and below; the
+    most specific listed code wins. A SNOMED CT code matches itself and the descendants listed with it:
+    no SNOMED CT release ships with this project, so subsumption is never computed, only listed.
+    """
+
+    source: str = Field(
+        min_length=3, description="Where the code and its display were verified: a citation key or a URL."
+    )
+    descendants: tuple[CodeRef, ...] = Field(
+        (), description="SNOMED CT only: descendants that also match, each verified."
+    )
+    note: str | None = Field(None, description="Why the code is listed here, or what it does not cover.")
+
+
+_ICD_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?-?$")
+_SCTID_SHAPE = re.compile(r"^[1-9][0-9]{5,17}$")
+
+
 class Codes(Knowledge):
-    icd10: tuple[str, ...] = ()
+    """The presentation's value set, per code system (models/terminology.py matches records against it)."""
+
+    snomed: tuple[ListedCode, ...] = Field((), description="SNOMED CT concepts (http://snomed.info/sct).")
+    icd10cm: tuple[ListedCode, ...] = Field((), description="ICD-10-CM codes (http://hl7.org/fhir/sid/icd-10-cm).")
+    icd10_who: tuple[ListedCode, ...] = Field((), description="WHO ICD-10 codes (http://hl7.org/fhir/sid/icd-10).")
+
+    @model_validator(mode="after")
+    def _shapes(self) -> "Codes":
+        for entry in (*self.icd10cm, *self.icd10_who):
+            if not _ICD_SHAPE.match(entry.code) or entry.descendants:
+                raise ValueError(f"{entry.code!r}: an ICD-10 code is a letter, two characters, then '.' and up to 4 "
+                                 "(a trailing '-' marks 'and below'); its subcodes match without a descendants list")
+        for entry in self.snomed:
+            for code in (entry.code, *(d.code for d in entry.descendants)):
+                if not _SCTID_SHAPE.match(code):
+                    raise ValueError(f"{code!r} is not a SNOMED CT identifier (6 to 18 digits)")
+        return self
 
 
 class PresentationDef(Knowledge):
@@ -290,3 +356,6 @@ class TeachingCase(Knowledge):
 
 class CasesFile(Knowledge):
     cases: tuple[TeachingCase, ...] = Field(min_length=1)
+
+
+Option.model_rebuild()

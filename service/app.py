@@ -11,7 +11,8 @@ Every endpoint but discovery needs a JWT bearer token from a trusted client (ser
 unless CDS_INSECURE_DEV=1 on a loopback address. Status codes: 400 malformed JSON or request,
 wrong hook, unsupported FHIR version, or malformed FHIR in what the service reads; 401 no token
 or a token refused (the message says why); 404 unknown service or card; 412 prefetch the service
-needs is missing (it never fetches from the record itself); 413 body over the limit; 415 not JSON;
+needs is missing and no fhirServer access was given to read it; 502 the record's FHIR server could
+not give what was missing (unreachable, refused, over the page limit); 413 body over the limit; 415 not JSON;
 503 a trusted client's JWK Set could not be fetched. A client's mistake is never a 500. The body is
 read on the event loop and everything after it (JSON, FHIR, the rules, the database) runs in the
 thread pool, so a large call never holds up another caller. Nothing from a request is logged; only
@@ -20,6 +21,7 @@ feedback, issued card uuids and seen token ids are stored (service/storage.py).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from contextlib import asynccontextmanager
@@ -42,6 +44,8 @@ from models.cds_hooks import (
     Discovery,
     ErrorBody,
     FeedbackRequest,
+    OrderSelectContext,
+    OrderSignContext,
     PatientViewContext,
 )
 from models.loader import KnowledgeBase
@@ -52,7 +56,17 @@ from service import cards as cardlib
 from service import feedback as feedbacklib
 from service.auth import AuthError, Authenticator
 from service.card_ids import load_or_create_key, patient_card_uuid, patient_hash
-from service.fhir_input import CodeMap, FhirInputError, FhirReading, PrefetchMissing, code_map, read_prefetch
+from models.terminology import Terminology
+from service.fhir_fetch import AccessRefused, FetchError, FhirAccess, complete_prefetch
+from service import orders as orderlib
+from service.fhir_input import (
+    FhirInputError,
+    FhirReading,
+    PrefetchMissing,
+    code_map,
+    read_prefetch,
+    reads_observations,
+)
 from service.metrics import Metrics
 from service.settings import ConfigError, Settings, is_loopback
 from service.storage import IssuedCard, Storage
@@ -64,6 +78,9 @@ PREFETCH = {
     "conditions": "Condition?patient={{context.patientId}}",
     "observations": "Observation?patient={{context.patientId}}",
 }
+ORDER_SERVICES = {"myotomy-order-select": "order-select", "myotomy-order-sign": "order-sign"}
+HOOKS = {SERVICE_ID: HOOK, **ORDER_SERVICES}
+ORDER_PREFETCH = {key: PREFETCH[key] for key in ("patient", "conditions")}
 MAX_BODY_BYTES = 4 * 1024 * 1024
 FHIR_VERSIONS = ("4.0",)  # FHIR R4; the mime-type parameter carries major.minor (FHIR R4 http.html#version)
 MAX_PRESENTATIONS: int = next(
@@ -95,8 +112,9 @@ class ServiceError(Exception):
 class _State:
     kb: KnowledgeBase
     engine: Engine
-    codes: CodeMap
-    known_codes: list[str]
+    codes: Terminology
+    procedures: dict[str, tuple[str, ...]]
+    reads_observations: bool
     known_cards: dict[Any, str]
     settings: Settings
     storage: Storage
@@ -162,6 +180,8 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     def no_constants(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
+    collecting = gc.isenabled()
+    gc.disable()  # a large body allocates many small objects: collecting during the parse only costs time
     try:
         value = json.loads(raw, parse_constant=no_constants)
     except UnicodeDecodeError:
@@ -172,14 +192,18 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         raise ServiceError(400, f"malformed JSON: {error}") from None
     except RecursionError:
         raise ServiceError(400, "malformed JSON: nested too deeply") from None
+    finally:
+        if collecting:
+            gc.enable()
     if not isinstance(value, dict):
         raise ServiceError(400, f"expected a JSON object, got {type(value).__name__}")
     return value
 
 
 def _service(service_id: str) -> None:
-    if service_id != SERVICE_ID:
-        raise ServiceError(404, f"unknown CDS service {service_id!r}; this server offers {SERVICE_ID!r}")
+    if service_id not in HOOKS:
+        offered = ", ".join(repr(s) for s in HOOKS)
+        raise ServiceError(404, f"unknown CDS service {service_id!r}; this server offers {offered}")
 
 
 def _assess(state: _State, reading: FhirReading) -> tuple[Any, list[cardlib.NotAssessed]]:
@@ -223,14 +247,23 @@ def _per_patient(st: _State, cards: list[Card], patient_id: str) -> list[Card]:
     return out
 
 
-def _answer_call(st: _State, raw: bytes, today: date) -> JSONResponse:
+def _answer_call(st: _State, raw: bytes, today: date, service_id: str = SERVICE_ID) -> JSONResponse:
     """The service call after its body has arrived: blocking CPU and database work, run in the thread pool."""
     body: CdsRequest = _parse(CdsRequest, _json_object(raw))
-    if body.hook != HOOK:
-        raise ServiceError(400, f"wrong hook {body.hook!r}: service {SERVICE_ID!r} answers {HOOK!r}")
-    hook_context: PatientViewContext = _parse(PatientViewContext, body.context, "context")
+    hook = HOOKS[service_id]
+    if body.hook != hook:
+        raise ServiceError(400, f"wrong hook {body.hook!r}: service {service_id!r} answers {hook!r}")
+    context_model = {HOOK: PatientViewContext, "order-select": OrderSelectContext, "order-sign": OrderSignContext}[hook]
+    hook_context: Any = _parse(context_model, body.context, "context")
     try:
-        reading = read_prefetch(body.prefetch, hook_context.patientId, st.kb, st.codes, today)
+        access = FhirAccess.of(body.fhirServer, body.fhirAuthorization.access_token if body.fhirAuthorization else None)
+        keys = ("patient", "conditions", *(("observations",) if st.reads_observations and hook == HOOK else ()))
+        prefetch = complete_prefetch(body.prefetch, hook_context.patientId, access, keys)
+        reading = read_prefetch(prefetch, hook_context.patientId, st.kb, st.codes, today)
+    except AccessRefused as error:
+        raise ServiceError(400, str(error)) from None
+    except FetchError as error:
+        raise ServiceError(502, str(error)) from None
     except PrefetchMissing as error:
         raise ServiceError(412, str(error)) from None
     except FhirInputError as error:
@@ -246,6 +279,14 @@ def _answer_call(st: _State, raw: bytes, today: date) -> JSONResponse:
         log.debug("call: %d conditions not mapped, %d entries skipped", len(reading.not_mapped), reading.skipped)
     if reading.deceased:  # no advice about a patient the record says has died
         return JSONResponse(CdsResponse(cards=()).to_json())
+    if hook != HOOK:
+        selections = getattr(hook_context, "selections", None)
+        drafts = orderlib.draft_orders(hook_context.draftOrders, selections, st.procedures)
+        if not drafts:  # no draft order names an option: nothing to check, and no plan is computed
+            return JSONResponse(CdsResponse(cards=()).to_json())
+        assessment, _ = _assess(st, reading)
+        cards = orderlib.order_cards(assessment, drafts, hook_context.patientId, st.kb)
+        return JSONResponse(CdsResponse(cards=tuple(_per_patient(st, cards, hook_context.patientId))).to_json())
     assessment, refused = _assess(st, reading)
     cards = cardlib.build_cards(assessment, reading, refused, st.kb)
     return JSONResponse(CdsResponse(cards=tuple(_per_patient(st, cards, hook_context.patientId))).to_json())
@@ -302,7 +343,8 @@ def create_app(
             kb=kb,
             engine=engine,
             codes=codes,
-            known_codes=codes.described(kb),
+            procedures=orderlib.procedure_index(kb),
+            reads_observations=reads_observations(kb),
             known_cards=cardlib.known_cards(kb),
             settings=settings,
             storage=storage,
@@ -353,20 +395,36 @@ def create_app(
     @app.get("/cds-services")
     async def discovery() -> JSONResponse:
         kb = state().kb
-        codes = "; ".join(state().known_codes) or "none"
         service = CdsService(
             hook=HOOK,
             id=SERVICE_ID,
             title="Myotomy-type procedures: candidates, red flags and work-up",
             description=(
-                "For a patient whose record codes a presentation of this knowledge base (ICD-10-CM: "
-                f"{codes}), lists the candidate myotomy-type procedures with their basis, red flags first. "
+                "For a patient whose record codes a presentation of this knowledge base (SNOMED CT, "
+                "ICD-10-CM or ICD-10; the codes are listed in the README), lists the candidate myotomy-type "
+                "procedures with their basis, red flags first. "
                 f"Knowledge base {kb.version}. Decision support for clinicians, not a diagnosis or an order; "
                 "prototype, not validated for clinical use."
             ),
             prefetch=PREFETCH,
         )
-        return JSONResponse(Discovery(services=(service,)).to_json())
+        order_services = tuple(
+            CdsService(
+                hook=hook,
+                id=service_id,
+                title=f"Myotomy-type procedures: does the draft order fit the plan ({hook})",
+                description=(
+                    "For a draft ServiceRequest coded in SNOMED CT with a procedure the knowledge base lists, "
+                    "warns when the plan from the record holds a stop or check-first flag, when first-line "
+                    "care is not recorded, or when the procedure is not a top-ranked option, with the work-up "
+                    "to order first or removal of the draft as suggestions; no card when the order fits. "
+                    f"Knowledge base {kb.version}. Decision support for clinicians; prototype."
+                ),
+                prefetch=ORDER_PREFETCH,
+            )
+            for service_id, hook in ORDER_SERVICES.items()
+        )
+        return JSONResponse(Discovery(services=(service, *order_services)).to_json())
 
     async def authorize(request: Request, path: str) -> None:
         """Raises ServiceError(401) unless the call carries a valid token (or dev mode lets it through)."""
@@ -404,15 +462,15 @@ def create_app(
     @app.post("/cds-services/{service_id}")
     async def call(service_id: str, request: Request) -> JSONResponse:
         _service(service_id)
-        await authorize(request, f"/cds-services/{SERVICE_ID}")
+        await authorize(request, f"/cds-services/{service_id}")
         _media_type(request)
         raw = await _read_body(request, max_body_bytes)
-        return await guarded(_answer_call, state(), raw, clock())
+        return await guarded(_answer_call, state(), raw, clock(), service_id)
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> JSONResponse:
         _service(service_id)
-        await authorize(request, f"/cds-services/{SERVICE_ID}/feedback")
+        await authorize(request, f"/cds-services/{service_id}/feedback")
         _media_type(request)
         raw = await _read_body(request, max_body_bytes)
         return await guarded(_take_feedback, state(), raw)
@@ -420,7 +478,7 @@ def create_app(
     @app.get("/cds-services/{service_id}/feedback")
     async def feedback_summary(service_id: str, request: Request) -> JSONResponse:
         _service(service_id)
-        await authorize(request, f"/cds-services/{SERVICE_ID}/feedback")
+        await authorize(request, f"/cds-services/{service_id}/feedback")
         return await guarded(lambda: JSONResponse(feedbacklib.summary(state().storage)))
 
     app.state.holder = holder

@@ -266,16 +266,22 @@ def _basis_lines(bases: Sequence[Basis]) -> list[str]:
 def _record_lines(part: _Part, reading: FhirReading, kb: KnowledgeBase) -> list[str]:
     """How the record was read for this presentation: what was used and what it did not hold."""
     codes = ", ".join(reading.mapped_codes.get(part.pid, ()))
-    lines = [f"- Coded diagnosis: ICD-10-CM {esc(codes)}." if codes else "- Coded diagnosis: none read."]
+    lines = [f"- Coded diagnosis: {esc(codes)}." if codes else "- Coded diagnosis: none read."]
     if reading.age_note:
         lines.append(f"- Age: {esc(reading.age_note)}.")
     not_held = reading.not_held.get(part.pid, ())
     if not_held:
         lines.append("- Not held in a form this service reads: " + ", ".join(d.label for d in not_held) + ".")
-    lines.append(
-        f"- Observations: {reading.observations} received; none is mapped, because the clinical brief gives no "
-        "LOINC or SNOMED CT code for any detail the knowledge base declares."
-    )
+    observed = reading.observed.get(part.pid, ())
+    for item in observed:
+        lines.append(f"- From an Observation: {esc(item.shown())}.")
+    if any(d.loinc for d in kb.details[part.pid]):
+        lines.append(f"- Observations: {reading.observations} received; {len(observed)} detail(s) read by LOINC code.")
+    else:
+        lines.append(
+            f"- Observations: {reading.observations} received; none is read: no detail of this presentation has a "
+            "verified LOINC code in the knowledge base."
+        )
     confirmed = kb.detail(part.pid, "diagnosis_confirmed")
     if confirmed is not None:
         lines.append(
@@ -461,7 +467,7 @@ def _not_assessed_card(item: NotAssessed, reading: FhirReading, kb: KnowledgeBas
     pname = kb.presentations[item.presentation].name
     codes = ", ".join(reading.mapped_codes.get(item.presentation, ()))
     lines = [
-        f"The record codes {pname} (ICD-10-CM {esc(codes)}), but the knowledge base cannot assess it from what "
+        f"The record codes {pname} ({esc(codes)}), but the knowledge base cannot assess it from what "
         "the record holds:",
         "",
         *(f"- {esc(r)}" for r in item.reasons),

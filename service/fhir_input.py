@@ -1,12 +1,14 @@
 """Read the FHIR R4 prefetch of a patient-view call into a `Presentation` dict.
 
-Only what the knowledge base gives a coded meaning to is read: a Condition's ICD-10-CM code (the
-`codes: {icd10: [...]}` of each data/presentations/<id>/presentation.yaml) and the Patient's birth
-date. Each presentation's input is built from its declared details (`kb.details`); the details the
-record does not hold are listed with the reading. Nothing else is guessed:
-- SNOMED CT codes: the clinical brief gives none, so none are mapped;
-- Observations: the brief gives no LOINC or SNOMED CT code for any declared detail (subtype,
-  diagnosis confirmed, ...), so they are counted and left unmapped;
+Only what the knowledge base gives a coded meaning to is read: a Condition's SNOMED CT, ICD-10-CM or
+ICD-10 code, matched by models/terminology.py against the `codes:` of each
+data/presentations/<id>/presentation.yaml; the Patient's birth date; and a number detail from an
+Observation whose LOINC code the detail's declaration lists (models/observations.py). Each
+presentation's input is built from its declared details (`kb.details`); the details the record does
+not hold are listed with the reading. Nothing else is guessed:
+- a code without a system is not read, nor one listed for two presentations (ICD-10-CM K22.5);
+- an Observation is read only for a detail that declares its LOINC code (none does yet: no code could
+  be verified), otherwise it is counted and left unparsed;
 - a Condition's verificationStatus is not read as `diagnosis_confirmed`, which the knowledge base
   defines by a specific objective test (e.g. high-resolution manometry), not by record status;
 - a Condition resolved, inactive or in remission, or refuted or entered in error (read from the
@@ -15,39 +17,41 @@ record does not hold are listed with the reading. Nothing else is guessed:
 The FHIR models come from `fhir.resources` (its R4B package: for Patient and Condition, R4B has the
 same elements as R4 4.0.1). Only what is read is validated: the Patient's id, birth date and
 deceased flag; each Condition's subject, code and statuses. A Bundle is walked as JSON: an entry
-of another type, a malformed entry or an Observation is never parsed, only counted, so one odd
-resource among many does not turn the call into an error. A Condition with a modifierExtension
-(which could change its meaning) is skipped and counted, never read.
+of another type, a malformed entry or an Observation no detail asks for is never parsed, only
+counted, so one odd resource among many does not turn the call into an error. A Condition with a
+modifierExtension (which could change its meaning) is skipped and counted, never read.
 """
 
 from __future__ import annotations
 
 import calendar
-import re
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Mapping
 
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
+from models import observations as obslib
 from models.knowledge import Detail
 from models.loader import KnowledgeBase
 from models.presentation import MAX_AGE_YEARS
+from models.terminology import ICD10_WHO, ICD10CM, SNOMED_CT, SYSTEM_NAMES, Mapped, Terminology, system_of
 
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-SNOMED_CT = "http://snomed.info/sct"
-SYSTEM_NAMES = {ICD10CM: "ICD-10-CM", SNOMED_CT: "SNOMED CT", "http://hl7.org/fhir/sid/icd-10": "ICD-10 (WHO)"}
+__all__ = ["ICD10CM", "ICD10_WHO", "SNOMED_CT", "Terminology", "code_map"]
+
+
+def code_map(kb: KnowledgeBase) -> Terminology:
+    """Built from each presentation's `codes:` (models/terminology.py), so a presentation added to data/ is mapped."""
+    return Terminology(kb.presentations)
+
 # Condition statuses that take a coded diagnosis out of the current picture.
 NOT_CURRENT = frozenset({"inactive", "remission", "resolved"})
 NOT_VALID = frozenset({"refuted", "entered-in-error"})
 CLINICAL_STATUS = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 REQUIRED_KEYS = ("patient", "conditions")
-# The shape of an ICD-10-CM code (letter, digit, character, then up to 4 more, with or without the
-# dot). A code of any other shape maps to nothing, so record text never reaches a card as a code.
-ICD10CM_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$", re.IGNORECASE)
 # The elements read from each resource; nothing else of it is parsed.
 PATIENT_READ = ("resourceType", "id", "birthDate", "deceasedBoolean", "deceasedDateTime")
 CONDITION_READ = ("resourceType", "id", "subject", "code", "clinicalStatus", "verificationStatus")
@@ -59,41 +63,6 @@ class FhirInputError(ValueError):
 
 class PrefetchMissing(LookupError):
     """Data the service needs was not prefetched, and it does not fetch it itself (HTTP 412)."""
-
-
-def _norm(code: str) -> str:
-    """ICD-10-CM codes compared without the dot and without a trailing '-' (the 'and below' mark)."""
-    return code.strip().upper().replace(".", "").rstrip("-")
-
-
-@dataclass(frozen=True)
-class CodeMap:
-    """ICD-10-CM code (a code or a code prefix) -> the presentations that list it."""
-
-    listed: dict[str, tuple[str, tuple[str, ...]]]  # normalised -> (code as listed, presentation ids)
-
-    def match(self, code: str) -> tuple[str, tuple[str, ...]] | None:
-        """The most specific listed code that `code` falls under, with its presentations."""
-        wanted = _norm(code)
-        best = max((key for key in self.listed if key and wanted.startswith(key)), key=len, default=None)
-        return self.listed[best] if best is not None else None
-
-    def described(self, kb: KnowledgeBase) -> list[str]:
-        return [
-            f"{code} ({', '.join(kb.presentations[p].name for p in pids)})"
-            for code, pids in sorted(self.listed.values())
-        ]
-
-
-def code_map(kb: KnowledgeBase) -> CodeMap:
-    """Built from each presentation's `codes.icd10`, so a presentation added to data/ is mapped here."""
-    listed: dict[str, tuple[str, list[str]]] = {}
-    for pdef in kb.presentations.values():
-        for code in pdef.codes.icd10:
-            entry = listed.setdefault(_norm(code), (code, []))
-            if pdef.id not in entry[1]:
-                entry[1].append(pdef.id)
-    return CodeMap({key: (code, tuple(pids)) for key, (code, pids) in listed.items()})
 
 
 @dataclass(frozen=True)
@@ -111,6 +80,7 @@ class FhirReading:
     presentation: dict[str, Any] | None
     mapped_codes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # presentation -> codes
     not_held: dict[str, tuple[Detail, ...]] = field(default_factory=dict)  # presentation -> declared details not read
+    observed: dict[str, tuple[obslib.Observed, ...]] = field(default_factory=dict)  # presentation -> details read
     not_mapped: tuple[NotMapped, ...] = ()  # coded conditions that map to no presentation (counted only)
     age_note: str | None = None
     observations: int = 0
@@ -151,7 +121,9 @@ def _reference_patient(resource: dict[str, Any]) -> str | None:
     return None
 
 
-def _entries(raw: Any, where: str, kind: str, patient_id: str) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+def _entries(
+    raw: Any, where: str, kind: str, patient_id: str, partial_ok: bool = False
+) -> tuple[list[tuple[int, dict[str, Any]]], int]:
     """The Bundle's search matches of one kind for this patient, as JSON, and how many entries were skipped.
 
     OperationOutcome and included entries are left out; an entry that is not a `kind` resource, or is
@@ -163,10 +135,11 @@ def _entries(raw: Any, where: str, kind: str, patient_id: str) -> tuple[list[tup
     if raw.get("resourceType") != "Bundle":
         raise FhirInputError(f"{where}.resourceType: expected 'Bundle', got {raw.get('resourceType')!r}")
     links = raw.get("link")
-    if isinstance(links, list) and any(isinstance(link, dict) and link.get("relation") == "next" for link in links):
+    paged = isinstance(links, list) and any(isinstance(link, dict) and link.get("relation") == "next" for link in links)
+    if paged and not partial_ok:
         raise PrefetchMissing(
             f"prefetch {where.removeprefix('prefetch.')!r} is one page of a longer result (it has a 'next' link); "
-            "send every result at once, as CDS Hooks requires"
+            "send every result at once, or fhirServer with fhirAuthorization so that this service reads the rest"
         )
     entries = raw.get("entry")
     if entries is None:
@@ -223,44 +196,18 @@ def _describe(codes: list[tuple[str, str, str]], condition: Condition) -> str:
         return f"no code ({text})" if text else "no code"
     shown = []
     for system, code, display in codes:
-        name = SYSTEM_NAMES.get(system, system or "no system")
+        name = SYSTEM_NAMES.get(system_of(system) or "", system or "no system")
         shown.append(f"{name} {code} ({display})" if display else f"{name} {code}")
     return "; ".join(shown)
 
 
-def _read_condition(condition: Condition, codes_map: CodeMap, kb: KnowledgeBase) -> tuple[str, str] | NotMapped:
-    """(presentation id, code) for a condition that maps to exactly one presentation, else why not."""
+def _read_condition(condition: Condition, terms: Terminology) -> tuple[str, str] | NotMapped:
+    """(presentation id, code as read) for a condition that maps to exactly one presentation, else why not."""
     codes = _codes(condition)
-    described = _describe(codes, condition)
-    icd = [code for system, code, _ in codes if system == ICD10CM and ICD10CM_SHAPE.match(code)]
-    matches: dict[str, str] = {}
-    ambiguous: list[str] = []
-    for code in icd:
-        found = codes_map.match(code)
-        if found is None:
-            continue
-        listed, pids = found
-        if len(pids) > 1:
-            names = ", ".join(kb.presentations[p].name for p in pids)
-            ambiguous.append(f"ICD-10-CM {listed} is listed for more than one presentation ({names})")
-        else:
-            matches.setdefault(pids[0], code)
-    if ambiguous or len(matches) > 1:
-        names = ", ".join(kb.presentations[p].name for p in matches)
-        why = "; ".join(ambiguous) or f"its codes map to different presentations ({names})"
-        return NotMapped(described, f"{why}; the record does not say which, so none is assumed")
-    if matches:
-        pid, code = next(iter(matches.items()))
-        return pid, code
-    if icd:
-        return NotMapped(described, "no presentation of this knowledge base lists this ICD-10-CM code")
-    if any(system == ICD10CM for system, _, _ in codes):
-        return NotMapped(described, "not a well-formed ICD-10-CM code")
-    if any(system == SNOMED_CT for system, _, _ in codes):
-        return NotMapped(described, "SNOMED CT is not mapped: the clinical brief gives no SNOMED CT codes")
-    if codes:
-        return NotMapped(described, "this service reads ICD-10-CM codes only")
-    return NotMapped(described, "the condition carries no code")
+    result = terms.resolve((system, code) for system, code, _ in codes)
+    if isinstance(result, Mapped):
+        return result.presentation, result.code
+    return NotMapped(_describe(codes, condition), result.reason)
 
 
 def _completed_years(born: date, on: date) -> int:
@@ -311,15 +258,25 @@ def age_from_birth_date(birth: date | str | None, today: date) -> tuple[dict[str
     return first, f"age {first['value']:g} {first['unit']} on {today.isoformat()}, from birth date {shown}"
 
 
-def condition_input(pid: str, kb: KnowledgeBase) -> tuple[dict[str, Any], tuple[Detail, ...]]:
+def reads_observations(kb: KnowledgeBase) -> bool:
+    """Whether any declared detail is read from an Observation (a `loinc:` entry in data)."""
+    return any(d.loinc for details in kb.details.values() for d in details)
+
+
+def condition_input(
+    pid: str, kb: KnowledgeBase, observed: Mapping[str, obslib.Observed] | None = None
+) -> tuple[dict[str, Any], tuple[Detail, ...]]:
     """One presentation's condition input from the record, and the declared details it does not hold.
 
     The input is built over the presentation's declared details (`kb.details[pid]`), so a detail added
-    to the knowledge base is listed here. None is filled yet: the clinical brief gives no record code
-    (LOINC, SNOMED CT) for any of them, and a detail left out is "not recorded", which the plan names
-    as a need where it would change the answer; a guessed one would change the answer silently.
+    to the knowledge base is listed here. A detail is filled only from an Observation with a LOINC code
+    its declaration lists (models/observations.py); every other one is left out, which is "not
+    recorded": the plan names it as a need where it would change the answer, where a guessed value
+    would change the answer silently.
     """
     condition: dict[str, Any] = {"presentation": pid}
+    for detail_id, item in (observed or {}).items():
+        condition[detail_id] = item.value
     return condition, tuple(d for d in kb.details[pid] if d.id not in condition)
 
 
@@ -336,7 +293,7 @@ def _read_only(raw: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def read_prefetch(
-    prefetch: dict[str, Any] | None, patient_id: str, kb: KnowledgeBase, codes_map: CodeMap, today: date
+    prefetch: dict[str, Any] | None, patient_id: str, kb: KnowledgeBase, codes_map: Terminology, today: date
 ) -> FhirReading:
     """Turn the prefetch into a Presentation dict plus what could not be read.
 
@@ -347,8 +304,8 @@ def read_prefetch(
     missing = [key for key in REQUIRED_KEYS if key not in prefetch]
     if missing:
         raise PrefetchMissing(
-            f"prefetch {', '.join(repr(k) for k in missing)} missing: this service does not fetch from the "
-            "record itself; send the prefetch its discovery entry asks for"
+            f"prefetch {', '.join(repr(k) for k in missing)} missing: send the prefetch its discovery entry asks "
+            "for, or fhirServer with fhirAuthorization so that this service reads it from the record"
         )
     if prefetch["patient"] is None:
         raise PrefetchMissing("prefetch 'patient' is null: this service needs the Patient resource for the age")
@@ -374,9 +331,15 @@ def read_prefetch(
                 _validate(Condition, _read_only(raw, CONDITION_READ), f"prefetch.conditions.entry.{index}.resource")
             )
     observations = 0
+    found_obs: list[tuple[int, dict[str, Any]]] = []
     if prefetch.get("observations") is not None:
-        found, skipped_obs = _entries(prefetch["observations"], "prefetch.observations", "Observation", patient_id)
-        observations, skipped = len(found), skipped + skipped_obs
+        # A first page is enough only when no detail is read from Observations (fhir_fetch completes the
+        # rest when the knowledge reads some and the call gives server access).
+        found_obs, skipped_obs = _entries(
+            prefetch["observations"], "prefetch.observations", "Observation", patient_id,
+            partial_ok=not reads_observations(kb),
+        )
+        observations, skipped = len(found_obs), skipped + skipped_obs
 
     mapped: dict[str, list[str]] = {}
     not_mapped: list[NotMapped] = []
@@ -385,7 +348,7 @@ def read_prefetch(
         if not_current(condition):
             ignored += 1
             continue
-        result = _read_condition(condition, codes_map, kb)
+        result = _read_condition(condition, codes_map)
         if isinstance(result, NotMapped):
             not_mapped.append(result)
         else:
@@ -396,7 +359,9 @@ def read_prefetch(
 
     age, age_note = age_from_birth_date(patient.birthDate, today)
     presentation: dict[str, Any] | None = None
-    inputs = {pid: condition_input(pid, kb) for pid in mapped}
+    asked = obslib.wanted({pid: kb.details[pid] for pid in mapped})
+    observed = obslib.read((raw for _, raw in found_obs), asked, today) if asked and not deceased else {}
+    inputs = {pid: condition_input(pid, kb, observed.get(pid)) for pid in mapped}
     if mapped and not deceased:
         presentation = {"conditions": [condition for condition, _ in inputs.values()]}
         if age is not None:
@@ -405,6 +370,7 @@ def read_prefetch(
         presentation=presentation,
         mapped_codes={pid: tuple(codes) for pid, codes in mapped.items()},
         not_held={pid: not_held for pid, (_, not_held) in inputs.items()},
+        observed={pid: tuple(values.values()) for pid, values in observed.items()},
         not_mapped=tuple(not_mapped),
         age_note=age_note,
         observations=observations,

@@ -235,8 +235,9 @@ def test_no_figure_or_threshold_the_brief_does_not_give() -> None:
     if not brief.is_file():
         pytest.skip(f"shared/clinical-brief.md not beside the repository ({brief})")
     known = set(re.findall(r"\d+(?:\.\d+)?", brief.read_text(encoding="utf-8")))
-    # min and max of a detail bound what the form accepts (plausibility), they are not clinical figures
-    skip = frozenset({"id", "citations", "procedure", "presentation", "icd10", "version", "source", "urls",
+    # min and max of a detail bound what the form accepts (plausibility), they are not clinical figures;
+    # codes are identifiers, each with its source (tests/test_terminology.py)
+    skip = frozenset({"id", "citations", "procedure", "presentation", "codes", "version", "source", "urls",
                       "reference", "key", "year", "concerns", "cases", "min", "max"})
     unknown = []
     for path in sorted(DATA_DIR.rglob("*.yaml")):

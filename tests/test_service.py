@@ -26,15 +26,8 @@ from models.plan import Evidence, Plan
 from rules import RuleExecutionError, assess, default_context
 from service import cards as cardlib
 from service.app import PREFETCH, SERVICE_ID, create_app
-from service.fhir_input import (
-    ICD10CM,
-    SNOMED_CT,
-    CodeMap,
-    FhirReading,
-    age_from_birth_date,
-    code_map,
-    condition_input,
-)
+from models.terminology import ICD10_WHO, ICD10CM, SNOMED_CT, SYSTEM_NAMES, Terminology
+from service.fhir_input import FhirReading, age_from_birth_date, code_map, condition_input
 from tests.cds import dev_settings, issued_uuid, local_client
 
 TODAY = date(2026, 1, 15)
@@ -44,7 +37,13 @@ PATIENT = "pat-9"
 HOOK_INSTANCE = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea"
 
 _KB = load()  # at collection, to parametrize over what the knowledge base holds now
-CODED = [(pid, code) for pid, pdef in _KB.presentations.items() for code in pdef.codes.icd10]
+# (presentation, system, listed code) for every code that maps to one presentation alone
+CODED = [
+    (pid, item.system, item.code)
+    for item in Terminology(_KB.presentations).listings()
+    if len(item.presentations) == 1
+    for pid in item.presentations
+]
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +127,7 @@ def reading_for(case_input: dict[str, Any], kb: Any) -> FhirReading:
     pids = [c["presentation"] for c in case_input["conditions"]]
     return FhirReading(
         presentation=case_input,
-        mapped_codes={p: tuple(kb.presentations[p].codes.icd10[:1]) for p in pids},
+        mapped_codes={p: tuple(f"ICD-10-CM {c.code}" for c in kb.presentations[p].codes.icd10cm[:1]) for p in pids},
         not_held={p: condition_input(p, kb)[1] for p in pids},
     )
 
@@ -146,11 +145,12 @@ CASES = [case for _, case in load_cases(_KB)]
 
 def test_discovery_lists_one_patient_view_service_with_its_prefetch(client: TestClient) -> None:
     found = Discovery.model_validate(client.get("/cds-services").json())
-    (service,) = found.services
+    service, *orders = found.services
+    assert {(s.id, s.hook) for s in orders} == {("myotomy-order-select", "order-select"),
+                                                 ("myotomy-order-sign", "order-sign")}
     assert (service.id, service.hook) == (SERVICE_ID, "patient-view")
     assert service.prefetch == PREFETCH and set(PREFETCH) == {"patient", "conditions", "observations"}
-    for _, code in CODED:
-        assert code in service.description
+    assert "SNOMED CT" in service.description and "ICD-10-CM" in service.description
 
 
 # Each presentation from FHIR input
@@ -165,16 +165,13 @@ def _age_for(pid: str) -> tuple[str, dict[str, Any]]:
     return "1980-06-01", {"value": 45, "unit": "years"}
 
 
-@pytest.mark.parametrize(("pid", "code"), CODED, ids=[f"{p}-{c}" for p, c in CODED])
-def test_each_coded_presentation_maps_and_is_assessed(client: TestClient, uuid_of: Any, pid: str, code: str) -> None:
+@pytest.mark.parametrize(("pid", "system", "code"), CODED, ids=[f"{p}-{SYSTEM_NAMES[s]}-{c}" for p, s, c in CODED])
+def test_each_coded_presentation_maps_and_is_assessed(
+    client: TestClient, uuid_of: Any, pid: str, system: str, code: str
+) -> None:
     kb, _ = default_context()
     birth, age = _age_for(pid)
-    before = metrics(client).get("conditions_not_mapped", 0)
-    cards = cards_of(client.post(URL, json=request(condition(concrete(code)), birth=birth)))
-    sharing = [p for p, c in CODED if c == code]
-    if len(sharing) > 1:  # one code, several presentations: never guessed, and no guidance
-        assert cards == [] and metrics(client)["conditions_not_mapped"] == before + 1
-        return
+    cards = cards_of(client.post(URL, json=request(condition(concrete(code), system=system), birth=birth)))
     plan = assess({"age": age, "conditions": [{"presentation": pid}]})
     stops = stands(plan, pid, "stop")
     if stops:  # one critical card that says stop and the urgent action; no option card
@@ -193,8 +190,18 @@ def test_each_coded_presentation_maps_and_is_assessed(client: TestClient, uuid_o
     assert concrete(code) in card.detail and "**Sources**" in card.detail
 
 
+def test_a_code_listed_for_two_presentations_maps_to_none(client: TestClient) -> None:
+    """ICD-10-CM K22.5 (diverticulum of oesophagus, acquired) covers Zenker and epiphrenic diverticula."""
+    before = metrics(client).get("conditions_not_mapped", 0)
+    assert cards_of(client.post(URL, json=request(condition("K22.5")))) == []
+    assert metrics(client)["conditions_not_mapped"] == before + 1
+    zenker = condition("399291005", system=SNOMED_CT)  # SNOMED CT Zenker's diverticulum says which
+    alone = cards_of(client.post(URL, json=request(zenker)))
+    assert alone and cards_of(client.post(URL, json=request(condition("K22.5"), zenker))) == alone
+
+
 def test_every_coded_presentation_at_once_gives_the_same_cards_as_each_alone(client: TestClient) -> None:
-    unique = [(p, c) for p, c in CODED if [q for q, d in CODED if d == c] == [p]]
+    unique = [(p, c) for p, s, c in CODED if s == ICD10CM]
     first = {p: c for p, c in reversed(unique)}  # one code per presentation
     adults = [p for p in first if (_KB.presentations[p].max_age_years or 99) > 1][:8]
     everything = request(*(condition(concrete(first[p])) for p in adults))
@@ -287,12 +294,14 @@ VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
     "resource",
     [
         condition("111111111", system=SNOMED_CT),
-        condition("K22.0", system="http://hl7.org/fhir/sid/icd-10"),
+        condition("I10", system=ICD10_WHO),
+        condition("45564002"),  # a SNOMED CT code sent as ICD-10-CM: not read
+        condition("45564002", system=""),  # no system: not guessed
         condition("I10"),
         condition("K22.0 [click](https://evil.example)"),
         {"resourceType": "Condition", "subject": {"reference": f"Patient/{PATIENT}"}, "code": {"text": "dysphagia"}},
     ],
-    ids=["snomed", "who-icd10", "other-code", "malformed-code", "text-only"],
+    ids=["snomed", "who-icd10", "wrong-system", "no-system", "other-code", "malformed-code", "text-only"],
 )
 def test_conditions_that_do_not_map_give_no_cards_and_are_counted(client: TestClient, resource: dict) -> None:
     before = metrics(client).get("conditions_not_mapped", 0)
@@ -356,7 +365,8 @@ def test_record_text_never_reaches_a_card(client: TestClient) -> None:
 
 
 def test_infant_presentation_needs_an_age_and_says_so(client: TestClient, uuid_of: Any) -> None:
-    infants = [(p, c) for p, c in CODED if _KB.presentations[p].requires_age and _KB.presentations[p].max_age_years]
+    infants = [(p, c) for p, s, c in CODED
+               if s == ICD10CM and _KB.presentations[p].requires_age and _KB.presentations[p].max_age_years]
     if not infants:
         pytest.skip("no presentation in the knowledge base both requires an age and has an age limit")
     pid, code = infants[0]
@@ -423,18 +433,34 @@ def test_leap_day_birthday_counts_on_the_first_of_march() -> None:
 
 
 def test_code_map_picks_the_most_specific_listed_code() -> None:
-    codes = CodeMap({"H50": ("H50", ("broad",)), "H500": ("H50.0-", ("narrow",)), "K220": ("K22.0", ("a",))})
-    assert codes.match("H50.00") == ("H50.0-", ("narrow",))
-    assert codes.match("H50.1") == ("H50", ("broad",))
-    assert codes.match("k22.0") == ("K22.0", ("a",))
-    assert codes.match("K22.4") is None and codes.match("K2") is None
+    from types import SimpleNamespace
+
+    from models.knowledge import Codes
+
+    def pres(pid: str, **codes: Any) -> Any:
+        return SimpleNamespace(id=pid, name=pid, codes=Codes.model_validate(codes))
+
+    def entry(code: str) -> dict[str, str]:
+        return {"code": code, "display": "x" * 3, "source": "test"}
+
+    terms = Terminology({"broad": pres("broad", icd10cm=[entry("H50")]),
+                         "narrow": pres("narrow", icd10cm=[entry("H50.0-")]),
+                         "a": pres("a", icd10cm=[entry("K22.0")], snomed=[entry("45564002")])})
+    assert terms.lookup(ICD10CM, "H50.00").presentations == ("narrow",)
+    assert terms.lookup(ICD10CM, "H50.1").presentations == ("broad",)
+    assert terms.lookup("urn:oid:2.16.840.1.113883.6.90", "k22.0").presentations == ("a",)
+    assert terms.lookup(ICD10CM, "K22.4") is None and terms.lookup(ICD10CM, "K2") is None
+    assert terms.lookup(SNOMED_CT, "45564002").presentations == ("a",)
+    assert terms.lookup("urn:oid:2.16.840.1.113883.6.96", "45564002").presentations == ("a",)
+    assert terms.lookup(SNOMED_CT, "455640021") is None  # SNOMED CT is matched exactly, never by prefix
+    assert terms.lookup(None, "K22.0") is None and terms.lookup(ICD10_WHO, "K22.0") is None
 
 
 def test_code_map_is_built_from_the_knowledge_base(kb: Any) -> None:
     built = code_map(kb)
-    for pid, code in CODED:
-        listed, pids = built.match(concrete(code))
-        assert listed == code and pid in pids
+    for pid, system, code in CODED:
+        listing = built.lookup(system, concrete(code))
+        assert listing is not None and listing.code == code and listing.presentations == (pid,)
 
 
 def test_input_is_built_over_the_declared_details(kb: Any) -> None:
@@ -664,7 +690,7 @@ BAD_REQUESTS = [
     (_other_patient, 400, "Patient/someone-else is not the patient in context"),
     (_patient_id_mismatch, 400, "is not the patient in context"),
     (lambda: _set(["prefetch"], {}), 412, "'patient', 'conditions' missing"),
-    (lambda: {k: v for k, v in request().items() if k != "prefetch"}, 412, "does not fetch from the record itself"),
+    (lambda: {k: v for k, v in request().items() if k != "prefetch"}, 412, "fhirServer with fhirAuthorization"),
     (lambda: _without("conditions"), 412, "prefetch 'conditions' missing"),
     (lambda: _set(["prefetch", "patient"], None), 412, "'patient' is null"),
     (_paged, 412, "'next' link"),
@@ -693,7 +719,7 @@ def test_observations_are_read_counted_and_not_mapped(client: TestClient) -> Non
     with_obs = cards_of(client.post(URL, json=request(condition("K22.0"), observations=bundle(weight))))
     without = cards_of(client.post(URL, json=request(condition("K22.0"))))
     (read,), (plain,) = with_obs, without
-    assert "Observations: 1 received; none is mapped" in read.detail and "Observations: 0 received" in plain.detail
+    assert "Observations: 1 received; none is read" in read.detail and "Observations: 0 received" in plain.detail
     assert (read.uuid, read.summary, read.indicator) == (plain.uuid, plain.summary, plain.indicator)
     elsewhere = {**weight, "subject": {"reference": "Patient/someone-else"}}
     assert "not the patient in context" in error_of(

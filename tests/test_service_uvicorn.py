@@ -68,7 +68,9 @@ def _post(base: str, path: str, body: bytes) -> httpx.Response:
 def test_discovery_over_http(server: tuple[str, Path, Path]) -> None:
     base, _, _ = server
     found = Discovery.model_validate(httpx.get(f"{base}/cds-services", timeout=10).json())
-    assert [(s.id, s.hook) for s in found.services] == [(SERVICE_ID, "patient-view")]
+    assert [(s.id, s.hook) for s in found.services] == [
+        (SERVICE_ID, "patient-view"), ("myotomy-order-select", "order-select"), ("myotomy-order-sign", "order-sign")
+    ]
 
 
 def test_fhir_bundle_example_gets_the_expected_cards(server: tuple[str, Path, Path]) -> None:
