@@ -263,6 +263,17 @@ def _basis_lines(bases: Sequence[Basis]) -> list[str]:
     )
 
 
+def _purpose_lines(part: _Part) -> list[str]:
+    """What the presentation's rules are for and not for, as the knowledge declares them."""
+    info = next((p for p in part.plan.presentations if p.id == part.pid), None)
+    if info is None:
+        return []
+    return _section(
+        "What these rules are for",
+        [f"- Purpose: {esc(info.purpose)}", f"- Intended use: {esc(info.intended_use)}", f"- Not for: {esc(info.misuse)}"],
+    )
+
+
 def _record_lines(part: _Part, reading: FhirReading, kb: KnowledgeBase) -> list[str]:
     """How the record was read for this presentation: what was used and what it did not hold."""
     codes = ", ".join(reading.mapped_codes.get(part.pid, ()))
@@ -331,6 +342,7 @@ def _stop_card(part: _Part, reading: FhirReading, kb: KnowledgeBase) -> Card:
             _cleared_lines(part),
             _record_lines(part, reading, kb),
             _basis_lines([f.basis for f in stops] + [o.basis for o in shown]),
+            _purpose_lines(part),
             _section("Sources", _sources(refs)),
         ],
         part.plan.disclaimer,
@@ -427,6 +439,7 @@ def _plan_card(part: _Part, reading: FhirReading, kb: KnowledgeBase) -> Card:
             _cleared_lines(part),
             _record_lines(part, reading, kb),
             _basis_lines([f.basis for f in (*do_first, *cautions)] + [o.basis for o in ordered]),
+            _purpose_lines(part),
             _section("Sources", _sources(refs)),
         ],
         part.plan.disclaimer,
