@@ -43,6 +43,7 @@ NO_SNOMED = {
     "cp_hip_displacement": NO_VERIFIED,
     "cricopharyngeal_dysfunction": NO_VERIFIED,
     "distal_esophageal_spasm": NO_VERIFIED,
+    "duchenne_contracture": NO_VERIFIED + " (no code search was done in the time given)",
     "egj_outflow_obstruction": NO_VERIFIED,
     "epiphrenic_diverticulum": NO_VERIFIED,
     "hypercontractile_esophagus": NO_VERIFIED,
@@ -57,6 +58,7 @@ NO_SNOMED = {
 NO_ICD10CM = {
     "cosmetic_face_neck_request": "a request, not a diagnosis; " + NO_VERIFIED,
     "cp_hip_displacement": "ICD-10-CM codes cerebral palsy and hip displacement separately; " + NO_VERIFIED,
+    "duchenne_contracture": "Duchenne muscular dystrophy and a contracture are coded separately; " + NO_VERIFIED,
     "cricopharyngeal_dysfunction": "the clinical brief says there is no specific code (dysphagia R13.1- is a symptom)",
     "egj_outflow_obstruction": "a manometric (Chicago v4.0) diagnosis; " + NO_VERIFIED,
     "epiphrenic_diverticulum": K225,
