@@ -34,7 +34,7 @@ K225 = (
 )
 # presentation -> reason it has no SNOMED CT code that maps to it alone
 NO_SNOMED = {
-    "arthrogryposis_contracture": NO_VERIFIED + " (no code search was done in the time given)",
+    "arthrogryposis_contracture": NO_VERIFIED + " (ICD-10 Q74.3 was verified; no SNOMED CT code was searched)",
     "benign_essential_blepharospasm": NO_VERIFIED,
     "cervical_dystonia": NO_VERIFIED,
     "chronic_anal_fissure": NO_VERIFIED + " (anal fissure 30037006 was found, but an unspecified fissure is not the chronic one)",
@@ -57,7 +57,6 @@ NO_SNOMED = {
 }
 # presentation -> reason it has no ICD-10-CM code that maps to it alone
 NO_ICD10CM = {
-    "arthrogryposis_contracture": NO_VERIFIED + " (no code search was done in the time given)",
     "cosmetic_face_neck_request": "a request, not a diagnosis; " + NO_VERIFIED,
     "cp_hip_displacement": "ICD-10-CM codes cerebral palsy and hip displacement separately; " + NO_VERIFIED,
     "duchenne_contracture": "Duchenne muscular dystrophy and a contracture are coded separately; " + NO_VERIFIED,
