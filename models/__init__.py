@@ -1,16 +1,18 @@
-"""The contract: input (`Presentation`), output (`Assessment`) and the knowledge-file schema."""
+"""The contract: the input (`Presentation`, built per knowledge base), the output (`Plan`) and the
+schema of the knowledge files."""
 
-from models.assessment import Assessment, Basis, RedFlag, Suggestion, WhyNot
+from models.plan import Basis, Flag, Plan, PlanOption, PlanStep, WhyNot
 from models.presentation import Age, Condition, Presentation, PriorTreatment
 
 __all__ = [
     "Age",
-    "Assessment",
     "Basis",
     "Condition",
+    "Flag",
+    "Plan",
+    "PlanOption",
+    "PlanStep",
     "Presentation",
     "PriorTreatment",
-    "RedFlag",
-    "Suggestion",
     "WhyNot",
 ]

@@ -274,10 +274,7 @@ def test_exports_hold_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     assert exported["knowledge_base"]["version"]
     if "text/markdown" not in deferred:
         pytest.skip("no runtime under this AppTest: the report writer is not registered")
-    try:
-        report = deferred["text/markdown"]()
-    except AttributeError as error:  # rules/render.py still renders the old Assessment
-        pytest.xfail(f"rules.render.to_markdown does not take a Plan yet: {error}")
+    report = deferred["text/markdown"]()
     assert "Per-oral endoscopic myotomy (POEM)" in report and "not a diagnosis" in report
 
 
