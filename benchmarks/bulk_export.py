@@ -40,7 +40,7 @@ TRANSACTION_TIME = "2026-12-01T08:00:00.000+00:00"
 UNMAPPED = ((ICD10CM, "I10"), (ICD10CM, "E11.9"), (SNOMED_CT, "38341003"))
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
-MALFORMED = ("{not json", "[1, 2, 3]", "", "null")
+MALFORMED = ("{not json", "[1, 2, 3]", "null", '"text"')
 
 
 @dataclass
@@ -101,10 +101,12 @@ def _condition(rng: random.Random, cid: str, pid: str, system: str | None, code:
     }
 
 
-def _resources(n: int, seed: int, today: date, terms: Terminology) -> Iterator[tuple[str, dict[str, Any] | str, str | None, Expected | None]]:
+def _resources(n: int, seed: int, today: date, presentations: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any] | str, str | None, Expected | None]]:
     """(type, resource or a malformed line, patient id, expectation) in the order they are written."""
     rng = random.Random(seed)
+    terms = Terminology(presentations)
     codings = _codings(terms)
+    max_age = {pid: p.max_age_years for pid, p in presentations.items() if p.max_age_years is not None}
     serial = 0
     for index in range(n):
         pid = "%08x-%04x" % (rng.getrandbits(32), index % 0x10000)
@@ -128,6 +130,8 @@ def _resources(n: int, seed: int, today: date, terms: Terminology) -> Iterator[t
             verified = "entered-in-error" if rng.random() < 0.02 else rng.choice(("confirmed", "provisional"))
             if kind < 0.6:
                 system, code, mapped = rng.choice(codings)
+                while mapped in max_age and (today - born).days > 365.25 * max_age[mapped] and rng.random() < 0.98:
+                    system, code, mapped = rng.choice(codings)  # mostly codes that fit the age, as records do
             elif kind < 0.95:
                 (system, code), mapped = rng.choice(UNMAPPED), None
             else:
@@ -204,11 +208,11 @@ def generate(folder: Path, patients: int, seed: int = 1, per_file: int = 5000, g
     """Write a synthetic export of `patients` patients into `folder` (created)."""
     folder.mkdir(parents=True, exist_ok=True)
     today = date.fromisoformat(TRANSACTION_TIME[:10])
-    terms = Terminology(load().presentations)
+    presentations = load().presentations
     writers = {t: _Writer(folder, t, per_file, gz) for t in TYPES}
     expected: dict[str, Expected] = {}
     bad = 0
-    for rtype, resource, pid, exp in _resources(patients, seed, today, terms):
+    for rtype, resource, pid, exp in _resources(patients, seed, today, presentations):
         if isinstance(resource, str):
             writers[rtype].write(resource)
             bad += 1
