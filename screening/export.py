@@ -174,8 +174,3 @@ def read_file(file: ExportFile) -> Iterator[Record]:
     except (OSError, EOFError, ValueError) as error:  # a truncated gzip, a vanished file
         where = f"after line {number}" if number else "at the start"
         yield ("p", file.name, number, f"file cannot be read {where}: {type(error).__name__}: {error}")
-
-
-def read_files(files: list[ExportFile]) -> list[Record]:
-    """A Dask bag partition: the records of its files."""
-    return [record for file in files for record in read_file(file)]

@@ -1,12 +1,14 @@
 """`myotomy-cds screen EXPORT_DIR OUT`: the cohort screen on Dask.
 
-The graph: one Dask bag partition per export file (read_files: each line becomes a resource record
-keyed by patient id, or a problem); the resource records are grouped by patient with the bag's
-task-based shuffle (it runs on any scheduler, one machine or many); each grouped partition is
-assessed patient by patient (screening/patients.py) and written by the worker that assessed it as
-one Parquet file (and, with --full, one JSON Lines file of plans) under OUT, so that results never
-travel back through the client; the client gets only the counts of each partition and the
-problems, and writes the summary (screening/summary.py).
+Two passes, each a Dask bag. Pass 1, a partition per export file: each line becomes a resource
+record or a problem (screening/export.py), and the records are written into patient buckets (a
+crc32 of the patient id) under OUT/_scratch. Pass 2, a partition per bucket: its patients are
+assessed (screening/patients.py) and the worker writes the bucket's rows as one Parquet file (and,
+with --full, its plans as JSON Lines) under OUT. Buckets are sized from the export (about
+BUCKET_BYTES each), so the memory of a task does not grow with the export: this is a shuffle
+through storage, which a bag's in-memory task shuffle is not. Results never travel back through
+the client, which gets only the counts of each bucket and the problems, and writes the summary
+(screening/summary.py).
 
 Scheduler: by default a local cluster of `workers` single-threaded processes on this machine
 (dask.distributed's LocalCluster), nothing to set up; `--scheduler ADDRESS` runs on an existing
@@ -16,24 +18,29 @@ Dask cluster, whose workers must be able to import this project and read EXPORT_
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import math
+import pickle
 import sys
+import zlib
 from dataclasses import dataclass
 from datetime import date
-from operator import itemgetter
 from typing import Any
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from screening.export import Export, Problem, discover, read_files
+from screening.export import Export, ExportFile, Problem, discover, read_file
 from screening.patients import Tally, assess_patient
 
 TABLE = "table"  # OUT/table/part-*.parquet: read it whole with pandas.read_parquet(OUT + "/table")
 PLANS = "plans.jsonl"
+SCRATCH = "_scratch"  # pass 1's patient buckets; removed at the end
+BUCKET_BYTES = 16 * 1024 * 1024
+MIN_BUCKETS = 8
+FLUSH_RECORDS = 20_000
 SCHEMA = pa.schema([
     ("patient_id", pa.string()),
     ("status", pa.string()),  # assessed | not_assessed
@@ -63,51 +70,95 @@ class Result:
     scheduler: str
 
 
-def _is_problem(record: tuple) -> bool:
-    return record[0] == "p"
+def buckets_for(files: list[ExportFile]) -> int:
+    """How many patient buckets: about BUCKET_BYTES of NDJSON each (gzip counted at about 8 times its
+    size), and at least MIN_BUCKETS, so that workers stay busy on a small export and the memory of a
+    task stays the same on a large one."""
+    total = 0
+    for file in files:
+        fs, path = fsspec.core.url_to_fs(file.path)
+        try:
+            size = fs.size(path) or 0
+        except OSError:
+            size = 0
+        total += size * (8 if file.name.endswith(".gz") else 1)
+    return max(MIN_BUCKETS, math.ceil(total / BUCKET_BYTES))
 
 
-def _is_resource(record: tuple) -> bool:
-    return record[0] == "r"
+def bucket_of(pid: str, buckets: int) -> int:
+    """The same on every machine and every run (not Python's salted hash)."""
+    return zlib.crc32(pid.encode("utf-8")) % buckets
 
 
-def _part_name(groups: list[tuple[str, list[tuple]]]) -> str:
-    """Named by its patients, so a task run twice (a worker lost) overwrites its own file."""
-    digest = hashlib.sha256()
-    for pid in sorted(pid for pid, _ in groups):
-        digest.update(pid.encode() + b"\0")
-    return "part-" + digest.hexdigest()[:20]
+def split_file(file: ExportFile, buckets: int, scratch: str) -> list[tuple]:
+    """Pass 1, one task per file: its resource records into the scratch bucket of their patient (a
+    file per bucket, written every FLUSH_RECORDS records so memory does not grow with the file);
+    returns the file's problems."""
+    problems: list[tuple] = []
+    pending: dict[int, list[tuple]] = {}
+    held = chunk = 0
+
+    def flush() -> None:
+        nonlocal held, chunk
+        for bucket, records in pending.items():
+            with fsspec.open(f"{scratch}/{bucket:05d}/{file.name}.{chunk}.pkl", "wb") as handle:
+                pickle.dump(records, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        pending.clear()
+        held, chunk = 0, chunk + 1
+
+    for record in read_file(file):
+        if record[0] == "p":
+            problems.append(record)
+            continue
+        pending.setdefault(bucket_of(record[1], buckets), []).append(record)
+        held += 1
+        if held >= FLUSH_RECORDS:
+            flush()
+    flush()
+    return problems
 
 
-def assess_partition(groups: list[tuple[str, list[tuple]]], today: date, out: str, full: bool) -> list[Tally]:
-    """One grouped partition: assess every patient, write its table part (and plans), return its counts."""
+def _bucket_records(scratch: str, bucket: int) -> dict[str, list[tuple]]:
+    fs, root = fsspec.core.url_to_fs(f"{scratch}/{bucket:05d}")
+    groups: dict[str, list[tuple]] = {}
+    if not fs.exists(root):
+        return groups
+    for path in sorted(fs.ls(root, detail=False)):
+        with fs.open(path, "rb") as handle:
+            for record in pickle.load(handle):
+                groups.setdefault(record[1], []).append(record)
+    return groups
+
+
+def assess_bucket(bucket: int, scratch: str, today: date, out: str, full: bool) -> Tally:
+    """Pass 2, one task per bucket: assess its patients, write its table part (and plans), return its counts.
+    Named by bucket, so a task run twice (a worker lost) overwrites its own files."""
     from rules.batch import plan_json
 
     tally = Tally()
     rows: list[dict[str, Any]] = []
     plans: list[bytes] = []
-    for pid, records in groups:
+    for pid, records in sorted(_bucket_records(scratch, bucket).items()):
         patient_rows, patient_plans = assess_patient(pid, records, today, tally)
         rows.extend(patient_rows)
         if full:
             plans.extend(b'{"patient_id": %s, "plan": %s}\n' % (json.dumps(p).encode(), plan_json(plan))
                          for p, plan in patient_plans)
     tally.rows = len(rows)
-    name = _part_name(groups)
     if rows:
-        with fsspec.open(f"{out}/{TABLE}/{name}.parquet", "wb") as handle:
+        with fsspec.open(f"{out}/{TABLE}/part-{bucket:05d}.parquet", "wb") as handle:
             pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), handle)
     if plans:
-        with fsspec.open(f"{out}/plans/{name}.jsonl", "wb") as handle:
+        with fsspec.open(f"{out}/plans/part-{bucket:05d}.jsonl", "wb") as handle:
             handle.write(b"".join(plans))
-    return [tally]
+    return tally
 
 
 def _prepare(out: str) -> None:
     """Remove what an earlier screen wrote here (only the names this command writes)."""
     fs, root = fsspec.core.url_to_fs(out)
     fs.makedirs(root, exist_ok=True)
-    for name in (TABLE, "plans", PLANS):
+    for name in (TABLE, "plans", PLANS, SCRATCH):
         path = f"{root}/{name}"
         if fs.exists(path):
             fs.rm(path, recursive=True)
@@ -115,7 +166,7 @@ def _prepare(out: str) -> None:
 
 
 def _join_plans(out: str) -> None:
-    """The worker-written plan files, joined into OUT/plans.jsonl in a fixed order."""
+    """The worker-written plan files, joined into OUT/plans.jsonl in bucket order."""
     fs, root = fsspec.core.url_to_fs(out)
     if not fs.exists(f"{root}/plans"):
         fs.pipe(f"{root}/{PLANS}", b"")
@@ -128,26 +179,26 @@ def _join_plans(out: str) -> None:
     fs.rm(f"{root}/plans", recursive=True)
 
 
-def build(export: Export, out: str, full: bool) -> tuple[Any, Any]:
-    """The Dask graph: (a bag of per-partition counts, a bag of problems)."""
+def passes(export: Export, out: str, full: bool) -> tuple[Any, Any]:
+    """The two Dask bags: pass 1 (a partition per file: problems), pass 2 (a partition per bucket: counts).
+    Pass 2 reads what pass 1 wrote, so it is computed after it."""
     import dask.bag as db
 
     files = list(export.files)
-    read = db.from_sequence([[f] for f in files], npartitions=len(files)).map_partitions(
-        lambda parts: read_files([f for part in parts for f in part])
-    )
-    grouped = read.filter(_is_resource).groupby(itemgetter(1), shuffle="tasks")
-    tallies = grouped.map_partitions(assess_partition, export.today, out, full)
-    return tallies, read.filter(_is_problem)
+    buckets = buckets_for(files)
+    scratch = f"{out}/{SCRATCH}"
+    split = db.from_sequence(files, npartitions=len(files)).map(split_file, buckets, scratch).flatten()
+    assessed = db.from_sequence(range(buckets), npartitions=buckets).map(assess_bucket, scratch, export.today, out, full)
+    return split, assessed
 
 
-def _bar(total: int, show: bool) -> Any:
+def _bar(total: int, show: bool, desc: str) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="part", desc="screening", file=sys.stderr, disable=not show)
+    return tqdm(total=total, unit="part", desc=desc, file=sys.stderr, disable=not show)
 
 
-def _run_distributed(tallies: Any, problems: Any, address: str | None, workers: int, show: bool) -> tuple[list, list, str]:
+def _run_distributed(split: Any, assessed: Any, address: str | None, workers: int, show: bool) -> tuple[list, list, str]:
     from distributed import Client, LocalCluster, as_completed
 
     if address:
@@ -157,22 +208,23 @@ def _run_distributed(tallies: Any, problems: Any, address: str | None, workers: 
                                dashboard_address=None, silence_logs=logging.ERROR)
         client, where = Client(cluster), f"a local Dask cluster of {workers} processes"
     try:
-        parts = tallies.to_delayed()
-        futures = client.compute([*parts, problems], sync=False)
-        *part_futures, problem_future = futures
-        found: list[Tally] = []
-        with _bar(len(part_futures), show) as bar:
-            for future in as_completed(part_futures):
-                found.extend(future.result())
-                bar.update(1)
-        return found, list(problem_future.result()), where
+        results = []
+        for bag, desc in ((split, "reading"), (assessed, "assessing")):
+            futures = client.compute(bag.to_delayed())
+            found: list = []
+            with _bar(len(futures), show, desc) as bar:
+                for future in as_completed(futures):
+                    found.extend(future.result())
+                    bar.update(1)
+            results.append(found)
+        return results[1], results[0], where
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def _run_multiprocessing(tallies: Any, problems: Any, workers: int, show: bool) -> tuple[list, list, str]:
+def _run_multiprocessing(split: Any, assessed: Any, workers: int, show: bool) -> tuple[list, list, str]:
     import dask
     from dask.diagnostics import ProgressBar
 
@@ -180,11 +232,12 @@ def _run_multiprocessing(tallies: Any, problems: Any, workers: int, show: bool) 
     if bar:
         bar.register()
     try:
-        found, problem_list = dask.compute(tallies, problems, scheduler="processes", num_workers=workers)
+        (problems,) = dask.compute(split, scheduler="processes", num_workers=workers)
+        (found,) = dask.compute(assessed, scheduler="processes", num_workers=workers)
     finally:
         if bar:
             bar.unregister()
-    return list(found), list(problem_list), f"dask's multiprocessing scheduler, {workers} processes"
+    return list(found), list(problems), f"dask's multiprocessing scheduler, {workers} processes"
 
 
 def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str | None = None,
@@ -192,7 +245,7 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
     """Screen every patient of the export; write OUT/table, OUT/summary.* (and OUT/plans.jsonl)."""
     export = discover(export_dir, as_of)
     _prepare(out)
-    tallies, problems = build(export, out, full)
+    split, assessed = passes(export, out, full)
     show = sys.stderr.isatty() if show_progress is None else show_progress
     try:
         import distributed  # noqa: F401
@@ -200,11 +253,11 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
     except ImportError:
         have_distributed = False
     if have_distributed:
-        found, problem_list, where = _run_distributed(tallies, problems, scheduler, workers, show)
+        found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show)
     elif scheduler:
         raise RuntimeError("--scheduler needs dask.distributed (pip install distributed)")
     else:
-        found, problem_list, where = _run_multiprocessing(tallies, problems, workers, show)
+        found, problem_list, where = _run_multiprocessing(split, assessed, workers, show)
     total = Tally()
     for part in found:
         total.add(part)
@@ -212,6 +265,8 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
                     key=lambda p: (p.file, p.line))
     if full:
         _join_plans(out)
+    fs, root = fsspec.core.url_to_fs(out)
+    fs.rm(f"{root}/{SCRATCH}", recursive=True)
     result = Result(export, total, listed, out, where)
     from screening.summary import write_summary
 
