@@ -23,6 +23,7 @@ import logging
 import math
 import pickle
 import sys
+import time
 import zlib
 from dataclasses import dataclass
 from datetime import date
@@ -68,6 +69,7 @@ class Result:
     problems: list[Problem]
     out: str
     scheduler: str
+    seconds: dict[str, float]  # start (cluster up), reading (pass 1), assessing (pass 2), summary
 
 
 def buckets_for(files: list[ExportFile]) -> int:
@@ -198,7 +200,15 @@ def _bar(total: int, show: bool, desc: str) -> Any:
     return tqdm(total=total, unit="part", desc=desc, file=sys.stderr, disable=not show)
 
 
-def _run_distributed(split: Any, assessed: Any, address: str | None, workers: int, show: bool) -> tuple[list, list, str]:
+def _warm() -> None:
+    """Build this worker's knowledge base, engine and terminology (cached per process)."""
+    from screening.patients import context
+
+    context()
+
+
+def _run_distributed(split: Any, assessed: Any, address: str | None, workers: int, show: bool,
+                     seconds: dict[str, float]) -> tuple[list, list, str]:
     from distributed import Client, LocalCluster, as_completed
 
     if address:
@@ -208,8 +218,11 @@ def _run_distributed(split: Any, assessed: Any, address: str | None, workers: in
                                dashboard_address=None, silence_logs=logging.ERROR)
         client, where = Client(cluster), f"a local Dask cluster of {workers} processes"
     try:
+        client.run(_warm)  # every worker builds its engine now, in parallel, not inside the first task
+        seconds["start"] = time.perf_counter() - seconds.pop("t0")
         results = []
         for bag, desc in ((split, "reading"), (assessed, "assessing")):
+            t = time.perf_counter()
             futures = client.compute(bag.to_delayed())
             found: list = []
             with _bar(len(futures), show, desc) as bar:
@@ -217,6 +230,7 @@ def _run_distributed(split: Any, assessed: Any, address: str | None, workers: in
                     found.extend(future.result())
                     bar.update(1)
             results.append(found)
+            seconds[desc] = time.perf_counter() - t
         return results[1], results[0], where
     finally:
         client.close()
@@ -224,16 +238,21 @@ def _run_distributed(split: Any, assessed: Any, address: str | None, workers: in
             cluster.close()
 
 
-def _run_multiprocessing(split: Any, assessed: Any, workers: int, show: bool) -> tuple[list, list, str]:
+def _run_multiprocessing(split: Any, assessed: Any, workers: int, show: bool,
+                         seconds: dict[str, float]) -> tuple[list, list, str]:
     import dask
     from dask.diagnostics import ProgressBar
 
     bar = ProgressBar(out=sys.stderr) if show else None
     if bar:
         bar.register()
+    seconds["start"] = time.perf_counter() - seconds.pop("t0")
     try:
+        t = time.perf_counter()
         (problems,) = dask.compute(split, scheduler="processes", num_workers=workers)
+        seconds["reading"], t = time.perf_counter() - t, time.perf_counter()
         (found,) = dask.compute(assessed, scheduler="processes", num_workers=workers)
+        seconds["assessing"] = time.perf_counter() - t
     finally:
         if bar:
             bar.unregister()
@@ -243,6 +262,7 @@ def _run_multiprocessing(split: Any, assessed: Any, workers: int, show: bool) ->
 def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str | None = None,
            workers: int = 2, full: bool = False, show_progress: bool | None = None) -> Result:
     """Screen every patient of the export; write OUT/table, OUT/summary.* (and OUT/plans.jsonl)."""
+    seconds = {"t0": time.perf_counter()}
     export = discover(export_dir, as_of)
     _prepare(out)
     split, assessed = passes(export, out, full)
@@ -253,11 +273,11 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
     except ImportError:
         have_distributed = False
     if have_distributed:
-        found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show)
+        found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show, seconds)
     elif scheduler:
         raise RuntimeError("--scheduler needs dask.distributed (pip install distributed)")
     else:
-        found, problem_list, where = _run_multiprocessing(split, assessed, workers, show)
+        found, problem_list, where = _run_multiprocessing(split, assessed, workers, show, seconds)
     total = Tally()
     for part in found:
         total.add(part)
@@ -267,10 +287,12 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
         _join_plans(out)
     fs, root = fsspec.core.url_to_fs(out)
     fs.rm(f"{root}/{SCRATCH}", recursive=True)
-    result = Result(export, total, listed, out, where)
+    result = Result(export, total, listed, out, where, seconds)
     from screening.summary import write_summary
 
+    t = time.perf_counter()
     write_summary(result)
+    seconds["summary"] = time.perf_counter() - t
     return result
 
 
@@ -286,6 +308,7 @@ def run_cli(export_dir: str, out: str, as_of: str | None, scheduler: str | None,
     day = date.fromisoformat(as_of) if as_of else None
     result = screen(export_dir, out, day, scheduler, workers, full)
     print(counts_line(result), file=sys.stderr)
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()), file=sys.stderr)
     print(f"table: {out}/{TABLE}/ (Parquet)  summary: {out}/summary.html, {out}/summary.md"
           + (f"  plans: {out}/{PLANS}" if full else ""), file=sys.stderr)
     return 0
