@@ -69,7 +69,7 @@ def run_screen(export: Path, out: Path, workers: int) -> ScreenRun:
     if process.returncode != 0:
         raise RuntimeError(f"screen exited with {process.returncode}: {text[-800:]}")
     counts = next(line for line in text.splitlines() if " patients: " in line)
-    plans = int(counts.split(" patients: ", 1)[1].split(" assessed", 1)[0])
+    plans = int(counts.split(" patients: ", 1)[1].split(" assessed", 1)[0].replace(",", ""))
     phases_line = next(line for line in text.splitlines() if line.startswith("seconds: "))
     phases = {k: float(v) for k, v in (item.rsplit(" ", 1) for item in phases_line[9:].split(", "))}
     workers_mb = [v for k, v in sampler.hwm_kb.items() if k != process.pid]

@@ -39,7 +39,7 @@ from screening.patients import Tally, assess_patient
 TABLE = "table"  # OUT/table/part-*.parquet: read it whole with pandas.read_parquet(OUT + "/table")
 PLANS = "plans.jsonl"
 SCRATCH = "_scratch"  # pass 1's patient buckets; removed at the end
-BUCKET_BYTES = 16 * 1024 * 1024
+BUCKET_BYTES = 2 * 1024 * 1024  # about 1,500 patients of a typical export: small tasks, flat worker memory
 MIN_BUCKETS = 8
 FLUSH_RECORDS = 20_000
 SCHEMA = pa.schema([
@@ -260,24 +260,33 @@ def _run_multiprocessing(split: Any, assessed: Any, workers: int, show: bool,
 
 
 def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str | None = None,
-           workers: int = 2, full: bool = False, show_progress: bool | None = None) -> Result:
-    """Screen every patient of the export; write OUT/table, OUT/summary.* (and OUT/plans.jsonl)."""
+           workers: int = 2, full: bool = False, show_progress: bool | None = None,
+           use_distributed: bool | None = None) -> Result:
+    """Screen every patient of the export; write OUT/table, OUT/summary.* (and OUT/plans.jsonl).
+    `use_distributed`: None uses dask.distributed when it is installed, else the multiprocessing scheduler."""
     seconds = {"t0": time.perf_counter()}
     export = discover(export_dir, as_of)
     _prepare(out)
     split, assessed = passes(export, out, full)
     show = sys.stderr.isatty() if show_progress is None else show_progress
+    have_distributed = use_distributed
+    if have_distributed is None:
+        try:
+            import distributed  # noqa: F401
+            have_distributed = True
+        except ImportError:
+            have_distributed = False
     try:
-        import distributed  # noqa: F401
-        have_distributed = True
-    except ImportError:
-        have_distributed = False
-    if have_distributed:
-        found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show, seconds)
-    elif scheduler:
-        raise RuntimeError("--scheduler needs dask.distributed (pip install distributed)")
-    else:
-        found, problem_list, where = _run_multiprocessing(split, assessed, workers, show, seconds)
+        if have_distributed:
+            found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show, seconds)
+        elif scheduler:
+            raise RuntimeError("--scheduler needs dask.distributed (pip install distributed)")
+        else:
+            found, problem_list, where = _run_multiprocessing(split, assessed, workers, show, seconds)
+    finally:  # the buckets hold patient records: never left behind, even after a failure
+        fs, root = fsspec.core.url_to_fs(out)
+        if fs.exists(f"{root}/{SCRATCH}"):
+            fs.rm(f"{root}/{SCRATCH}", recursive=True)
     total = Tally()
     for part in found:
         total.add(part)
@@ -285,8 +294,6 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
                     key=lambda p: (p.file, p.line))
     if full:
         _join_plans(out)
-    fs, root = fsspec.core.url_to_fs(out)
-    fs.rm(f"{root}/{SCRATCH}", recursive=True)
     result = Result(export, total, listed, out, where, seconds)
     from screening.summary import write_summary
 
@@ -298,8 +305,8 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
 
 def counts_line(result: Result) -> str:
     t = result.tally
-    return (f"{t.patients} patients: {t.assessed_patients} assessed ({t.rows} rows), "
-            f"{t.not_assessed_patients} not assessed, {t.deceased} deceased, {t.nothing_mapped} with no mapped "
+    return (f"{t.patients:,} patients: {t.assessed_patients:,} assessed ({t.rows:,} rows), "
+            f"{t.not_assessed_patients:,} not assessed, {t.deceased:,} deceased, {t.nothing_mapped:,} with no mapped "
             f"presentation; {len(result.problems)} lines or files not read")
 
 

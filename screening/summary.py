@@ -114,7 +114,7 @@ def _plots(result: "Result", kb: Any, folder: str) -> list[tuple[str, str]]:
             left = [a + b for a, b in zip(left, counts)]
         ax.set_xlabel("standing flags (rows)")
         ax.legend(loc="lower right")
-        ax.set_title("Standing flags by presentation")
+        fig.suptitle("Standing flags by presentation")
         fig.tight_layout()
         _save(fig, folder, "flags_by_presentation.png")
         plt.close(fig)
@@ -124,7 +124,7 @@ def _plots(result: "Result", kb: Any, folder: str) -> list[tuple[str, str]]:
         fig, ax = plt.subplots(figsize=(8, 0.35 * len(needs) + 1.2))
         ax.barh([f"{names[p]}: {label}" for (p, label), _ in needs], [n for _, n in needs], color="#4575b4")
         ax.set_xlabel("rows where the detail would change the answer")
-        ax.set_title("Details missing that would change the answer")
+        fig.suptitle("Details missing that would change the answer")
         fig.tight_layout()
         _save(fig, folder, "missing_details.png")
         plt.close(fig)

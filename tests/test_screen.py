@@ -161,3 +161,13 @@ def test_cli_errors_are_messages(tmp_path: Path, capsys: pytest.CaptureFixture[s
     (tmp_path / "empty").mkdir()
     assert main(["screen", str(tmp_path / "empty"), str(tmp_path / "out"), "--as-of", "2026-01-01"]) == 2
     assert "no Patient file" in capsys.readouterr().err
+
+
+def test_multiprocessing_scheduler_without_distributed(tmp_path: Path) -> None:
+    """Where dask.distributed is not installed, the same screen runs on dask's multiprocessing scheduler."""
+    export = generate(tmp_path / "export", 40, seed=11, per_file=30)
+    result = screen(str(export.folder), str(tmp_path / "out"), workers=2, show_progress=False, use_distributed=False)
+    assert "multiprocessing" in result.scheduler
+    assert result.tally.patients == len(export.patients)
+    assert len(result.problems) == export.bad_lines
+    assert not (tmp_path / "out" / "_scratch").exists()
