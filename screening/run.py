@@ -194,10 +194,10 @@ def passes(export: Export, out: str, full: bool) -> tuple[Any, Any]:
     return split, assessed
 
 
-def _bar(total: int, show: bool, desc: str) -> Any:
+def _bar(total: int, show: bool, desc: str, unit: str) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="part", desc=desc, file=sys.stderr, disable=not show)
+    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, disable=not show)
 
 
 def _warm() -> None:
@@ -221,11 +221,11 @@ def _run_distributed(split: Any, assessed: Any, address: str | None, workers: in
         client.run(_warm)  # every worker builds its engine now, in parallel, not inside the first task
         seconds["start"] = time.perf_counter() - seconds.pop("t0")
         results = []
-        for bag, desc in ((split, "reading"), (assessed, "assessing")):
+        for bag, desc, unit in ((split, "reading", " file"), (assessed, "assessing", " bucket")):
             t = time.perf_counter()
             futures = client.compute(bag.to_delayed())
             found: list = []
-            with _bar(len(futures), show, desc) as bar:
+            with _bar(len(futures), show, desc, unit) as bar:
                 for future in as_completed(futures):
                     found.extend(future.result())
                     bar.update(1)
