@@ -14,6 +14,8 @@ Scheduler: by default a local cluster of `workers` single-threaded processes on 
 (dask.distributed's LocalCluster), nothing to set up; `--scheduler ADDRESS` runs on an existing
 Dask cluster, whose workers must be able to import this project and read EXPORT_DIR and write OUT
 (a shared file system or object storage). Without dask.distributed, the multiprocessing scheduler.
+Both start worker processes by spawn, which re-runs the caller's main module: from a script of your
+own, call `screen()` under `if __name__ == "__main__":`.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import pickle
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -21,6 +24,23 @@ from screening.run import screen
 from service.fhir_input import age_from_birth_date
 
 PATIENTS = 300
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def screen_in_subprocess(tmp: Path, *args: object, **kwargs: object):
+    """`screen()` in a fresh Python, as the command runs it. A worker process is started by spawn,
+    which re-runs the parent's main module: in the test process that may be a script another test
+    ran (the Streamlit app), not pytest."""
+    result_file = tmp / "result.pickle"
+    code = (
+        "import pickle, sys; from screening.run import screen; "
+        f"result = screen(*{args!r}, **{kwargs!r}); "
+        f"pickle.dump(result, open({str(result_file)!r}, 'wb'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with result_file.open("rb") as handle:
+        return pickle.load(handle)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +48,7 @@ def screened(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("screen")
     export = generate(folder / "export", PATIENTS, seed=7, per_file=150)
     out = folder / "out"
-    result = screen(str(export.folder), str(out), workers=2, full=True, show_progress=False)
+    result = screen_in_subprocess(folder, str(export.folder), str(out), workers=2, full=True, show_progress=False)
     table = pd.read_parquet(out / "table")
     return export, result, table, out
 
@@ -166,7 +186,8 @@ def test_cli_errors_are_messages(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_multiprocessing_scheduler_without_distributed(tmp_path: Path) -> None:
     """Where dask.distributed is not installed, the same screen runs on dask's multiprocessing scheduler."""
     export = generate(tmp_path / "export", 40, seed=11, per_file=30)
-    result = screen(str(export.folder), str(tmp_path / "out"), workers=2, show_progress=False, use_distributed=False)
+    result = screen_in_subprocess(tmp_path, str(export.folder), str(tmp_path / "out"), workers=2, show_progress=False,
+                                  use_distributed=False)
     assert "multiprocessing" in result.scheduler
     assert result.tally.patients == len(export.patients)
     assert len(result.problems) == export.bad_lines
