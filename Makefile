@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean screenshot serve bench bench-app bench-memory bench-records
+.PHONY: run test install clean screenshot serve bench bench-app bench-memory bench-records bench-screen
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or 3.12 is required (durable-rules does not import on 3.13)"; exit 2; }
@@ -55,3 +55,8 @@ bench-records: $(STAMP)
 # Resident memory after 1,000 and after 100,000 assessments in one process (~1 min).
 bench-memory: $(STAMP)
 	$(BIN)/python -m benchmarks.memory
+
+# The cohort screen on generated FHIR Bulk Data exports of 10,000 and 100,000 patients vs batch --workers 2;
+# worker memory at both sizes; 2 workers vs 1 (3 to 8 minutes on 2 cores). SIZES="10000 50000" for a shorter run.
+bench-screen: $(STAMP)
+	$(BIN)/python -m benchmarks.screen $(if $(SIZES),--sizes $(SIZES),)

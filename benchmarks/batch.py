@@ -73,13 +73,23 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-class _Sampler(threading.Thread):
-    """High-water marks of a process and of each child, and the peak of their summed RSS;
-    children re-listed every 0.2 s."""
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        children = _children(todo.pop())
+        found += children
+        todo += children
+    return found
 
-    def __init__(self, pid: int) -> None:
+
+class _Sampler(threading.Thread):
+    """High-water marks of a process and of each child (or each descendant: a Dask worker is a
+    nanny's child), and the peak of their summed RSS; children re-listed every 0.2 s."""
+
+    def __init__(self, pid: int, descendants: bool = False) -> None:
         super().__init__(daemon=True)
         self.pid, self.done = pid, threading.Event()
+        self.list = _descendants if descendants else _children
         self.hwm_kb: dict[int, int] = {}
         self.tree_kb = 0
 
@@ -88,7 +98,7 @@ class _Sampler(threading.Thread):
         listed = 0.0
         while not self.done.wait(0.02):
             if time.monotonic() - listed > 0.2:
-                children, listed = _children(self.pid), time.monotonic()
+                children, listed = self.list(self.pid), time.monotonic()
             total = 0
             for pid in (self.pid, *children):
                 rss, hwm = _memory_kb(pid)

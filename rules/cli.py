@@ -1,5 +1,5 @@
 """`myotomy-cds`: the command line. This module only parses arguments and dispatches; the work is
-in rules/batch.py (batch), rules/render.py (the Markdown report), rules/kb_check.py (kb check,
+in rules/batch.py (batch), screening/ (screen), rules/render.py (the Markdown report), rules/kb_check.py (kb check,
 kb lock), rules/kb_diff.py (kb diff) and rules/schemas.py (schema, kb schema).
 
 Exit status: 0 success; 2 invalid input, or `kb check`/`kb lock` found problems (stderr names the
@@ -38,6 +38,26 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     batch.run(args.input, args.output, args.workers)
     return EXIT_OK
+
+
+def cmd_screen(args: argparse.Namespace) -> int:
+    from screening.export import ExportError
+    from screening.run import run_cli
+
+    try:
+        return run_cli(args.export_dir, args.out, args.as_of, args.scheduler, args.workers, args.full)
+    except ExportError as error:
+        raise UsageError(str(error)) from None
+
+
+def _day(text: str) -> str:
+    from datetime import date
+
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+    return text
 
 
 def cmd_schema(_args: argparse.Namespace) -> int:
@@ -105,6 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="assess in N processes (default 1); the output is the same, in the same order",
     )
     p.set_defaults(func=cmd_batch)
+    p = sub.add_parser(
+        "screen", help="screen a cohort: every patient of a FHIR Bulk Data export, on Dask (screening/run.py)"
+    )
+    p.add_argument("export_dir", help="folder of the export: manifest.json and <Type>*.ndjson[.gz] files")
+    p.add_argument("out", help="output folder: table/ (Parquet), summary.html, summary.md, plots")
+    p.add_argument("--as-of", type=_day, metavar="YYYY-MM-DD",
+                   help="the day ages are counted on (default: the manifest's transactionTime; required without one)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster (tcp://host:8786)")
+    p.add_argument("--workers", type=_workers, default=2, metavar="N",
+                   help="processes of the local Dask cluster (default 2; ignored with --scheduler)")
+    p.add_argument("--full", action="store_true", help="also write every plan as JSON Lines (plans.jsonl)")
+    p.set_defaults(func=cmd_screen)
     p = sub.add_parser("schema", help="print the JSON Schema of the input")
     p.set_defaults(func=cmd_schema)
     p = sub.add_parser("kb", help="knowledge-base tools")

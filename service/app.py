@@ -49,8 +49,7 @@ from models.cds_hooks import (
     PatientViewContext,
 )
 from models.loader import KnowledgeBase
-from models.presentation import Presentation
-from rules import InputError, RuleExecutionError, assess, default_context
+from rules import RuleExecutionError, default_context
 from rules.engine import Engine
 from service import cards as cardlib
 from service import feedback as feedbacklib
@@ -68,6 +67,7 @@ from service.fhir_input import (
     reads_observations,
 )
 from service.metrics import Metrics
+from service.record_assessment import NotAssessed, assess_reading
 from service.settings import ConfigError, Settings, is_loopback
 from service.storage import IssuedCard, Storage
 
@@ -83,9 +83,6 @@ HOOKS = {SERVICE_ID: HOOK, **ORDER_SERVICES}
 ORDER_PREFETCH = {key: PREFETCH[key] for key in ("patient", "conditions")}
 MAX_BODY_BYTES = 4 * 1024 * 1024
 FHIR_VERSIONS = ("4.0",)  # FHIR R4; the mime-type parameter carries major.minor (FHIR R4 http.html#version)
-MAX_PRESENTATIONS: int = next(
-    m.max_length for m in Presentation.model_fields["conditions"].metadata if getattr(m, "max_length", None)
-)
 
 NOT_CONFIGURED = (
     "this service has no trusted CDS clients configured, so it cannot check who is calling: set CDS_CLIENTS "
@@ -206,32 +203,9 @@ def _service(service_id: str) -> None:
         raise ServiceError(404, f"unknown CDS service {service_id!r}; this server offers {offered}")
 
 
-def _assess(state: _State, reading: FhirReading) -> tuple[Any, list[cardlib.NotAssessed]]:
-    """Assess what the record maps to; a presentation the engine refuses is reported, not dropped."""
-    if reading.presentation is None:
-        return None, []
-    age = reading.presentation.get("age")
-    accepted, refused = [], []
-    for condition in reading.presentation["conditions"]:
-        one = {**({"age": age} if age else {}), "conditions": [condition]}
-        try:
-            assess(one, context=(state.kb, state.engine))  # alone first, so one refusal does not hide the others
-        except InputError as error:
-            reasons = tuple(msg for _, msg in error.errors)
-            refused.append(cardlib.NotAssessed(condition["presentation"], reasons))
-            continue
-        if len(accepted) < MAX_PRESENTATIONS:
-            accepted.append(condition)
-        else:
-            refused.append(
-                cardlib.NotAssessed(
-                    condition["presentation"], (f"more than {MAX_PRESENTATIONS} presentations at once",)
-                )
-            )
-    if not accepted:
-        return None, refused
-    presentation = {**({"age": age} if age else {}), "conditions": accepted}
-    return assess(presentation, context=(state.kb, state.engine)), refused
+def _assess(state: _State, reading: FhirReading) -> tuple[Any, list[NotAssessed]]:
+    """Assess what the record maps to (service/record_assessment.py, shared with the cohort screen)."""
+    return assess_reading(reading, (state.kb, state.engine))
 
 
 def _per_patient(st: _State, cards: list[Card], patient_id: str) -> list[Card]:

@@ -30,6 +30,7 @@ from models.knowledge import TOP_RANK
 from models.loader import KnowledgeBase
 from models.plan import DISCLAIMER, Basis, CitationRef, Flag, Need, Plan, PlanOption, PlanStep, Statement, Term
 from service.fhir_input import FhirReading
+from service.record_assessment import NotAssessed
 
 CARD_NAMESPACE = UUID("6e5aecb8-bdc5-4a0c-a8ae-865c30cf8dd9")  # fixed: changing it changes every card uuid
 SUMMARY_MAX = 139  # CDS Hooks: a summary is under 140 characters
@@ -315,7 +316,8 @@ def _citations(items: Iterable[Flag | PlanOption]) -> list[CitationRef]:
 # The two kinds of plan card
 
 
-def _stop_card(part: _Part, reading: FhirReading, kb: KnowledgeBase) -> Card:
+def _stop_summary(part: _Part) -> Callable[[int], str]:
+    """The stop card's summary at each level of shortening (see _fit)."""
     stops = part.standing("stop")
     urgent = next((s for s in part.steps if s.kind == "urgent"), None)
     actions = [t.meaning for t in urgent.workup] if urgent else []
@@ -327,6 +329,13 @@ def _stop_card(part: _Part, reading: FhirReading, kb: KnowledgeBase) -> Card:
             return f"{head}: {stops[0].meaning}" if level < 3 else head
         return f"{head}. Urgent: {_listed([_term(a, level) for a in actions], level)}"
 
+    return summary
+
+
+def _stop_card(part: _Part, reading: FhirReading, kb: KnowledgeBase) -> Card:
+    stops = part.standing("stop")
+    urgent = next((s for s in part.steps if s.kind == "urgent"), None)
+    summary = _stop_summary(part)
     held = [w.name for w in part.plan.why_not if w.presentation == part.pid and w.withheld_by]
     others = [f for f in part.flags if f.status == "standing" and f.severity != "stop"]
     steps = [s for s in part.steps if s is not urgent]
@@ -453,6 +462,20 @@ def _plan_card(part: _Part, reading: FhirReading, kb: KnowledgeBase) -> Card:
     )
 
 
+def card_summary(plan: Plan, pid: str) -> str | None:
+    """The one-line summary of the card this presentation's part of the plan gets (None: no card), so
+    that the cohort screen's table says what a clinician would see on the card."""
+    info = next((i for i in plan.presentations if i.id == pid), None)
+    if info is None:
+        return None
+    part = _Part(info.id, info.name, plan)
+    if part.standing("stop"):
+        return _fit(_stop_summary(part))
+    if part.has_something_to_say():
+        return _fit(lambda level: _plan_summary(part, level))
+    return None
+
+
 def plan_cards(plan: Plan, reading: FhirReading, kb: KnowledgeBase) -> list[Card]:
     """One card per presentation that the plan has something to say about; critical first."""
     cards = []
@@ -466,14 +489,6 @@ def plan_cards(plan: Plan, reading: FhirReading, kb: KnowledgeBase) -> list[Card
 
 
 # What the service could not do
-
-
-@dataclass(frozen=True)
-class NotAssessed:
-    """A presentation the record codes but the planner refused (e.g. the age it needs is unknown)."""
-
-    presentation: str
-    reasons: tuple[str, ...]
 
 
 def _not_assessed_card(item: NotAssessed, reading: FhirReading, kb: KnowledgeBase, disclaimer: str) -> Card:

@@ -1,0 +1,1 @@
+"""Cohort screening of a FHIR Bulk Data export (`myotomy-cds screen`)."""

@@ -1,0 +1,192 @@
+"""One patient's resources -> table rows: read the way the CDS Hooks service reads a prefetch
+(service/fhir_input.py, models/terminology.py) and assessed the way it assesses
+(service/record_assessment.py), so that a screen and a card say the same thing about a record.
+
+Runs inside Dask workers. The knowledge base and rules engine are built once per worker process
+(`rules.default_context()` is cached per process; durable-rules cannot be pickled, so it is never
+sent), the first time a task needs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Iterable
+
+from models.knowledge import TOP_RANK
+from models.plan import Plan
+from models.terminology import Terminology
+from rules.engine import RuleExecutionError
+from rules.planner import default_context
+from service.cards import card_summary
+from service.fhir_input import FhirInputError, FhirReading, code_map, read_prefetch
+from service.record_assessment import assess_reading
+
+SEVERITY_ORDER = ("stop", "do_first", "caution")
+MAX_LISTED = 1000  # not-assessed patients listed per partition in the summary (all are in the table)
+
+
+@functools.lru_cache(maxsize=1)
+def context() -> tuple[Any, Any, Terminology]:
+    """The worker's knowledge base, engine and terminology, built on first use in this process."""
+    kb, engine = default_context()
+    return kb, engine, code_map(kb)
+
+
+@dataclass
+class Tally:
+    """What a partition saw, in counts small enough to send back to the client and add up."""
+
+    patients: int = 0
+    resources: Counter = field(default_factory=Counter)  # by type
+    assessed_patients: int = 0
+    deceased: int = 0
+    nothing_mapped: int = 0
+    not_assessed_patients: int = 0
+    conditions_not_mapped: int = 0
+    conditions_not_current: int = 0
+    entries_skipped: int = 0
+    rows: int = 0
+    assessed: Counter = field(default_factory=Counter)  # presentation -> rows assessed
+    stopped: Counter = field(default_factory=Counter)  # presentation -> rows with a standing stop flag
+    flags: Counter = field(default_factory=Counter)  # (presentation, severity, flag id) -> rows
+    needs: Counter = field(default_factory=Counter)  # (presentation, detail label) -> rows
+    top: Counter = field(default_factory=Counter)  # (presentation, option name, strength) -> rows
+    not_assessed: list = field(default_factory=list)  # (patient id, presentation or "", reason), capped
+    not_assessed_reasons: Counter = field(default_factory=Counter)  # reason kind -> rows
+
+    def add(self, other: "Tally") -> "Tally":
+        for name, value in vars(other).items():
+            mine = getattr(self, name)
+            if isinstance(value, Counter):
+                mine.update(value)
+            elif isinstance(value, list):
+                mine.extend(value[: max(0, MAX_LISTED - len(mine))])
+            else:
+                setattr(self, name, mine + value)
+        return self
+
+
+def _ids(flags: Iterable[Any]) -> list[str]:
+    return [f.id for f in flags]
+
+
+def _row(pid: str, status: str, presentation: str | None, kb: Any, **values: Any) -> dict[str, Any]:
+    row = {
+        "patient_id": pid, "status": status, "presentation": presentation,
+        "presentation_name": kb.presentations[presentation].name if presentation else None,
+        "codes": [], "age": None, "stopped": None, "summary": None, "top_options": [], "top_strength": None,
+        "standing_flags": [], "worst_flag": None, "needs": [], "reason": None,
+        "knowledge_version": kb.version, "knowledge_hash": kb.content_hash,
+    }
+    row.update(values)
+    return row
+
+
+def plan_rows(pid: str, plan: Plan, reading: FhirReading, kb: Any, tally: Tally) -> list[dict[str, Any]]:
+    """One row per presentation of the plan."""
+    rows = []
+    age = reading.presentation.get("age") if reading.presentation else None
+    age_text = f"{age['value']:g} {age['unit']}" if age else None
+    for info in plan.presentations:
+        p = info.id
+        flags = [f for f in plan.flags if f.presentation == p and f.status == "standing"]
+        severities = {f.severity for f in flags}
+        worst = next((s for s in SEVERITY_ORDER if s in severities), None)
+        options = [o for o in plan.options if o.presentation == p and o.strength in TOP_RANK]
+        treatment = [o for o in options if o.step == "treatment"] or options
+        needs = [n.label for n in plan.needs if n.presentation == p]
+        stopped = "stop" in severities
+        rows.append(_row(
+            pid, "assessed", p, kb, codes=list(reading.mapped_codes.get(p, ())), age=age_text, stopped=stopped,
+            summary=card_summary(plan, p), top_options=[o.name for o in treatment],
+            top_strength=treatment[0].strength if treatment else None, standing_flags=_ids(flags),
+            worst_flag=worst, needs=needs,
+        ))
+        tally.assessed[p] += 1
+        tally.stopped[p] += stopped
+        tally.flags.update((p, f.severity, f.id) for f in flags)
+        tally.needs.update((p, label) for label in needs)
+        tally.top.update((p, o.name, o.strength) for o in treatment)
+    return rows
+
+
+_ENTRY = re.compile(r"prefetch\.(conditions|observations)\.entry\.(\d+)\.resource")
+
+
+def _where(reason: str, places: dict[str, list[tuple[str, int]]]) -> str:
+    """The service's "prefetch.conditions.entry.3.resource.code" as "Condition.000.ndjson line 12: code"."""
+    def name(match: re.Match[str]) -> str:
+        kind, index = match[1], int(match[2])
+        file, line = places[kind][index]
+        return f"{file} line {line}: "
+
+    if reason.startswith("prefetch.patient"):
+        file, line = places["patient"][0]
+        reason = f"{file} line {line}: " + reason.removeprefix("prefetch.patient")
+    else:
+        reason = _ENTRY.sub(name, reason)
+    return reason.replace(": .", ": ").replace(": : ", ": ")
+
+
+def _not_assessed(pid: str, reason: str, kind: str, kb: Any, tally: Tally, presentation: str | None = None) -> dict[str, Any]:
+    tally.not_assessed.append((pid, presentation or "", reason))
+    tally.not_assessed_reasons[kind] += 1
+    return _row(pid, "not_assessed", presentation, kb, reason=reason)
+
+
+def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally) -> tuple[list[dict[str, Any]], list[tuple[str, Plan]]]:
+    """The rows of one patient, and its plan (for --full); never raises for what the record holds."""
+    kb, engine, terms = context()
+    tally.patients += 1
+    records = sorted(records, key=lambda r: (r[3], r[4]))
+    tally.resources.update(r[2] for r in records)
+    by_type: dict[str, list[tuple]] = {}
+    for record in records:
+        by_type.setdefault(record[2], []).append(record)
+    patients = by_type.get("Patient", [])
+    if len(patients) != 1:
+        tally.not_assessed_patients += 1
+        if not patients:
+            why = "the export holds no Patient resource with this id (its other resources point to it)"
+            return [_not_assessed(pid, why, "no Patient resource", kb, tally)], []
+        shown = ", ".join(f"{r[3]} line {r[4]}" for r in patients)
+        return [_not_assessed(pid, f"several Patient resources with this id ({shown})", "several Patient resources", kb, tally)], []
+    places = {"patient": [(r[3], r[4]) for r in patients]}
+    bundles = {}
+    for key, rtype in (("conditions", "Condition"), ("observations", "Observation")):
+        found = by_type.get(rtype, [])
+        places[key] = [(r[3], r[4]) for r in found]
+        bundles[key] = {"resourceType": "Bundle", "type": "searchset",
+                        "entry": [{"resource": json.loads(r[5])} for r in found]}
+    try:
+        reading = read_prefetch({"patient": json.loads(patients[0][5]), **bundles}, pid, kb, terms, today)
+    except FhirInputError as error:
+        tally.not_assessed_patients += 1
+        return [_not_assessed(pid, "cannot be read: " + _where(str(error), places), "resource cannot be read", kb, tally)], []
+    tally.conditions_not_mapped += len(reading.not_mapped)
+    tally.conditions_not_current += reading.not_current
+    tally.entries_skipped += reading.skipped
+    if reading.deceased:
+        tally.deceased += 1
+        return [], []
+    if reading.presentation is None:
+        tally.nothing_mapped += 1
+        return [], []
+    try:
+        plan, refused = assess_reading(reading, (kb, engine))
+    except RuleExecutionError as error:
+        tally.not_assessed_patients += 1
+        return [_not_assessed(pid, f"a rule failed: {error}", "a rule failed", kb, tally, p) for p in reading.mapped_codes], []
+    rows = plan_rows(pid, plan, reading, kb, tally) if plan is not None else []
+    for item in refused:
+        rows.append(_not_assessed(pid, "; ".join(item.reasons), "refused by the planner", kb, tally, item.presentation))
+    if rows and plan is not None:
+        tally.assessed_patients += 1
+    elif rows:
+        tally.not_assessed_patients += 1
+    return rows, ([(pid, plan)] if plan is not None else [])

@@ -1,0 +1,323 @@
+"""`myotomy-cds screen EXPORT_DIR OUT`: the cohort screen on Dask.
+
+Two passes, each a Dask bag. Pass 1, a partition per export file: each line becomes a resource
+record or a problem (screening/export.py), and the records are written into patient buckets (a
+crc32 of the patient id) under OUT/_scratch. Pass 2, a partition per bucket: its patients are
+assessed (screening/patients.py) and the worker writes the bucket's rows as one Parquet file (and,
+with --full, its plans as JSON Lines) under OUT. Buckets are sized from the export (about
+BUCKET_BYTES each), so the memory of a task does not grow with the export: this is a shuffle
+through storage, which a bag's in-memory task shuffle is not. Results never travel back through
+the client, which gets only the counts of each bucket and the problems, and writes the summary
+(screening/summary.py).
+
+Scheduler: by default a local cluster of `workers` single-threaded processes on this machine
+(dask.distributed's LocalCluster), nothing to set up; `--scheduler ADDRESS` runs on an existing
+Dask cluster, whose workers must be able to import this project and read EXPORT_DIR and write OUT
+(a shared file system or object storage). Without dask.distributed, the multiprocessing scheduler.
+Both start worker processes by spawn, which re-runs the caller's main module: from a script of your
+own, call `screen()` under `if __name__ == "__main__":`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pickle
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from screening.export import Export, ExportFile, Problem, discover, read_file
+from screening.patients import Tally, assess_patient
+
+TABLE = "table"  # OUT/table/part-*.parquet: read it whole with pandas.read_parquet(OUT + "/table")
+PLANS = "plans.jsonl"
+SCRATCH = "_scratch"  # pass 1's patient buckets; removed at the end
+BUCKET_BYTES = 2 * 1024 * 1024  # about 1,500 patients of a typical export: small tasks, flat worker memory
+MIN_BUCKETS = 8
+FLUSH_RECORDS = 20_000
+SCHEMA = pa.schema([
+    ("patient_id", pa.string()),
+    ("status", pa.string()),  # assessed | not_assessed
+    ("presentation", pa.string()),
+    ("presentation_name", pa.string()),
+    ("codes", pa.list_(pa.string())),
+    ("age", pa.string()),
+    ("stopped", pa.bool_()),
+    ("summary", pa.string()),
+    ("top_options", pa.list_(pa.string())),
+    ("top_strength", pa.string()),
+    ("standing_flags", pa.list_(pa.string())),
+    ("worst_flag", pa.string()),
+    ("needs", pa.list_(pa.string())),
+    ("reason", pa.string()),
+    ("knowledge_version", pa.string()),
+    ("knowledge_hash", pa.string()),
+])
+
+
+@dataclass
+class Result:
+    export: Export
+    tally: Tally
+    problems: list[Problem]
+    out: str
+    scheduler: str
+    seconds: dict[str, float]  # start (cluster up), reading (pass 1), assessing (pass 2), summary
+
+
+def buckets_for(files: list[ExportFile]) -> int:
+    """How many patient buckets: about BUCKET_BYTES of NDJSON each (gzip counted at about 8 times its
+    size), and at least MIN_BUCKETS, so that workers stay busy on a small export and the memory of a
+    task stays the same on a large one."""
+    total = 0
+    for file in files:
+        fs, path = fsspec.core.url_to_fs(file.path)
+        try:
+            size = fs.size(path) or 0
+        except OSError:
+            size = 0
+        total += size * (8 if file.name.endswith(".gz") else 1)
+    return max(MIN_BUCKETS, math.ceil(total / BUCKET_BYTES))
+
+
+def bucket_of(pid: str, buckets: int) -> int:
+    """The same on every machine and every run (not Python's salted hash)."""
+    return zlib.crc32(pid.encode("utf-8")) % buckets
+
+
+def split_file(file: ExportFile, buckets: int, scratch: str) -> list[tuple]:
+    """Pass 1, one task per file: its resource records into the scratch bucket of their patient (a
+    file per bucket, written every FLUSH_RECORDS records so memory does not grow with the file);
+    returns the file's problems."""
+    problems: list[tuple] = []
+    pending: dict[int, list[tuple]] = {}
+    held = chunk = 0
+
+    def flush() -> None:
+        nonlocal held, chunk
+        for bucket, records in pending.items():
+            with fsspec.open(f"{scratch}/{bucket:05d}/{file.name}.{chunk}.pkl", "wb") as handle:
+                pickle.dump(records, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        pending.clear()
+        held, chunk = 0, chunk + 1
+
+    for record in read_file(file):
+        if record[0] == "p":
+            problems.append(record)
+            continue
+        pending.setdefault(bucket_of(record[1], buckets), []).append(record)
+        held += 1
+        if held >= FLUSH_RECORDS:
+            flush()
+    flush()
+    return problems
+
+
+def _bucket_records(scratch: str, bucket: int) -> dict[str, list[tuple]]:
+    fs, root = fsspec.core.url_to_fs(f"{scratch}/{bucket:05d}")
+    groups: dict[str, list[tuple]] = {}
+    if not fs.exists(root):
+        return groups
+    for path in sorted(fs.ls(root, detail=False)):
+        with fs.open(path, "rb") as handle:
+            for record in pickle.load(handle):
+                groups.setdefault(record[1], []).append(record)
+    return groups
+
+
+def assess_bucket(bucket: int, scratch: str, today: date, out: str, full: bool) -> Tally:
+    """Pass 2, one task per bucket: assess its patients, write its table part (and plans), return its counts.
+    Named by bucket, so a task run twice (a worker lost) overwrites its own files."""
+    from rules.batch import plan_json
+
+    tally = Tally()
+    rows: list[dict[str, Any]] = []
+    plans: list[bytes] = []
+    for pid, records in sorted(_bucket_records(scratch, bucket).items()):
+        patient_rows, patient_plans = assess_patient(pid, records, today, tally)
+        rows.extend(patient_rows)
+        if full:
+            plans.extend(b'{"patient_id": %s, "plan": %s}\n' % (json.dumps(p).encode(), plan_json(plan))
+                         for p, plan in patient_plans)
+    tally.rows = len(rows)
+    if rows:
+        with fsspec.open(f"{out}/{TABLE}/part-{bucket:05d}.parquet", "wb") as handle:
+            pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), handle)
+    if plans:
+        with fsspec.open(f"{out}/plans/part-{bucket:05d}.jsonl", "wb") as handle:
+            handle.write(b"".join(plans))
+    return tally
+
+
+def _prepare(out: str) -> None:
+    """Remove what an earlier screen wrote here (only the names this command writes)."""
+    fs, root = fsspec.core.url_to_fs(out)
+    fs.makedirs(root, exist_ok=True)
+    for name in (TABLE, "plans", PLANS, SCRATCH):
+        path = f"{root}/{name}"
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+    fs.makedirs(f"{root}/{TABLE}", exist_ok=True)
+
+
+def _join_plans(out: str) -> None:
+    """The worker-written plan files, joined into OUT/plans.jsonl in bucket order."""
+    fs, root = fsspec.core.url_to_fs(out)
+    if not fs.exists(f"{root}/plans"):
+        fs.pipe(f"{root}/{PLANS}", b"")
+        return
+    with fs.open(f"{root}/{PLANS}", "wb") as target:
+        for path in sorted(fs.ls(f"{root}/plans", detail=False)):
+            with fs.open(path, "rb") as source:
+                while chunk := source.read(1 << 20):
+                    target.write(chunk)
+    fs.rm(f"{root}/plans", recursive=True)
+
+
+def passes(export: Export, out: str, full: bool) -> tuple[Any, Any]:
+    """The two Dask bags: pass 1 (a partition per file: problems), pass 2 (a partition per bucket: counts).
+    Pass 2 reads what pass 1 wrote, so it is computed after it."""
+    import dask.bag as db
+
+    files = list(export.files)
+    buckets = buckets_for(files)
+    scratch = f"{out}/{SCRATCH}"
+    split = db.from_sequence(files, npartitions=len(files)).map(split_file, buckets, scratch).flatten()
+    assessed = db.from_sequence(range(buckets), npartitions=buckets).map(assess_bucket, scratch, export.today, out, full)
+    return split, assessed
+
+
+def _bar(total: int, show: bool, desc: str, unit: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, disable=not show)
+
+
+def _warm() -> None:
+    """Build this worker's knowledge base, engine and terminology (cached per process)."""
+    from screening.patients import context
+
+    context()
+
+
+def _run_distributed(split: Any, assessed: Any, address: str | None, workers: int, show: bool,
+                     seconds: dict[str, float]) -> tuple[list, list, str]:
+    from distributed import Client, LocalCluster, as_completed
+
+    if address:
+        client, cluster, where = Client(address), None, f"the Dask cluster at {address}"
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        client, where = Client(cluster), f"a local Dask cluster of {workers} processes"
+    try:
+        client.run(_warm)  # every worker builds its engine now, in parallel, not inside the first task
+        seconds["start"] = time.perf_counter() - seconds.pop("t0")
+        results = []
+        for bag, desc, unit in ((split, "reading", " file"), (assessed, "assessing", " bucket")):
+            t = time.perf_counter()
+            futures = client.compute(bag.to_delayed())
+            found: list = []
+            with _bar(len(futures), show, desc, unit) as bar:
+                for future in as_completed(futures):
+                    found.extend(future.result())
+                    bar.update(1)
+            results.append(found)
+            seconds[desc] = time.perf_counter() - t
+        return results[1], results[0], where
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _run_multiprocessing(split: Any, assessed: Any, workers: int, show: bool,
+                         seconds: dict[str, float]) -> tuple[list, list, str]:
+    import dask
+    from dask.diagnostics import ProgressBar
+
+    bar = ProgressBar(out=sys.stderr) if show else None
+    if bar:
+        bar.register()
+    seconds["start"] = time.perf_counter() - seconds.pop("t0")
+    try:
+        t = time.perf_counter()
+        (problems,) = dask.compute(split, scheduler="processes", num_workers=workers)
+        seconds["reading"], t = time.perf_counter() - t, time.perf_counter()
+        (found,) = dask.compute(assessed, scheduler="processes", num_workers=workers)
+        seconds["assessing"] = time.perf_counter() - t
+    finally:
+        if bar:
+            bar.unregister()
+    return list(found), list(problems), f"dask's multiprocessing scheduler, {workers} processes"
+
+
+def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str | None = None,
+           workers: int = 2, full: bool = False, show_progress: bool | None = None,
+           use_distributed: bool | None = None) -> Result:
+    """Screen every patient of the export; write OUT/table, OUT/summary.* (and OUT/plans.jsonl).
+    `use_distributed`: None uses dask.distributed when it is installed, else the multiprocessing scheduler."""
+    seconds = {"t0": time.perf_counter()}
+    export = discover(export_dir, as_of)
+    _prepare(out)
+    split, assessed = passes(export, out, full)
+    show = sys.stderr.isatty() if show_progress is None else show_progress
+    have_distributed = use_distributed
+    if have_distributed is None:
+        try:
+            import distributed  # noqa: F401
+            have_distributed = True
+        except ImportError:
+            have_distributed = False
+    try:
+        if have_distributed:
+            found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show, seconds)
+        elif scheduler:
+            raise RuntimeError("--scheduler needs dask.distributed (pip install distributed)")
+        else:
+            found, problem_list, where = _run_multiprocessing(split, assessed, workers, show, seconds)
+    finally:  # the buckets hold patient records: never left behind, even after a failure
+        fs, root = fsspec.core.url_to_fs(out)
+        if fs.exists(f"{root}/{SCRATCH}"):
+            fs.rm(f"{root}/{SCRATCH}", recursive=True)
+    total = Tally()
+    for part in found:
+        total.add(part)
+    listed = sorted([*export.problems, *(Problem(p[1], p[2], p[3]) for p in problem_list)],
+                    key=lambda p: (p.file, p.line))
+    if full:
+        _join_plans(out)
+    result = Result(export, total, listed, out, where, seconds)
+    from screening.summary import write_summary
+
+    t = time.perf_counter()
+    write_summary(result)
+    seconds["summary"] = time.perf_counter() - t
+    return result
+
+
+def counts_line(result: Result) -> str:
+    t = result.tally
+    return (f"{t.patients:,} patients: {t.assessed_patients:,} assessed ({t.rows:,} rows), "
+            f"{t.not_assessed_patients:,} not assessed, {t.deceased:,} deceased, {t.nothing_mapped:,} with no mapped "
+            f"presentation; {len(result.problems)} lines or files not read")
+
+
+def run_cli(export_dir: str, out: str, as_of: str | None, scheduler: str | None, workers: int, full: bool) -> int:
+    """The command: screen, then print where the outputs are and the counts (stderr)."""
+    day = date.fromisoformat(as_of) if as_of else None
+    result = screen(export_dir, out, day, scheduler, workers, full)
+    print(counts_line(result), file=sys.stderr)
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()), file=sys.stderr)
+    print(f"table: {out}/{TABLE}/ (Parquet)  summary: {out}/summary.html, {out}/summary.md"
+          + (f"  plans: {out}/{PLANS}" if full else ""), file=sys.stderr)
+    return 0

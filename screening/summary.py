@@ -1,0 +1,209 @@
+"""The screen's summary: counts, what was not read and why, plots; as Markdown and as HTML.
+
+Words, not ids: presentations, flags and details are shown by name. Patient ids appear only in the
+list of patients not assessed (the user's own export, in the output the user named); lines that
+could not be read are shown by file, line and reason, never by content.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import fsspec
+
+from models.plan import DISCLAIMER
+
+if TYPE_CHECKING:
+    from screening.run import Result
+
+SEVERITY_WORDS = {"stop": "stop", "do_first": "do first", "caution": "caution"}
+SEVERITY_COLOURS = {"stop": "#b2182b", "do_first": "#ef8a62", "caution": "#fddbc7"}
+LISTED = 50  # problems and not-assessed patients listed in the summary; the rest are counted
+
+
+def _kb() -> Any:
+    from screening.patients import context
+
+    return context()[0]
+
+
+def _flag_name(kb: Any, fid: str) -> str:
+    flag = kb.flags.get(fid) if hasattr(kb, "flags") else None
+    name = getattr(flag, "name", None) or getattr(flag, "meaning", None)
+    return name if isinstance(name, str) and len(name) < 80 else fid.replace("_", " ")
+
+
+def _sections(result: "Result", kb: Any) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """(title, header, rows, note) for each table of the summary."""
+    t, e = result.tally, result.export
+    names = {pid: p.name for pid, p in kb.presentations.items()}
+    out = []
+    out.append(("Counts", ["What", "Number"], [
+        ["Patients in the export", f"{t.patients:,}"],
+        ["Assessed (one or more presentations)", f"{t.assessed_patients:,}"],
+        ["Table rows (patient and presentation)", f"{t.rows:,}"],
+        ["Not assessed (listed below with the reason)", f"{t.not_assessed_patients:,}"],
+        ["Deceased (not assessed, as the CDS Hooks service does)", f"{t.deceased:,}"],
+        ["No condition mapped to a presentation", f"{t.nothing_mapped:,}"],
+        ["Conditions whose codes map to no presentation", f"{t.conditions_not_mapped:,}"],
+        ["Conditions resolved, inactive, refuted or entered in error (left out)", f"{t.conditions_not_current:,}"],
+        ["Conditions skipped (a modifierExtension, or malformed)", f"{t.entries_skipped:,}"],
+        *[[f"{rtype} resources read", f"{n:,}"] for rtype, n in sorted(t.resources.items())],
+        ["Lines or files not read (below)", f"{len(result.problems):,}"],
+    ], f"Ages on {e.today.isoformat()}, from {e.today_from}. Run on {result.scheduler}. "
+       "Observations, ServiceRequests and Procedures are read and counted but not yet mapped to details."))
+    rows = []
+    for pid, n in sorted(t.assessed.items(), key=lambda kv: -kv[1]):
+        flags = Counter({sev: 0 for sev in SEVERITY_WORDS})
+        for (p, sev, _fid), k in t.flags.items():
+            if p == pid:
+                flags[sev] += k
+        rows.append([names.get(pid, pid), f"{n:,}", f"{t.stopped[pid]:,}",
+                     f"{flags['do_first']:,}", f"{flags['caution']:,}"])
+    out.append(("By presentation", ["Presentation", "Assessed", "Stop flag standing", "Do-first flags", "Cautions"],
+                rows, "A patient with two presentations counts once under each."))
+    top = sorted(t.top.items(), key=lambda kv: -kv[1])[:20]
+    out.append(("Top options", ["Presentation", "Option", "Strength", "Rows"],
+                [[names.get(p, p), o, s, f"{n:,}"] for (p, o, s), n in top], "At the top rank of the treatment step."))
+    flags = sorted(t.flags.items(), key=lambda kv: -kv[1])[:20]
+    out.append(("Standing flags", ["Presentation", "Severity", "Flag", "Rows"],
+                [[names.get(p, p), SEVERITY_WORDS[s], _flag_name(kb, f), f"{n:,}"] for (p, s, f), n in flags], ""))
+    needs = sorted(t.needs.items(), key=lambda kv: -kv[1])[:20]
+    out.append(("Details missing that would change the answer", ["Presentation", "Detail", "Rows"],
+                [[names.get(p, p), label, f"{n:,}"] for (p, label), n in needs],
+                "The record does not hold these details (no record code maps to them yet); each would change an "
+                "option's place."))
+    reasons = [[kind, f"{n:,}"] for kind, n in t.not_assessed_reasons.most_common()]
+    listed = [[pid, names.get(p, p) if p else "", reason] for pid, p, reason in t.not_assessed[:LISTED]]
+    out.append(("Not assessed, by reason", ["Reason", "Rows"], reasons, ""))
+    out.append(("Not assessed", ["Patient id", "Presentation", "Reason"], listed,
+                f"The first {LISTED} of {sum(t.not_assessed_reasons.values()):,}; every one is in the table "
+                "(status not_assessed)." if sum(t.not_assessed_reasons.values()) > LISTED else "Every one is in the table too (status not_assessed)."))
+    by_reason = Counter(p.reason.split(" (")[0] for p in result.problems)
+    out.append(("Lines and files not read, by reason", ["Reason", "Count"],
+                [[r, f"{n:,}"] for r, n in by_reason.most_common()], ""))
+    out.append(("Lines and files not read", ["File", "Line", "Reason"],
+                [[p.file, str(p.line) if p.line else "(whole file)", p.reason] for p in result.problems[:LISTED]],
+                (f"The first {LISTED} of {len(result.problems):,}." if len(result.problems) > LISTED else "")
+                + (" Files of other types, not read: " + ", ".join(e.not_read) if e.not_read else "")))
+    return out
+
+
+def _plots(result: "Result", kb: Any, folder: str) -> list[tuple[str, str]]:
+    """(file name, caption) of the PNGs written; none without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    t = result.tally
+    names = {pid: p.name.split(" (")[0] for pid, p in kb.presentations.items()}
+    written = []
+    pids = [p for p, _ in sorted(t.assessed.items(), key=lambda kv: kv[1])]
+    if pids:
+        fig, ax = plt.subplots(figsize=(8, 0.35 * len(pids) + 1.2))
+        left = [0] * len(pids)
+        for sev in SEVERITY_WORDS:
+            counts = [sum(n for (p, s, _), n in t.flags.items() if p == pid and s == sev) for pid in pids]
+            ax.barh([names[p] for p in pids], counts, left=left, color=SEVERITY_COLOURS[sev], label=SEVERITY_WORDS[sev])
+            left = [a + b for a, b in zip(left, counts)]
+        ax.set_xlabel("standing flags (rows)")
+        ax.legend(loc="lower right")
+        fig.suptitle("Standing flags by presentation")
+        fig.tight_layout()
+        _save(fig, folder, "flags_by_presentation.png")
+        plt.close(fig)
+        written.append(("flags_by_presentation.png", "Standing flags by presentation and severity"))
+    needs = sorted(t.needs.items(), key=lambda kv: kv[1])[-15:]
+    if needs:
+        fig, ax = plt.subplots(figsize=(8, 0.35 * len(needs) + 1.2))
+        ax.barh([f"{names[p]}: {label}" for (p, label), _ in needs], [n for _, n in needs], color="#4575b4")
+        ax.set_xlabel("rows where the detail would change the answer")
+        fig.suptitle("Details missing that would change the answer")
+        fig.tight_layout()
+        _save(fig, folder, "missing_details.png")
+        plt.close(fig)
+        written.append(("missing_details.png", "The details most often missing that would change the answer"))
+    return written
+
+
+def _save(fig: Any, folder: str, name: str) -> None:
+    with fsspec.open(f"{folder}/{name}", "wb") as handle:
+        fig.savefig(handle, format="png", dpi=100)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(result: "Result", sections: list, plots: list[tuple[str, str]]) -> str:
+    lines = ["# Cohort screen", "", f"*{DISCLAIMER}*", ""]
+    kb = _kb()
+    lines += [f"Knowledge base {kb.version} (SHA-256 {kb.content_hash[:12]}).", ""]
+    for title, header, rows, note in sections:
+        lines += [f"## {title}", ""]
+        if rows:
+            lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+        else:
+            lines.append("None.")
+        if note:
+            lines += ["", note]
+        lines.append("")
+    for name, caption in plots:
+        lines += [f"![{caption}]({name})", ""]
+    return "\n".join(lines)
+
+
+def to_html(result: "Result", sections: list, plots: list[tuple[str, str]]) -> str:
+    kb = _kb()
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Cohort screen</title><style>",
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;"
+        "vertical-align:top}th{background:#f3f3f3}td:last-child{text-align:left}.note{color:#555}"
+        ".disclaimer{background:#fff6e0;padding:.5em 1em;border-left:4px solid #e0a000}"
+        ".plots{display:flex;flex-wrap:wrap;gap:1em}.plots figure{margin:0}",
+        "</style></head><body><h1>Cohort screen</h1>",
+        f"<p class='disclaimer'>{e(DISCLAIMER)}</p>",
+        f"<p class='note'>Knowledge base {e(kb.version)} (SHA-256 {e(kb.content_hash[:12])}).</p>",
+    ]
+    first, *rest = sections
+    parts.append(_html_section(first))
+    if plots:
+        parts.append("<div class='plots'>" + "".join(
+            f"<figure><img src='{e(name)}' alt='{e(caption)}' width='520'><figcaption>{e(caption)}</figcaption></figure>"
+            for name, caption in plots) + "</div>")
+    parts += [_html_section(s) for s in rest]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _html_section(section: tuple) -> str:
+    title, header, rows, note = section
+    e = html.escape
+    body = (
+        "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"
+        + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows) + "</table>"
+        if rows else "<p>None.</p>"
+    )
+    return f"<h2>{e(title)}</h2>{body}" + (f"<p class='note'>{e(note)}</p>" if note else "")
+
+
+def write_summary(result: "Result") -> list[str]:
+    """OUT/summary.md, OUT/summary.html and the PNGs they show; the paths written."""
+    kb = _kb()
+    sections = _sections(result, kb)
+    plots = _plots(result, kb, result.out)
+    written = []
+    for name, text in (("summary.md", to_markdown(result, sections, plots)), ("summary.html", to_html(result, sections, plots))):
+        with fsspec.open(f"{result.out}/{name}", "w", encoding="utf-8") as handle:
+            handle.write(text)
+        written.append(str(Path(result.out) / name))
+    return written

@@ -1,0 +1,194 @@
+"""`myotomy-cds screen`: a generated export screened on a local 2-process Dask cluster, checked
+patient by patient against `assess()` called directly; bad lines counted; split and gzipped files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import pickle
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks.bulk_export import generate
+from models.knowledge import TOP_RANK
+from rules import InputError, assess
+from rules.cli import main
+from screening.export import ExportError, discover
+from screening.run import screen
+from service.fhir_input import age_from_birth_date
+
+PATIENTS = 300
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def screen_in_subprocess(tmp: Path, *args: object, **kwargs: object):
+    """`screen()` in a fresh Python, as the command runs it. A worker process is started by spawn,
+    which re-runs the parent's main module: in the test process that may be a script another test
+    ran (the Streamlit app), not pytest."""
+    result_file = tmp / "result.pickle"
+    code = (
+        "import pickle, sys; from screening.run import screen; "
+        f"result = screen(*{args!r}, **{kwargs!r}); "
+        f"pickle.dump(result, open({str(result_file)!r}, 'wb'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with result_file.open("rb") as handle:
+        return pickle.load(handle)
+
+
+@pytest.fixture(scope="module")
+def screened(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("screen")
+    export = generate(folder / "export", PATIENTS, seed=7, per_file=150)
+    out = folder / "out"
+    result = screen_in_subprocess(folder, str(export.folder), str(out), workers=2, full=True, show_progress=False)
+    table = pd.read_parquet(out / "table")
+    return export, result, table, out
+
+
+@pytest.fixture(scope="module")
+def in_process_cluster():
+    """For the small extra cases: a cluster in this process (fast to start), one worker thread."""
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                           silence_logs=logging.ERROR)
+    yield cluster.scheduler_address
+    cluster.close()
+
+
+def _expected_rows(expected, today: date) -> tuple[dict[str, dict], set[str]]:
+    """What assess() says directly: per presentation its fields; and the presentations it refuses."""
+    age, _ = age_from_birth_date(date.fromisoformat(expected.birth_date), today)  # FHIR reads a full date as a date
+    base = {"age": age} if age else {}
+    accepted, refused = [], set()
+    for pid in expected.presentations:
+        try:
+            assess({**base, "conditions": [{"presentation": pid}]})
+            accepted.append(pid)
+        except InputError:
+            refused.add(pid)
+    rows = {}
+    if accepted:
+        plan = assess({**base, "conditions": [{"presentation": p} for p in accepted]})
+        for pid in accepted:
+            flags = [f for f in plan.flags if f.presentation == pid and f.status == "standing"]
+            top = [o for o in plan.options if o.presentation == pid and o.strength in TOP_RANK]
+            top = [o for o in top if o.step == "treatment"] or top
+            rows[pid] = {
+                "stopped": any(f.severity == "stop" for f in flags),
+                "standing_flags": [f.id for f in flags],
+                "top_options": [o.name for o in top],
+                "needs": [n.label for n in plan.needs if n.presentation == pid],
+                "knowledge_hash": plan.knowledge_base.content_hash,
+            }
+    return rows, refused
+
+
+def test_table_matches_assess_patient_by_patient(screened) -> None:
+    export, result, table, _ = screened
+    today = result.export.today
+    assert today == date.fromisoformat(export.transaction_time[:10])
+    by_patient = {pid: rows for pid, rows in table.groupby("patient_id")}
+    checked = 0
+    for pid, expected in export.patients.items():
+        rows = by_patient.get(pid)
+        if expected.no_patient:
+            assert rows is not None and list(rows.status) == ["not_assessed"], pid
+            assert "no Patient resource" in rows.reason.iloc[0]
+            continue
+        if expected.unreadable:
+            assert list(rows.status) == ["not_assessed"] and "birthDate" in rows.reason.iloc[0], pid
+            continue
+        if expected.deceased or not expected.presentations:
+            assert rows is None, pid
+            continue
+        want, refused = _expected_rows(expected, today)
+        got = {r.presentation: r for r in rows.itertuples()}
+        assert set(got) == set(want) | refused, pid
+        for presentation in refused:
+            assert got[presentation].status == "not_assessed" and got[presentation].reason
+        for presentation, fields in want.items():
+            row = got[presentation]
+            assert row.status == "assessed"
+            for name, value in fields.items():
+                found = getattr(row, name)
+                assert (list(found) if name in ("standing_flags", "top_options", "needs") else found) == value, (pid, name)
+            assert row.summary
+            checked += 1
+    assert checked > PATIENTS / 3  # most patients were compared, not skipped
+    assert result.tally.patients == len(export.patients)
+
+
+def test_bad_lines_counted_with_file_line_and_reason(screened) -> None:
+    export, result, _, out = screened
+    assert export.bad_lines > 0
+    assert len(result.problems) == export.bad_lines
+    for problem in result.problems:
+        assert problem.line > 0 and problem.reason and problem.file.endswith((".ndjson", ".ndjson.gz"))
+    summary = (out / "summary.md").read_text()
+    first = result.problems[0]
+    assert f"| {first.file} | {first.line} | {first.reason} |" in summary
+    assert (out / "summary.html").read_text().count("<table>") >= 5
+    assert (out / "flags_by_presentation.png").stat().st_size > 1000
+
+
+def test_split_and_gzipped_files_all_read(screened) -> None:
+    export, result, table, out = screened
+    assert sum(f.name.endswith(".gz") for f in export.files) >= 2
+    assert sum(f.name.startswith("Condition.") for f in export.files) >= 2
+    written = 0
+    for path in export.files:
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt") as handle:
+            written += sum(1 for line in handle if line.strip())
+    assert sum(result.tally.resources.values()) + len(result.problems) == written
+    plans = (out / "plans.jsonl").read_text().splitlines()
+    assert len(plans) == result.tally.assessed_patients
+    assert {"patient_id", "plan"} <= set(json.loads(plans[0]))
+    assert table.knowledge_version.nunique() == 1
+
+
+def test_no_manifest_needs_as_of(tmp_path: Path, in_process_cluster: str) -> None:
+    export = generate(tmp_path / "export", 20, seed=3, per_file=50, manifest=False)
+    with pytest.raises(ExportError, match="--as-of"):
+        discover(str(export.folder))
+    result = screen(str(export.folder), str(tmp_path / "out"), as_of=date(2026, 1, 2), scheduler=in_process_cluster,
+                    show_progress=False)
+    assert result.export.today == date(2026, 1, 2) and result.export.today_from == "--as-of"
+    assert result.tally.patients == len(export.patients)
+
+
+def test_truncated_gzip_is_a_problem_not_a_failure(tmp_path: Path, in_process_cluster: str) -> None:
+    export = generate(tmp_path / "export", 30, seed=5, per_file=10)
+    broken = next(p for p in export.files if p.name.startswith("Observation.") and p.name.endswith(".gz"))
+    broken.write_bytes(broken.read_bytes()[:-20])
+    result = screen(str(export.folder), str(tmp_path / "out"), scheduler=in_process_cluster, show_progress=False)
+    assert any(p.file == broken.name and "cannot be read" in p.reason for p in result.problems)
+    assert result.tally.patients > 0
+
+
+def test_cli_errors_are_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["screen", str(tmp_path / "missing"), str(tmp_path / "out")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["screen", str(tmp_path / "empty"), str(tmp_path / "out"), "--as-of", "2026-01-01"]) == 2
+    assert "no Patient file" in capsys.readouterr().err
+
+
+def test_multiprocessing_scheduler_without_distributed(tmp_path: Path) -> None:
+    """Where dask.distributed is not installed, the same screen runs on dask's multiprocessing scheduler."""
+    export = generate(tmp_path / "export", 40, seed=11, per_file=30)
+    result = screen_in_subprocess(tmp_path, str(export.folder), str(tmp_path / "out"), workers=2, show_progress=False,
+                                  use_distributed=False)
+    assert "multiprocessing" in result.scheduler
+    assert result.tally.patients == len(export.patients)
+    assert len(result.problems) == export.bad_lines
+    assert not (tmp_path / "out" / "_scratch").exists()
