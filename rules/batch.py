@@ -12,6 +12,7 @@ reviewer scans a batch for, with the knowledge stamp that says which rules made 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import multiprocessing
@@ -29,7 +30,7 @@ from rules.json_input import MAX_INPUT_BYTES, UsageError, parse_json
 from rules.planner import InputError, assess, default_context
 
 BATCH_CHUNK = 32  # lines per run of lines handed to a worker process
-BATCH_WINDOW = 2  # runs queued per worker: bounds memory whatever the size of the file
+BATCH_WINDOW = 3  # runs queued or assessed ahead per worker: bounds memory whatever the size of the file
 Record = tuple[bool, bytes]  # (is an error record, the output line with its newline)
 OUTPUTS = ("full", "summary")  # what a record holds: the whole plan, or `plan_summary`
 
@@ -158,32 +159,39 @@ def _write_whole(target: IO[bytes], data: bytes) -> None:
 
 def _worker(index: int, count: int, inbox: Any, fd: int, turns: list[Any], stop: Any, output: str) -> None:
     """A worker process: assess the runs of lines it is sent, in order; write each when its turn
-    comes (the turn passes around the workers in input order), then report the counts."""
+    comes (the turn passes around the workers in input order), then report the counts.
+
+    While its turn has not come, a worker assesses the next run it holds instead of waiting: runs
+    take unequal times, and a worker that only waited for the other's write left its core idle
+    (the two went in lockstep, each run as slow as the slower of a pair)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # held back by the parent until now
     turn, after = turns[index], turns[(index + 1) % count]
+    done: collections.deque[tuple[bytes, int, int]] = collections.deque()  # assessed, not yet written
+    ended = False
     try:
-        while True:
-            while not inbox.poll(0.1):
-                if stop.is_set():
-                    return
-            message = inbox.recv()
-            if message is None:
+        while done or not ended:
+            if stop.is_set():
                 return
-            assessed = [assess_record(number, line, output) for number, line in message]
-            data = b"".join(text for _, text in assessed)
-            while not turn.acquire(timeout=0.1):
-                if stop.is_set():
-                    return
-            try:
-                if stop.is_set():
-                    return
-                with _held({signal.SIGTERM}):  # stopped between runs, never inside one
-                    _write_all(fd, data)
-            finally:
-                after.release()
-            errors = sum(is_error for is_error, _ in assessed)
-            inbox.send(("done", len(assessed) - errors, errors))
+            waiting = not ended and inbox.poll(0 if done else 0.1)  # a run to assess is there
+            if done and (turn.acquire(block=False) if waiting else turn.acquire(timeout=0.1)):
+                data, assessed, errors = done.popleft()
+                try:
+                    if stop.is_set():
+                        return
+                    with _held({signal.SIGTERM}):  # stopped between runs, never inside one
+                        _write_all(fd, data)
+                finally:
+                    after.release()
+                inbox.send(("done", assessed, errors))
+            elif waiting:
+                message = inbox.recv()
+                if message is None:
+                    ended = True
+                    continue
+                records = [assess_record(number, line, output) for number, line in message]
+                errors = sum(is_error for is_error, _ in records)
+                done.append((b"".join(text for _, text in records), len(records) - errors, errors))
     except Exception as error:  # reported to the main process, which stops the run
         stop.set()
         try:

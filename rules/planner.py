@@ -8,8 +8,8 @@ would change the answer ("needs"), found by trying each undecided value of a mis
 
 What does not depend on the patient is built once per knowledge base in `_Derived`.
 
-Records derived from a rule and the findings it reads (a basis, an option, a flag, a "why not",
-a needs prompt) are the same whenever those findings are the same, and building them was most of
+Records derived from rules and the findings they read (an option with its basis, a flag, a "why
+not", a needs prompt, the steps) are the same whenever those findings are the same, and building them was most of
 an assessment's time (pyinstrument on the teaching cases: why not 16 %, option and basis 15 %,
 needs 12 %, flags 7 %). Each is therefore kept in a bounded memo keyed by exactly what it is made
 from: the ids of its rules and the recorded values (with their types) of the fields those rules
@@ -39,7 +39,7 @@ from rules.engine import Engine
 from rules.render import STRENGTH_WORDS
 
 DEFAULT_TIPS = ("patient preference", "local expertise")
-MEMO_LIMIT = 4096  # records per kind and knowledge base: a few megabytes at most
+MEMO_LIMIT = 2048  # records per kind and knowledge base: about 25 MB in all when every memo is full
 _MERGE_RANK = {s: i for i, s in enumerate(MERGE_PRIORITY)}
 _STRENGTH_RANK = {s: i for i, s in enumerate(STRENGTH_ORDER)}
 _SEVERITY_RANK = {s: i for i, s in enumerate(("stop", "do_first", "caution"))}
@@ -263,7 +263,6 @@ class _Derived:
             fid: tuple(_unique(f for tests in clears for f in conditions.fields(tests))) for fid, clears in kb.flag_clears.items()
         }
         self.used: _Memo = _Memo()  # rule ids -> the fields their basis shows
-        self.bases: _Memo = _Memo()
         self.options: _Memo = _Memo()
         self.flags: _Memo = _Memo()
         self.why: _Memo = _Memo()
@@ -482,16 +481,6 @@ def _plan_one(d: _Derived, engine: Engine, pid: str, facts: dict[str, Any]) -> d
 def _basis(d: _Derived, rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...], extra: tuple[str, ...] = ()) -> out.Basis:
     # a named definition is shown with the details it rests on, so the basis can be checked
     used = d.used_fields(tuple(r.id for r in rules))
-    key = (tuple(r.id for r in rules), missing, extra, _pattern(facts, used))
-    found = d.bases.find(key)
-    if found is None:
-        found = d.bases.put(key, _new_basis(d, rules, facts, missing, used, extra))
-    return found
-
-
-def _new_basis(
-    d: _Derived, rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...], used: tuple[str, ...], extra: tuple[str, ...]
-) -> out.Basis:
     return out.Basis(
         rule_ids=tuple(r.id for r in rules),
         rule_versions={r.id: r.version for r in rules},
