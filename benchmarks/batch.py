@@ -107,12 +107,14 @@ class _Sampler(threading.Thread):
             self.tree_kb = max(self.tree_kb, total)
 
 
-def run_batch(source: Path, lines: int, workers: int, workdir: Path, env: dict[str, str] | None = None) -> Run:
-    """Run one batch to completion and measure it; raises if it fails or writes the wrong count."""
+def run_batch(source: Path, lines: int, workers: int, workdir: Path, env: dict[str, str] | None = None,
+              record: str = "full") -> Run:
+    """Run one batch to completion and measure it; raises if it fails or writes the wrong count.
+    `record` is the command's `--output` (full plans or summaries)."""
     output = workdir / f"out-{workers}.jsonl"
     start = time.perf_counter()
     process = subprocess.Popen(
-        [*command(), "batch", str(source), str(output), "--workers", str(workers)],
+        [*command(), "batch", str(source), str(output), "--workers", str(workers), "--output", record],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},

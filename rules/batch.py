@@ -4,10 +4,15 @@ Streaming, so memory does not grow with the file; each record is written whole, 
 run leaves only complete lines. `--workers N` forks N processes that assess runs of lines and
 write them in turn; the output is the same, byte for byte. A line that cannot be assessed becomes
 an error record naming its line; the run goes on.
+
+`--output summary` writes a compact record per line instead of the whole plan (about 27 KiB of
+JSON, most of it basis records and "why not" that a screening run does not read): what a
+reviewer scans a batch for, with the knowledge stamp that says which rules made it.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import multiprocessing
@@ -25,8 +30,9 @@ from rules.json_input import MAX_INPUT_BYTES, UsageError, parse_json
 from rules.planner import InputError, assess, default_context
 
 BATCH_CHUNK = 32  # lines per run of lines handed to a worker process
-BATCH_WINDOW = 2  # runs queued per worker: bounds memory whatever the size of the file
+BATCH_WINDOW = 3  # runs queued or assessed ahead per worker: bounds memory whatever the size of the file
 Record = tuple[bool, bytes]  # (is an error record, the output line with its newline)
+OUTPUTS = ("full", "summary")  # what a record holds: the whole plan, or `plan_summary`
 
 
 def plan_json(result: Plan) -> bytes:
@@ -51,13 +57,45 @@ _CAVEATS_JSON: dict[tuple[str, tuple[str, ...]], bytes] = {}
 _AFTER_CAVEATS = b',"fired_rules":'
 
 
-def assess_record(number: int, line: bytes) -> Record:
-    """The output line for one input line: `{"line": n, "plan": ...}`, or an error record
+def plan_summary(result: Plan) -> dict[str, Any]:
+    """The compact record of `--output summary`: the presentations, whether a stop flag stopped the
+    plan, the steps with their options and strengths, the options found not indicated, the standing
+    flags with their severity, the details that would change the answer, and the knowledge-base stamp. Ids only: the words are in
+    the full plan, and the stamp says which knowledge base gives them."""
+    strength = {o.id: o.strength for o in result.options}
+    return {
+        "presentations": [p.id for p in result.presentations],
+        "stopped": result.stopped,
+        "steps": [
+            {
+                "kind": s.kind,
+                "presentation": s.presentation,
+                "workup": [t.id for t in s.workup],
+                "options": [{"id": o, "strength": strength[o]} for o in s.options],
+            }
+            for s in result.steps
+        ],
+        "not_indicated": [o.id for o in result.options if o.strength == "not_indicated"],
+        "flags": [{"id": f.id, "severity": f.severity} for f in result.flags if f.status == "standing"],
+        "needs": [n.detail for n in result.needs],
+        "knowledge_base": {"version": result.knowledge_base.version, "content_hash": result.knowledge_base.content_hash},
+    }
+
+
+_SUMMARY_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def assess_record(number: int, line: bytes, output: str = "full") -> Record:
+    """The output line for one input line: `{"line": n, "plan": ...}` (or `{"line": n, "summary":
+    ...}` with output "summary"), or an error record
     `{"line": n, "error": {"kind": "invalid_input" | "internal", "message": ...}}`."""
     try:
         if len(line) > MAX_INPUT_BYTES:
             raise UsageError(f"line is larger than {MAX_INPUT_BYTES // 1024} KiB")
         result = assess(parse_json(line, f"line {number}"))
+        if output == "summary":
+            text = _SUMMARY_JSON(plan_summary(result)).encode("utf-8")
+            return False, b"".join((b'{"line": %d, "summary": ' % number, text, b"}\n"))
         return False, b"".join((b'{"line": %d, "plan": ' % number, plan_json(result), b"}\n"))
     except (UsageError, InputError) as error:
         error_record = {"line": number, "error": {"kind": "invalid_input", "message": str(error)}}
@@ -73,10 +111,10 @@ def _numbered(lines: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
             yield number, line
 
 
-def records(lines: Iterable[bytes]) -> Iterator[Record]:
+def records(lines: Iterable[bytes], output: str = "full") -> Iterator[Record]:
     """One output record per non-blank input line, in order, assessed in this process."""
     for number, line in _numbered(lines):
-        yield assess_record(number, line)
+        yield assess_record(number, line, output)
 
 
 def _chunks(lines: Iterable[bytes]) -> Iterator[list[tuple[int, bytes]]]:
@@ -119,34 +157,41 @@ def _write_whole(target: IO[bytes], data: bytes) -> None:
         target.flush()
 
 
-def _worker(index: int, count: int, inbox: Any, fd: int, turns: list[Any], stop: Any) -> None:
+def _worker(index: int, count: int, inbox: Any, fd: int, turns: list[Any], stop: Any, output: str) -> None:
     """A worker process: assess the runs of lines it is sent, in order; write each when its turn
-    comes (the turn passes around the workers in input order), then report the counts."""
+    comes (the turn passes around the workers in input order), then report the counts.
+
+    While its turn has not come, a worker assesses the next run it holds instead of waiting: runs
+    take unequal times, and a worker that only waited for the other's write left its core idle
+    (the two went in lockstep, each run as slow as the slower of a pair)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # held back by the parent until now
     turn, after = turns[index], turns[(index + 1) % count]
+    done: collections.deque[tuple[bytes, int, int]] = collections.deque()  # assessed, not yet written
+    ended = False
     try:
-        while True:
-            while not inbox.poll(0.1):
-                if stop.is_set():
-                    return
-            message = inbox.recv()
-            if message is None:
+        while done or not ended:
+            if stop.is_set():
                 return
-            assessed = [assess_record(number, line) for number, line in message]
-            data = b"".join(text for _, text in assessed)
-            while not turn.acquire(timeout=0.1):
-                if stop.is_set():
-                    return
-            try:
-                if stop.is_set():
-                    return
-                with _held({signal.SIGTERM}):  # stopped between runs, never inside one
-                    _write_all(fd, data)
-            finally:
-                after.release()
-            errors = sum(is_error for is_error, _ in assessed)
-            inbox.send(("done", len(assessed) - errors, errors))
+            waiting = not ended and inbox.poll(0 if done else 0.1)  # a run to assess is there
+            if done and (turn.acquire(block=False) if waiting else turn.acquire(timeout=0.1)):
+                data, assessed, errors = done.popleft()
+                try:
+                    if stop.is_set():
+                        return
+                    with _held({signal.SIGTERM}):  # stopped between runs, never inside one
+                        _write_all(fd, data)
+                finally:
+                    after.release()
+                inbox.send(("done", assessed, errors))
+            elif waiting:
+                message = inbox.recv()
+                if message is None:
+                    ended = True
+                    continue
+                records = [assess_record(number, line, output) for number, line in message]
+                errors = sum(is_error for is_error, _ in records)
+                done.append((b"".join(text for _, text in records), len(records) - errors, errors))
     except Exception as error:  # reported to the main process, which stops the run
         stop.set()
         try:
@@ -163,7 +208,7 @@ class _Workers:
     fork), so assessments never travel back through the main process. At most BATCH_WINDOW runs
     wait per worker, so memory does not grow with the file."""
 
-    def __init__(self, count: int, fd: int) -> None:
+    def __init__(self, count: int, fd: int, output: str = "full") -> None:
         default_context()  # built once here and shared by fork; a broken knowledge base fails now
         context = multiprocessing.get_context("fork")
         self.count = count
@@ -175,7 +220,7 @@ class _Workers:
             for index in range(count):
                 ours, theirs = context.Pipe()
                 process = context.Process(
-                    target=_worker, args=(index, count, theirs, fd, turns, self.stop),
+                    target=_worker, args=(index, count, theirs, fd, turns, self.stop, output),
                     name=f"batch-worker-{index}", daemon=True,
                 )
                 process.start()
@@ -250,9 +295,12 @@ def _counted(source: IO[bytes], bar: Any) -> Iterator[bytes]:
         yield line
 
 
-def run(input_path: str, output_path: str, workers: int = 1) -> None:
-    """Assess every line of `input_path` into `output_path` ('-': standard input or output) and
-    print the counts on stderr. Raises UsageError if a file cannot be opened."""
+def run(input_path: str, output_path: str, workers: int = 1, output: str = "full") -> None:
+    """Assess every line of `input_path` into `output_path` ('-': standard input or output), each
+    record the whole plan or its summary (`output`), and print the counts on stderr. Raises
+    UsageError if a file cannot be opened."""
+    if output not in OUTPUTS:
+        raise UsageError(f"--output must be one of {', '.join(OUTPUTS)}, not {output!r}")
     try:
         source = sys.stdin.buffer if input_path == "-" else open(input_path, "rb")
     except OSError as error:
@@ -272,14 +320,14 @@ def run(input_path: str, output_path: str, workers: int = 1) -> None:
         if workers > 1:
             sys.stdout.flush()
             target.flush()
-            pool = _Workers(workers, target.fileno())  # before the bar starts a thread: fork
+            pool = _Workers(workers, target.fileno(), output)  # before the bar starts a thread: fork
             counts = pool.counts
         bar = _progress(None if source is sys.stdin.buffer else os.fstat(source.fileno()).st_size)
         lines = _counted(source, bar)
         if pool is not None:
             pool.run(_chunks(lines))
         else:
-            for is_error, data in records(lines):
+            for is_error, data in records(lines, output):
                 _write_whole(target, data)
                 counts["errors" if is_error else "assessed"] += 1
     finally:

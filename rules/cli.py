@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from models.problems import KnowledgeBaseError
+from rules.batch import OUTPUTS as BATCH_OUTPUTS
 from rules.engine import RuleExecutionError
 from rules.json_input import UsageError, read_json_file
 from rules.planner import InputError, assess, default_context
@@ -36,7 +37,7 @@ def cmd_assess(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     from rules import batch
 
-    batch.run(args.input, args.output, args.workers)
+    batch.run(args.input, args.output, args.workers, args.record)
     return EXIT_OK
 
 
@@ -123,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers", type=_workers, default=1, metavar="N",
         help="assess in N processes (default 1); the output is the same, in the same order",
+    )
+    p.add_argument(
+        "--output", dest="record", choices=BATCH_OUTPUTS, default="full",
+        help="what each record holds: the whole plan (full, the default) or a compact summary "
+        "(presentations, stopped, steps with option ids and strengths, standing flags, needs, knowledge stamp)",
     )
     p.set_defaults(func=cmd_batch)
     p = sub.add_parser(

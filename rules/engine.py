@@ -15,6 +15,13 @@ What durable-rules does on this machine, and how this module answers it (see des
   then heap corruption) past about 60 of them: a presentation whose rules add more is split over
   several rulesets (SHARD_PATHS), the one fact asserted into each under the same fresh sid;
 - state lives per sid until deleted: a fresh sid per assessment, deleted afterwards;
+- asserting a fact costs per ruleset, and more with the ruleset's size, whether or not its rules
+  can match: a presentation that needs several rulesets is indexed on one decisive finding (a
+  choice or yes/no that many of its rules require to equal one value, e.g. a subtype). Its rules
+  are grouped by that value, each group sharded as above, and a fact is asserted only into the
+  rulesets of its own value and those of the rules that do not test it (`_index`). A rule that
+  requires `subtype == type_iii` cannot match a fact whose subtype is anything else, so the
+  rules that fire are the same;
 - registration is lazy and racy: every ruleset is created in the C core when the engine is built;
 - rulesets are process-wide by name: names carry the knowledge base hash and an engine number, so
   two engines never share one.
@@ -169,7 +176,8 @@ class Engine:
 
     def __init__(self, kb: KnowledgeBase, *, action_hook: Callable[[str], None] | None = None) -> None:
         self._hook = action_hook
-        self._rulesets: dict[str, tuple[_Ruleset, ...]] = {}
+        self._rulesets: dict[str, tuple[_Ruleset, ...]] = {}  # asserted into for every fact
+        self._keyed: dict[str, tuple[str, dict[tuple[type, Any], tuple[_Ruleset, ...]]]] = {}
         self._order = {rule.id: index for index, rule in enumerate(kb.rules)}
         self._read = {
             pid: frozenset(f for r in kb.rules_for(pid) for f in conditions.fields(kb.tests[r.id]))
@@ -178,16 +186,21 @@ class Engine:
         with _LOCK:
             number = next(_ENGINES)
             for pid in kb.presentations:
-                shards = []
-                for index, rules in enumerate(_shards(kb, kb.rules_for(pid))):
-                    name = f"myotomy_{pid}_{kb.content_hash[:12]}_{number}_{index}"
-                    shards.append(self._define(name, pid, kb, rules))
-                self._rulesets[pid] = tuple(shards)
+                names = (f"myotomy_{pid}_{kb.content_hash[:12]}_{number}_{index}" for index in itertools.count())
+                field, groups, rest = _index(kb, kb.rules_for(pid))
+                self._rulesets[pid] = tuple(self._define(next(names), pid, kb, rules) for rules in rest)
+                if field is not None:
+                    self._keyed[pid] = (field, {
+                        value: tuple(self._define(next(names), pid, kb, rules) for rules in shards)
+                        for value, shards in groups.items()
+                    })
 
     @property
     def ruleset_count(self) -> int:
         """How many rulesets the C core holds for this engine (one per presentation, or more)."""
-        return sum(len(shards) for shards in self._rulesets.values())
+        return sum(len(shards) for shards in self._rulesets.values()) + sum(
+            len(shards) for _, groups in self._keyed.values() for shards in groups.values()
+        )
 
     def _define(self, name: str, presentation: str, kb: KnowledgeBase, rules: list[Rule]) -> _Ruleset:
         anchor = lang.m.presentation == presentation  # see the module doc
@@ -208,6 +221,12 @@ class Engine:
     def fire(self, presentation: str, facts: dict[str, Any]) -> list[str]:
         """The ids of the rules whose conditions hold for these findings, in rule-file order."""
         rulesets = self._rulesets[presentation]
+        keyed = self._keyed.get(presentation)
+        if keyed is not None:
+            field, groups = keyed
+            if field in facts:
+                value = facts[field]
+                rulesets = rulesets + groups.get((type(value), value), ())
         read = self._read[presentation]
         # only the findings some rule of this presentation tests: the others cannot change a match
         fact = {name: value for name, value in facts.items() if name in read}
@@ -288,6 +307,47 @@ def _shards(kb: KnowledgeBase, rules: tuple[Rule, ...]) -> list[list[Rule]]:
         shards[-1].append(rule)
         load += paths
     return shards
+
+
+def _index(
+    kb: KnowledgeBase, rules: tuple[Rule, ...]
+) -> tuple[str | None, dict[tuple[type, Any], list[list[Rule]]], list[list[Rule]]]:
+    """The decisive finding of a presentation, its rules' shards grouped by the value they require,
+    and the shards of the rules that do not test it; no finding (None) when the rules fit one
+    ruleset or no finding saves rulesets. A group's key is the value with its type: True and 1
+    are equal in Python but not to the engine."""
+    plain = _shards(kb, rules)
+    if len(plain) <= 1:
+        return None, {}, plain
+    best: tuple[int, str, dict[tuple[type, Any], list[list[Rule]]], list[list[Rule]]] | None = None
+    candidates = {
+        t.field for r in rules for t in kb.tests[r.id]
+        if isinstance(t, conditions.Clause) and t.op == "eq" and type(t.value) in (str, bool)
+    }
+    for field in sorted(candidates):
+        grouped: dict[tuple[type, Any], list[Rule]] = {}
+        rest: list[Rule] = []
+        for rule in rules:
+            value = next(
+                (t.value for t in kb.tests[rule.id]
+                 if isinstance(t, conditions.Clause) and t.field == field and t.op == "eq" and type(t.value) in (str, bool)),
+                _NO_VALUE,
+            )
+            if value is _NO_VALUE:
+                rest.append(rule)
+            else:
+                grouped.setdefault((type(value), value), []).append(rule)
+        rest_shards = _shards(kb, tuple(rest)) if rest else []
+        group_shards = {value: _shards(kb, tuple(members)) for value, members in grouped.items()}
+        touched = len(rest_shards) + max(len(s) for s in group_shards.values())  # rulesets one fact meets at most
+        if touched < len(plain) and (best is None or touched < best[0]):
+            best = (touched, field, group_shards, rest_shards)
+    if best is None:
+        return None, {}, plain
+    return best[1], best[2], best[3]
+
+
+_NO_VALUE = object()
 
 
 def _abandon(handle: int, state: int) -> None:

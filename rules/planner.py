@@ -7,14 +7,25 @@ options of every kind on one strength scale, the steps, the shared decisions, an
 would change the answer ("needs"), found by trying each undecided value of a missing detail.
 
 What does not depend on the patient is built once per knowledge base in `_Derived`.
+
+Records derived from rules and the findings they read (an option with its basis, a flag, a "why
+not", a needs prompt, the steps) are the same whenever those findings are the same, and building them was most of
+an assessment's time (pyinstrument on the teaching cases: why not 16 %, option and basis 15 %,
+needs 12 %, flags 7 %). Each is therefore kept in a bounded memo keyed by exactly what it is made
+from: the ids of its rules and the recorded values (with their types) of the fields those rules
+read, through definitions. The memo holds the planner's own derived records, frozen models that
+plans share, never a whole plan: every assessment still validates its input, fires the rules and
+assembles its plan. `records_cached(False)` turns the memos off, the reference path a test
+compares against byte for byte.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from pydantic import ValidationError
 
@@ -28,6 +39,63 @@ from rules.engine import Engine
 from rules.render import STRENGTH_WORDS
 
 DEFAULT_TIPS = ("patient preference", "local expertise")
+MEMO_LIMIT = 2048  # records per kind and knowledge base: about 25 MB in all when every memo is full
+_MERGE_RANK = {s: i for i, s in enumerate(MERGE_PRIORITY)}
+_STRENGTH_RANK = {s: i for i, s in enumerate(STRENGTH_ORDER)}
+_SEVERITY_RANK = {s: i for i, s in enumerate(("stop", "do_first", "caution"))}
+_CACHING = [True]
+
+
+@contextlib.contextmanager
+def records_cached(enabled: bool) -> Iterator[None]:
+    """Turn the memos of derived records on or off for a `with` block (process-wide; for tests)."""
+    before = _CACHING[0]
+    _CACHING[0] = enabled
+    try:
+        yield
+    finally:
+        _CACHING[0] = before
+
+
+class _Memo(dict):  # type: ignore[type-arg]
+    """A bounded memo: past its limit the oldest entry goes. Safe under threads: a lost race only
+    builds a record twice."""
+
+    def __init__(self, limit: int = MEMO_LIMIT) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def put(self, key: Any, value: Any) -> Any:
+        if not _CACHING[0]:
+            return value
+        if len(self) >= self.limit:
+            try:
+                del self[next(iter(self))]
+            except (StopIteration, RuntimeError, KeyError):
+                pass
+        self[key] = value
+        return value
+
+    def find(self, key: Any) -> Any:
+        return self.get(key) if _CACHING[0] else None
+
+
+class _Findings(dict):  # type: ignore[type-arg]
+    """One condition's findings, with each value also as a memo key: strings as they are, other
+    values with their type (True and 1, 0.0 and -0.0 are equal in Python but written differently
+    in a plan), floats by their text."""
+
+    def __init__(self, facts: dict[str, Any]) -> None:
+        super().__init__(facts)
+        self.keys_of = {
+            name: value if type(value) is str else (type(value), repr(value) if type(value) is float else value)
+            for name, value in facts.items()
+        }
+
+
+def _pattern(facts: _Findings, fields: tuple[str, ...]) -> tuple[Any, ...]:
+    """The recorded values of these fields as a memo key (None where absent: no finding is None)."""
+    return tuple(map(facts.keys_of.get, fields))
 
 
 class InputError(ValueError):
@@ -186,6 +254,26 @@ class _Derived:
         }
         self.effects = {rule.id: tuple((e.option, e.strength) for e in rule.then.options) for rule in kb.rules}
         self.probes = {pid: tuple(self._probes(pid, definitions[pid])) for pid in kb.presentations}
+        self.option_order = {pid: {o: i for i, o in enumerate(p.options)} for pid, p in kb.presentations.items()}
+        # what "why not" an option reads: the fields of every rule that could name it
+        self.why_fields = {
+            key: tuple(_unique(f for r in rules for f in self.reads[r.id])) for key, rules in self.naming.items()
+        }
+        self.clear_fields = {
+            fid: tuple(_unique(f for tests in clears for f in conditions.fields(tests))) for fid, clears in kb.flag_clears.items()
+        }
+        self.used: _Memo = _Memo()  # rule ids -> the fields their basis shows
+        self.options: _Memo = _Memo()
+        self.flags: _Memo = _Memo()
+        self.why: _Memo = _Memo()
+        self.needs: _Memo = _Memo()
+        self.steps: _Memo = _Memo()
+
+    def used_fields(self, rule_ids: tuple[str, ...]) -> tuple[str, ...]:
+        found = self.used.find(rule_ids)
+        if found is None:
+            found = self.used.put(rule_ids, tuple(_unique(f for r in rule_ids for f in self.reads[r])))
+        return found
 
     def _probes(self, pid: str, definitions: dict[str, Any]) -> Iterable["_Probe"]:
         """For each detail that decides options: the values worth trying and the rules it can change."""
@@ -210,7 +298,13 @@ class _Derived:
                 lo, hi = detail.min, detail.max
                 values = tuple(v for v in dict.fromkeys(found) if (lo is None or v >= lo) and (hi is None or v <= hi))
             via = any(detail.id in _closure(conditions.fields(t), definitions) for t in definitions.values())
-            yield _Probe(detail, values, affected, frozenset(r.id for r in affected), via)
+            ids = frozenset(r.id for r in affected)
+            # the answer depends on the fields the affected rules read and on which rules fire that
+            # name the same options (they set the strengths a change is measured against)
+            named = {oid for r in affected for oid, _ in self.effects[r.id]}
+            related = ids | {r.id for oid in named for r in self.naming.get((pid, oid), ())}
+            fields = tuple(_unique(f for r in affected for f in self.reads[r.id]))
+            yield _Probe(detail, values, affected, ids, via, fields, frozenset(related))
 
     def cite(self, keys: Iterable[str]) -> tuple[out.CitationRef, ...]:
         return tuple(self.citation[key] for key in dict.fromkeys(keys))
@@ -240,6 +334,8 @@ class _Probe:
     affected: tuple[Rule, ...]
     affected_ids: frozenset[str]
     via_definition: bool
+    fields: tuple[str, ...]  # what the affected rules read, through definitions
+    related: frozenset[str]  # the affected rules and every other rule naming an option they name
 
 
 def _closure(fields: Iterable[str], definitions: dict[str, Any]) -> tuple[str, ...]:
@@ -276,9 +372,16 @@ def _derived(kb: KnowledgeBase) -> _Derived:
         return found
 
 
+def forget_records(kb: KnowledgeBase) -> None:
+    """Empty the memos of derived records for this knowledge base (benchmarks start them cold)."""
+    for memo in vars(_derived(kb)).values():
+        if isinstance(memo, _Memo):
+            memo.clear()
+
+
 def merge(strengths: Iterable[Strength]) -> Strength:
     """The strength of an option named by several rules (see MERGE_PRIORITY)."""
-    return min(strengths, key=MERGE_PRIORITY.index)
+    return min(strengths, key=_MERGE_RANK.__getitem__)
 
 
 def _merged(rules: Iterable[Rule]) -> dict[str, Strength]:
@@ -299,10 +402,10 @@ def assess(raw: Presentation | dict[str, Any], *, context: tuple[KnowledgeBase, 
     parts = [_plan_one(d, engine, cond.presentation, facts) for cond, facts in zip(presentation.conditions, all_facts)]
 
     steps: list[out.PlanStep] = []
-    for part in parts:
-        for step in part["steps"]:
-            steps.append(step.model_copy(update={"order": len(steps) + 1}))
-    options = sorted((o for part in parts for o in part["options"]), key=lambda o: STRENGTH_ORDER.index(o.strength))
+    for part in parts:  # each part's steps are numbered from 1; a second condition's follow on
+        offset = len(steps)
+        steps += part["steps"] if not offset else [s.model_copy(update={"order": s.order + offset}) for s in part["steps"]]
+    options = sorted((o for part in parts for o in part["options"]), key=lambda o: _STRENGTH_RANK[o.strength])
     flags = sorted((f for part in parts for f in part["flags"]), key=_flag_order)
     workup: dict[str, out.Term] = {}
     for step in steps:
@@ -326,12 +429,13 @@ def assess(raw: Presentation | dict[str, Any], *, context: tuple[KnowledgeBase, 
 
 
 def _flag_order(flag: out.Flag) -> tuple[int, int]:
-    return (flag.status != "standing", ("stop", "do_first", "caution").index(flag.severity))
+    return (flag.status != "standing", _SEVERITY_RANK[flag.severity])
 
 
 def _plan_one(d: _Derived, engine: Engine, pid: str, facts: dict[str, Any]) -> dict[str, Any]:
     kb = d.kb
     pdef = kb.presentations[pid]
+    facts = _Findings(facts)
     fired = engine.fire(pid, facts)
     rules = [d.rule[r] for r in fired]
     missing = tuple(f for f in d.read[pid] if f not in facts and not f.startswith(PRIOR_PREFIX) and f not in AGE_FACTS)
@@ -381,9 +485,9 @@ def _plan_one(d: _Derived, engine: Engine, pid: str, facts: dict[str, Any]) -> d
             "needs": needs, "fired": fired, "stopped": bool(stop_flags)}
 
 
-def _basis(d: _Derived, rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...], extra: Iterable[str] = ()) -> out.Basis:
+def _basis(d: _Derived, rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...], extra: tuple[str, ...] = ()) -> out.Basis:
     # a named definition is shown with the details it rests on, so the basis can be checked
-    used = _unique(f for r in rules for f in d.reads[r.id])
+    used = d.used_fields(tuple(r.id for r in rules))
     return out.Basis(
         rule_ids=tuple(r.id for r in rules),
         rule_versions={r.id: r.version for r in rules},
@@ -406,26 +510,48 @@ def _flags(d: _Derived, rules: list[Rule], pid: str, facts: dict[str, Any], miss
             entry[1].extend(effect.concerns or d.procedures[pid])
     found = []
     for fid, (flag_rules, concerns) in raised.items():
-        definition = kb.flags[fid]
-        cleared = any(conditions.holds(tests, facts) for tests in kb.flag_clears[fid])
-        workup = _unique([*definition.workup, *(w for r in flag_rules for w in r.then.workup)])
-        found.append(
-            out.Flag(
-                id=fid,
-                meaning=definition.meaning,
-                severity=definition.severity,
-                status="cleared" if cleared else "standing",
-                presentation=pid,
-                concerns=tuple(_unique(concerns)),
-                workup=tuple(d.workup[w] for w in workup),
-                cleared_by=(definition.cleared_meaning or "the recorded work-up") if cleared else None,
-                basis=_basis(d, flag_rules, facts, missing),
-            )
-        )
+        ids = tuple(r.id for r in flag_rules)
+        key = (fid, pid, ids, tuple(concerns), missing, _pattern(facts, d.used_fields(ids)), _pattern(facts, d.clear_fields[fid]))
+        flag = d.flags.find(key)
+        if flag is None:
+            flag = d.flags.put(key, _new_flag(d, fid, pid, flag_rules, concerns, facts, missing))
+        found.append(flag)
     return sorted(found, key=_flag_order)
 
 
+def _new_flag(
+    d: _Derived, fid: str, pid: str, flag_rules: list[Rule], concerns: list[str], facts: dict[str, Any], missing: tuple[str, ...]
+) -> out.Flag:
+    kb = d.kb
+    definition = kb.flags[fid]
+    cleared = any(conditions.holds(tests, facts) for tests in kb.flag_clears[fid])
+    workup = _unique([*definition.workup, *(w for r in flag_rules for w in r.then.workup)])
+    return out.Flag(
+        id=fid,
+        meaning=definition.meaning,
+        severity=definition.severity,
+        status="cleared" if cleared else "standing",
+        presentation=pid,
+        concerns=tuple(_unique(concerns)),
+        workup=tuple(d.workup[w] for w in workup),
+        cleared_by=(definition.cleared_meaning or "the recorded work-up") if cleared else None,
+        basis=_basis(d, flag_rules, facts, missing),
+    )
+
+
 def _option(
+    d: _Derived, oid: str, pid: str, strength: Strength, step: out.StepKind, after: tuple[str, ...],
+    capped: tuple[str, ...], rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...],
+) -> out.PlanOption:
+    ids = tuple(r.id for r in rules)
+    key = (oid, pid, strength, step, after, capped, ids, missing, _pattern(facts, d.used_fields(ids)))
+    found = d.options.find(key)
+    if found is None:
+        found = d.options.put(key, _new_option(d, oid, pid, strength, step, after, capped, rules, facts, missing))
+    return found
+
+
+def _new_option(
     d: _Derived, oid: str, pid: str, strength: Strength, step: out.StepKind, after: tuple[str, ...],
     capped: tuple[str, ...], rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...],
 ) -> out.PlanOption:
@@ -454,7 +580,7 @@ def _option(
         approaches=option.approaches,
         risks=d.risks[oid],
         caveats=tuple(d.caveat[id(c)] for c in caveats.values()),
-        basis=_basis(d, rules, facts, missing, option.citations),
+        basis=_basis(d, rules, facts, missing, tuple(option.citations)),
     )
 
 
@@ -469,29 +595,43 @@ _STEP_TITLES = {
 def _steps(
     d: _Derived, pid: str, rules: list[Rule], flags: list[out.Flag], options: list[out.PlanOption], stop_flags: list[out.Flag]
 ) -> list[out.PlanStep]:
+    """The steps, numbered from 1; the same rules, flags and options give the same steps."""
+    key = (
+        pid, tuple(r.id for r in rules), tuple((f.id, f.status, f.workup) for f in flags),
+        tuple((o.id, o.step, o.strength) for o in options),
+    )
+    found = d.steps.find(key)
+    if found is None:
+        found = d.steps.put(key, tuple(_new_steps(d, pid, rules, flags, options, stop_flags)))
+    return list(found)
+
+
+def _new_steps(
+    d: _Derived, pid: str, rules: list[Rule], flags: list[out.Flag], options: list[out.PlanOption], stop_flags: list[out.Flag]
+) -> list[out.PlanStep]:
     def workup_of(ids: Iterable[str]) -> tuple[out.Term, ...]:
         return tuple(d.workup[w] for w in _unique(ids))
 
     if stop_flags:
         stop_rules = [r for r in rules if any(f.id in {s.id for s in stop_flags} for f in r.then.flags)]
         ids = [t.id for f in stop_flags for t in f.workup] + [w for r in stop_rules for w in r.then.workup]
-        steps = [out.PlanStep(order=0, kind="urgent", presentation=pid, title=_STEP_TITLES["urgent"], workup=workup_of(ids))]
+        steps = [out.PlanStep(order=1, kind="urgent", presentation=pid, title=_STEP_TITLES["urgent"], workup=workup_of(ids))]
         urgent = set(ids)
         rest = [w for w in [*(w for r in rules for w in r.then.workup), *(t.id for f in flags if f.status == "standing" for t in f.workup)] if w not in urgent]
         first = tuple(o.id for o in options if o.step == "first")
         if first or rest:
-            steps.append(out.PlanStep(order=0, kind="first", presentation=pid, title="Meanwhile", workup=workup_of(rest), options=first))
+            steps.append(out.PlanStep(order=2, kind="first", presentation=pid, title="Meanwhile", workup=workup_of(rest), options=first))
         return steps
     steps = []
     first_workup = [w for r in rules for w in r.then.workup] + [t.id for f in flags if f.status == "standing" for t in f.workup]
     first_options = tuple(o.id for o in options if o.step == "first")
     if first_workup or first_options:
-        steps.append(out.PlanStep(order=0, kind="first", presentation=pid, title=_STEP_TITLES["first"], workup=workup_of(first_workup), options=first_options))
+        steps.append(out.PlanStep(order=1, kind="first", presentation=pid, title=_STEP_TITLES["first"], workup=workup_of(first_workup), options=first_options))
     for kind in ("treatment", "if_that_fails"):
         ids = tuple(o.id for o in options if o.step == kind and o.strength != "not_indicated")
         if ids:
             title = _STEP_TITLES[kind] + (" (once the step before is done)" if kind == "treatment" and steps else "")
-            steps.append(out.PlanStep(order=0, kind=kind, presentation=pid, title=title, options=ids))
+            steps.append(out.PlanStep(order=len(steps) + 1, kind=kind, presentation=pid, title=title, options=ids))
     return steps
 
 
@@ -500,45 +640,53 @@ def _needs(d: _Derived, pid: str, facts: dict[str, Any], fired: set[str], streng
 
     Only the rules that read the detail (directly or through a definition) can change, so only
     they are re-evaluated, and only the options they name are merged again."""
-    kb = d.kb
     needs = []
-    definitions = kb.definitions[pid]
     for probe in d.probes[pid]:
-        detail = probe.detail
-        if detail.id in facts:
+        if probe.detail.id in facts:
             continue
-        before = fired & probe.affected_ids
-        kept = fired - probe.affected_ids
-        changed: list[str] = []
-        for value in probe.values:
-            trial = dict(facts)
-            trial[detail.id] = value
-            if probe.via_definition:
-                definitions.apply(trial)
-            after = {r.id for r in probe.affected if conditions.holds(kb.tests[r.id], trial)}
-            if after == before:
-                continue
-            active = kept | after
-            for rule_id in before ^ after:
-                for oid, _ in d.effects[rule_id]:
-                    if oid in changed:
-                        continue
-                    named = [st for r in d.naming[(pid, oid)] if r.id in active for o, st in d.effects[r.id] if o == oid]
-                    if (merge(named) if named else None) != strengths.get(oid):
-                        changed.append(oid)
-        if changed:
-            order = kb.presentations[pid].options
-            changed.sort(key=order.index)
-            needs.append(
-                out.Need(
-                    presentation=pid,
-                    detail=detail.id,
-                    label=detail.label,
-                    decides=tuple(changed),
-                    decides_names=tuple(kb.options[o].name for o in changed),
-                )
-            )
+        key = (pid, probe.detail.id, _pattern(facts, probe.fields), frozenset(fired & probe.related))
+        need = d.needs.find(key)
+        if need is None:
+            need = d.needs.put(key, _need(d, pid, probe, facts, fired, strengths) or False)
+        if need:
+            needs.append(need)
     return needs
+
+
+def _need(d: _Derived, pid: str, probe: "_Probe", facts: dict[str, Any], fired: set[str], strengths: dict[str, Strength]) -> out.Need | None:
+    """The need for one probe's detail, or None when no value of it changes an option."""
+    kb = d.kb
+    definitions = kb.definitions[pid]
+    detail = probe.detail
+    before = fired & probe.affected_ids
+    kept = fired - probe.affected_ids
+    changed: list[str] = []
+    for value in probe.values:
+        trial = dict(facts)
+        trial[detail.id] = value
+        if probe.via_definition:
+            definitions.apply(trial)
+        after = {r.id for r in probe.affected if conditions.holds(kb.tests[r.id], trial)}
+        if after == before:
+            continue
+        active = kept | after
+        for rule_id in before ^ after:
+            for oid, _ in d.effects[rule_id]:
+                if oid in changed:
+                    continue
+                named = [st for r in d.naming[(pid, oid)] if r.id in active for o, st in d.effects[r.id] if o == oid]
+                if (merge(named) if named else None) != strengths.get(oid):
+                    changed.append(oid)
+    if changed:
+        changed.sort(key=d.option_order[pid].__getitem__)
+        return out.Need(
+            presentation=pid,
+            detail=detail.id,
+            label=detail.label,
+            decides=tuple(changed),
+            decides_names=tuple(kb.options[o].name for o in changed),
+        )
+    return None
 
 
 def _unmet(d: _Derived, pid: str, tests: Iterable[conditions.Test], facts: dict[str, Any]) -> Iterable[str]:
@@ -555,6 +703,14 @@ def _unmet(d: _Derived, pid: str, tests: Iterable[conditions.Test], facts: dict[
 
 
 def _why_not(d: _Derived, oid: str, pid: str, facts: dict[str, Any], withheld: tuple[str, ...]) -> out.WhyNot:
+    key = (oid, pid, withheld, _pattern(facts, d.why_fields[(pid, oid)]))
+    found = d.why.find(key)
+    if found is None:
+        found = d.why.put(key, _new_why_not(d, oid, pid, facts, withheld))
+    return found
+
+
+def _new_why_not(d: _Derived, oid: str, pid: str, facts: dict[str, Any], withheld: tuple[str, ...]) -> out.WhyNot:
     tests = d.kb.tests
     rules = []
     for r in d.naming[(pid, oid)]:

@@ -15,7 +15,7 @@ import pytest
 
 from rules import assess
 from models.loader import load_cases
-from rules.batch import BATCH_CHUNK, BATCH_WINDOW, assess_record
+from rules.batch import BATCH_CHUNK, BATCH_WINDOW, assess_record, plan_summary
 
 CASES = [case.input for _, case in load_cases()]
 BAD_LINES = [
@@ -133,3 +133,40 @@ def test_ctrl_c_leaves_only_whole_lines(tmp_path: Path, workers: int, to_group: 
     assert data.endswith(b"\n")
     numbers = [json.loads(text)["line"] for text in data.decode("utf-8").splitlines()]
     assert numbers == list(range(1, len(numbers) + 1)) and 0 < len(numbers) < 20_000
+
+
+def test_summary_records_are_the_plans_in_brief_with_workers_too(one_process: tuple[Path, bytes, bytes]) -> None:
+    """`--output summary`: one compact record per line, the same bytes with workers, each the
+    summary of the very plan the full output holds; error records as in the full output."""
+    source, full, _ = one_process
+    one = source.with_name("summary-1.jsonl")
+    two = source.with_name("summary-2.jsonl")
+    assert run("batch", str(source), str(one), "--output", "summary").returncode == 0
+    assert run("batch", str(source), str(two), "--output", "summary", "--workers", "2").returncode == 0
+    assert one.read_bytes() == two.read_bytes()
+    summaries = [json.loads(line) for line in one.read_text().splitlines()]
+    plans = [json.loads(line) for line in full.decode().splitlines()]
+    assert [s["line"] for s in summaries] == [p["line"] for p in plans]
+    assert len(one.read_bytes()) * 10 < len(full)
+    for summary, plan in zip(summaries, plans):
+        if "error" in plan:
+            assert summary == plan
+            continue
+        p, s = plan["plan"], summary["summary"]
+        strength = {o["id"]: o["strength"] for o in p["options"]}
+        assert s["presentations"] == [i["id"] for i in p["presentations"]] and s["stopped"] == p["stopped"]
+        assert [(t["kind"], [o["id"] for o in t["options"]]) for t in s["steps"]] == [(t["kind"], t["options"]) for t in p["steps"]]
+        assert all(o["strength"] == strength[o["id"]] for t in s["steps"] for o in t["options"])
+        assert s["flags"] == [{"id": f["id"], "severity": f["severity"]} for f in p["flags"] if f["status"] == "standing"]
+        assert s["needs"] == [n["detail"] for n in p["needs"]] and s["knowledge_base"] == p["knowledge_base"]
+
+
+def test_assess_record_summary_is_one_line() -> None:
+    is_error, data = assess_record(3, json.dumps(CASES[0]).encode(), "summary")
+    assert not is_error and data.count(b"\n") == 1
+    assert json.loads(data) == {"line": 3, "summary": plan_summary(assess(CASES[0]))}
+
+
+def test_unknown_output_kind_exits_2(tmp_path: Path) -> None:
+    done = run("batch", "-", str(tmp_path / "out.jsonl"), "--output", "brief")
+    assert done.returncode == 2 and b"--output" in done.stderr and b"Traceback" not in done.stderr

@@ -239,3 +239,42 @@ def test_invalid_input_names_field_and_reason(raw, field: str, reason: str) -> N
     with pytest.raises(InputError) as info:
         assess(raw)
     assert any(loc.startswith(field) and reason in msg for loc, msg in info.value.errors), info.value.errors
+
+
+def test_memoised_records_give_the_plans_of_the_reference_path(kb: KnowledgeBase) -> None:
+    """The planner keeps derived records (basis, option, flag, why not, needs, steps) in bounded
+    memos keyed by the findings their rules read. Every plan must be byte for byte the plan the
+    plain path builds (memos off), from cold memos, from warm ones, and from memos so small that
+    they are emptied all the time; generated inputs cover the combinations the cases do not."""
+    import random
+
+    from benchmarks import inputs
+    from rules import planner
+
+    raws = [case.input for case in CASES]
+    raws += list(inputs.variations(kb, raws, 400, seed=8))
+    rng = random.Random(8)
+    pick = inputs.RandomPick(rng)
+    while len(raws) < len(CASES) + 500:
+        raw = inputs.draw_presentation(kb, rng.sample(list(kb.presentations), rng.choice((1, 2))), pick)
+        if inputs.valid(kb, raw):
+            raws.append(raw)
+    with planner.records_cached(False):
+        reference = [assess(raw).model_dump_json() for raw in raws]
+    derived = planner._derived(kb)
+    memos = [m for m in vars(derived).values() if isinstance(m, planner._Memo)]
+    assert len(memos) >= 6
+    for memo in memos:
+        memo.clear()
+    assert [assess(raw).model_dump_json() for raw in raws] == reference  # cold, then filling
+    assert [assess(raw).model_dump_json() for raw in raws] == reference  # warm
+    limits = [m.limit for m in memos]
+    try:
+        for memo in memos:
+            memo.clear()
+            memo.limit = 3
+        assert [assess(raw).model_dump_json() for raw in reversed(raws)] == reference[::-1]
+        assert all(len(m) <= 3 for m in memos)
+    finally:
+        for memo, limit in zip(memos, limits):
+            memo.limit = limit
