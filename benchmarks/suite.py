@@ -36,6 +36,9 @@ class Section:
         self.lines.extend(lines)
 
     def target(self, name: str, measured: str, goal: str, met: bool) -> None:
+        if goal == "none (information)":  # a figure kept for comparison, with no goal to meet or miss
+            self.targets.append(f"info {name}: {measured}")
+            return
         self.targets.append(f"target {name}: {measured} (goal {goal}) {'met' if met else 'missed'}")
 
     def markdown(self) -> str:
