@@ -92,11 +92,17 @@ def test_the_form_shows_every_declared_detail_in_words() -> None:
         for detail in kb.details[pid]:
             key = f"detail.{pid}.{detail.id}"
             if detail.type == "treatments":
-                widget = at.multiselect(key=key)
-                assert widget.options == [kb.options[o].name for o in kb.presentations[pid].options]
+                for oid in kb.presentations[pid].options:
+                    outcome = at.selectbox(key=f"{key}.{oid}")
+                    assert outcome.label.replace("\\", "") == kb.options[oid].name
+                    assert outcome.options == ["not recorded", "failed", "partial response", "good response", "not tolerated"]
+                continue
             elif detail.type in ("number", "integer"):
                 widget = at.number_input(key=key)
-                assert widget.min == detail.min and widget.max == detail.max
+                assert widget.min is None and widget.max is None  # checked on the server, never clamped in the browser
+                if detail.min is not None or detail.max is not None:  # the range is said in the help instead
+                    assert "Range: " in widget.help.replace("\\", "")
+                    widget = type("Shown", (), {"label": widget.label, "help": widget.help.split(" Range")[0].split("Range")[0]})
             else:
                 widget = at.selectbox(key=key)
                 words = ["yes", "no"] if detail.type == "yes_no" else [c.meaning for c in detail.choices]
@@ -105,15 +111,13 @@ def test_the_form_shows_every_declared_detail_in_words() -> None:
             assert (widget.help or "").replace("\\", "") == (detail.help or "")
 
 
-def test_a_treatment_asks_for_its_outcome_as_soon_as_it_is_chosen() -> None:
+def test_a_treatment_outcome_is_asked_for_each_option_inside_the_form() -> None:
     at = fresh()
     at.multiselect(key="presentations").set_value(["achalasia"]).run()
-    at.multiselect(key="detail.achalasia.prior_treatments").set_value(["pneumatic_dilation"]).run()
     outcome = at.selectbox(key="detail.achalasia.prior_treatments.pneumatic_dilation")
-    assert outcome.label.replace("\\", "") == "Outcome of Pneumatic dilation (graded 30 to 35 to 40 mm)"
-    assert outcome.options == ["not recorded", "failed", "partial response", "good response", "not tolerated"]
-    outcome.set_value("failed")
-    fill(at, "achalasia", 50, subtype="type_ii", diagnosis_confirmed=True, malignancy_excluded=True)
+    assert outcome.label.replace("\\", "") == "Pneumatic dilation (graded 30 to 35 to 40 mm)"
+    fill(at, "achalasia", 50, subtype="type_ii", diagnosis_confirmed=True, malignancy_excluded=True,
+         **{"prior_treatments.pneumatic_dilation": "failed"})
     assert at.session_state["assessment_input"]["conditions"][0]["prior_treatments"] == [
         {"treatment": "pneumatic_dilation", "outcome": "failed"}]
     assert "previous Pneumatic dilation (graded 30 to 35 to 40 mm): failed" in text(at)  # the basis, in words
@@ -173,24 +177,57 @@ def test_validation_errors_are_shown_beside_their_fields_not_as_a_traceback() ->
     at.session_state["assessment_input"]["conditions"][0]["symptom_duration_months"] = 5000
     at.run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [e.value.replace("\\", "") for e in at.error]
     assert any("less than or equal to 1000" in e for e in beside(at, "detail.achalasia.symptom_duration_months")), errors
-    assert any("beside the fields" in e for e in errors), errors
+    top = next(e for e in errors if e.startswith("**Not assessed:**"))
+    assert "**Oesophageal achalasia · Symptom duration**: Input should be less than or equal to 1000" in top, top
     assert "3. The plan and its basis" not in [h.value for h in at.header]
 
 
-def test_a_treatment_without_an_outcome_and_a_wrong_age_are_named() -> None:
-    at = fresh()
-    at.multiselect(key="presentations").set_value([IHPS]).run()
-    at.multiselect(key=f"detail.{IHPS}.prior_treatments").set_value(["fluid_electrolyte_correction"]).run()
-    fill(at, IHPS, 4, "weeks")
+def test_an_out_of_range_value_is_refused_beside_its_field_and_at_the_top_and_the_old_plan_goes() -> None:
+    at = type_iii(fresh())
+    assert "3. The plan and its basis" in [h.value for h in at.header]
+    at.number_input(key="detail.achalasia.symptom_duration_months").set_value(5000)  # no browser-side bound
+    at.button(key="assess").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["assessment_input"]["conditions"][0]["symptom_duration_months"] == 5000  # kept as typed
+    assert at.number_input(key="detail.achalasia.symptom_duration_months").value == 5000
     errors = [e.value.replace("\\", "") for e in at.error]
-    assert any(e.startswith("Fluid and electrolyte correction (dehydration, hypochloraemic hypokalaemic metabolic "
-                            "alkalosis), outcome: Field required") for e in errors), errors
-    at.multiselect(key=f"detail.{IHPS}.prior_treatments").set_value([])
-    fill(at, IHPS, 5, "years")
+    assert any("less than or equal to 1000" in e for e in beside(at, "detail.achalasia.symptom_duration_months")), errors
+    assert any(e.startswith("**Not assessed:**") and "Symptom duration" in e for e in errors), errors
+    assert "3. The plan and its basis" not in [h.value for h in at.header]  # the previous plan is gone
+    assert "Per-oral endoscopic myotomy (POEM)** — Preferred" not in text(at)
+
+
+def test_a_wrong_age_is_named_beside_the_age_and_at_the_top() -> None:
+    at = fill(fresh(), IHPS, 5, "years")
     errors = [e.value.replace("\\", "") for e in at.error]
     assert any("is not a diagnosis at 5 years" in e for e in beside(at, "age.value")), errors
+    at = fill(fresh(), "achalasia", 500)
+    errors = [e.value.replace("\\", "") for e in at.error]
+    assert any("age of 500 years is over 120 years" in e for e in beside(at, "age.value")), errors
+    assert any(e.startswith("**Not assessed:**") and "**Age**: " in e and "over 120 years" in e for e in errors), errors
+
+
+def test_a_changed_presentation_list_is_flagged_above_the_plan_it_no_longer_matches() -> None:
+    at = type_iii(fresh())
+    at.multiselect(key="presentations").set_value(["achalasia", "chronic_anal_fissure"]).run()
+    warnings = [w.value for w in at.warning]
+    assert any("presentations chosen above have changed" in w for w in warnings), warnings
+    assert "**Per-oral endoscopic myotomy (POEM)** — Preferred" in text(at)  # the plan stays, with its inputs
+    assert "**Oesophageal achalasia** — Subtype: type III (spastic)" in text(at)
+
+
+def test_the_page_lists_the_inputs_as_entered_with_time_and_knowledge_base() -> None:
+    from rules import default_context
+
+    kb, _ = default_context()
+    at = type_iii(fresh())
+    page = text(at)
+    assert "Assessed 20" in page and f"content hash `{kb.content_hash}`" in page
+    assert "**Patient** — Age: 45 years" in page
+    assert "Not recorded: Fitness for anaesthesia and surgery" in page  # blanks in words, never dropped
+    assert "| Oesophageal achalasia | Takes opioids | not recorded |" in page
 
 
 def test_teaching_mode_hides_then_reveals_the_answer() -> None:
@@ -246,18 +283,21 @@ def test_every_teaching_case_fills_the_form_with_its_own_input() -> None:
         assert rebuilt == expected, case.id
 
 
-def test_exports_hold_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exports_hold_the_plan_with_its_inputs_time_and_knowledge_base(monkeypatch: pytest.MonkeyPatch) -> None:
     """The JSON is served as Streamlit stores it; the report is written on click, so call its writer."""
+    import re
+
     from streamlit.runtime.media_file_manager import MediaFileManager
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
-    served: dict[str, bytes] = {}
+    served: dict[str, tuple[bytes, str]] = {}
     deferred: dict[str, Any] = {}
     original = MemoryMediaFileStorage.load_and_get_id
     original_deferred = MediaFileManager.add_deferred
 
     def capture(self, path_or_data, mimetype, kind, filename=None):
-        served[mimetype] = path_or_data if isinstance(path_or_data, bytes) else str(path_or_data).encode()
+        data = path_or_data if isinstance(path_or_data, bytes) else str(path_or_data).encode()
+        served[mimetype] = (data, filename)
         return original(self, path_or_data, mimetype, kind, filename)
 
     def capture_deferred(self, data, mimetype, *args, **kwargs):
@@ -268,14 +308,41 @@ def test_exports_hold_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(MediaFileManager, "add_deferred", capture_deferred)
     at = type_iii(fresh())
     assert len(at.get("download_button")) == 2
-    exported = json.loads(served["application/json"])
-    assert exported["options"][0]["id"] == "poem" and exported["options"][0]["strength"] == "preferred"
-    assert {"diagnosis_confirmed": True, "subtype": "type_iii"}.items() <= exported["options"][0]["basis"]["inputs_used"].items()
-    assert exported["knowledge_base"]["version"]
+    data, name = served["application/json"]
+    assert re.fullmatch(r"myotomy-achalasia-\d{4}-\d\d-\d\dT\d{4}\.json", name), name
+    exported = json.loads(data)
+    plan = exported["plan"]
+    assert plan["options"][0]["id"] == "poem" and plan["options"][0]["strength"] == "preferred"
+    assert {"diagnosis_confirmed": True, "subtype": "type_iii"}.items() <= plan["options"][0]["basis"]["inputs_used"].items()
+    assert exported["knowledge_base"]["version"] and len(exported["knowledge_base"]["content_hash"]) == 64
+    assert exported["assessed_at"].startswith("20") and exported["input"]["conditions"][0]["subtype"] == "type_iii"
+    assert {"presentation": "Oesophageal achalasia", "detail": "Subtype", "value": "type III (spastic)"} in exported["inputs_as_entered"]
     if "text/markdown" not in deferred:
         pytest.skip("no runtime under this AppTest: the report writer is not registered")
     report = deferred["text/markdown"]()
     assert "Per-oral endoscopic myotomy (POEM)" in report and "not a diagnosis" in report
+    assert "## Inputs as entered" in report and "| Oesophageal achalasia | Subtype | type III (spastic) |" in report
+
+
+def test_one_builder_for_the_page_and_both_exports() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from rules import default_context
+    from webapp import export
+
+    kb, _ = default_context()
+    raw = {"age": {"value": 45, "unit": "years"},
+           "conditions": [{"presentation": "achalasia", "subtype": "type_iii"}, {"presentation": "strabismus"}]}
+    at = datetime(2026, 12, 1, 10, 12, tzinfo=timezone(timedelta(hours=1)))
+    assert export.file_name(raw, at, "md") == "myotomy-achalasia+strabismus-2026-12-01T1012.md"
+    assert export.assessed_at_text(at) == "2026-12-01 10:12 (UTC+01:00)"
+    rows = export.inputs_as_entered(kb, raw)
+    report = export.markdown_report(kb, raw, at, "# Title\nbody")
+    document = json.loads(export.json_report(kb, raw, at, {}))
+    assert [tuple(r.values()) for r in document["inputs_as_entered"]] == [(r.presentation, r.detail, r.value) for r in rows]
+    assert all(f"| {r.presentation} | {r.detail} | {r.value} |" in report for r in rows)
+    care = next(r for r in rows if r.presentation.startswith("Strabismus") and r.detail == "First-line non-surgical care")
+    assert care.value == "not recorded"  # a blank is never 'not tried'
 
 
 @pytest.mark.parametrize("payload", ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>", ":red[styled]"])
