@@ -391,3 +391,191 @@ def test_a_broken_knowledge_base_shows_its_message(monkeypatch: pytest.MonkeyPat
     finally:
         default_context.cache_clear()
         st.cache_resource.clear()
+
+
+# --- the form in the URL ---------------------------------------------------------------------------
+
+def _plan_text(at: AppTest) -> list[tuple[str, str]]:
+    """The results without the time of assessment (two assessments a minute apart are the same plan)."""
+    return [(kind, value) for kind, value in results(at) if not value.startswith("Assessed ")]
+
+
+def test_a_link_opens_the_same_plan_assessed_on_load() -> None:
+    at = fresh()
+    at.multiselect(key="presentations").set_value(["achalasia", "strabismus"]).run()
+    at.number_input(key="age.value").set_value(7)
+    for name, value in {"detail.achalasia.subtype": "type_iii", "detail.achalasia.diagnosis_confirmed": True,
+                        "detail.achalasia.prior_treatments.pneumatic_dilation": "failed",
+                        "detail.strabismus.amblyopia": "treated", "detail.strabismus.conservative_care": "failed"}.items():
+        at.selectbox(key=name).set_value(value)
+    at.number_input(key="detail.achalasia.symptom_duration_months").set_value(14.5)
+    at.button(key="assess").click().run()
+    assert not at.exception
+    link = dict(at.query_params)
+    assert link == {"p": ["achalasia", "strabismus"], "age": "7", "achalasia.subtype": "type_iii",
+                    "achalasia.diagnosis_confirmed": "yes", "achalasia.symptom_duration_months": "14.5",
+                    "achalasia.prior_treatments.pneumatic_dilation": "failed", "strabismus.amblyopia": "treated",
+                    "strabismus.conservative_care": "failed"}
+
+    opened = AppTest.from_file(APP, default_timeout=60)
+    opened.query_params.update(link)
+    opened.run()  # assessed on load, no click
+    assert not opened.exception, opened.exception
+    assert "The options" in [h.value for h in opened.subheader]
+    assert _plan_text(opened) == _plan_text(at)
+    assert opened.multiselect(key="presentations").value == ["achalasia", "strabismus"]
+    assert opened.selectbox(key="detail.achalasia.prior_treatments.pneumatic_dilation").value == "failed"
+    assert opened.number_input(key="detail.achalasia.symptom_duration_months").value == 14.5
+    assert dict(opened.query_params) == link  # opening a link leaves it as it was
+
+
+def test_every_teaching_case_round_trips_through_the_url_to_the_same_plan() -> None:
+    from models.loader import load_cases
+    from rules import assess, default_context
+    from webapp import state
+
+    kb, _ = default_context()
+    for _, case in load_cases(kb):
+        raw, problems = state.from_query(kb, state.read(state.to_query(kb, case.input)))
+        assert not problems, (case.id, problems)
+        assert assess(raw).model_dump() == assess(case.input).model_dump(), case.id
+        assert state.same_input(kb, raw, case.input), case.id
+
+
+def test_an_unreadable_link_says_what_it_could_not_read_and_assesses_nothing() -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"p": ["achalasia", "appendicitis"], "age": "forty", "achalasia.subtype": "type_ix",
+                            "achalasia.opioid_use": "yes", "achalasia.colour": "red", "strabismus.amblyopia": "none",
+                            "achalasia.prior_treatments.poem": "maybe", "achalasia.rapid_weight_loss": "perhaps",
+                            "utm_source": "mail"})
+    at.run()
+    assert not at.exception, at.exception
+    warning = " ".join(w.value for w in at.warning).replace("\\", "")
+    assert "This link could not be read in full, so nothing was assessed" in warning
+    for expected in ("p=appendicitis: not a presentation", "age=forty: not a number",
+                     "achalasia.subtype=type_ix: not one of type_i, type_ii, type_iii",
+                     "achalasia.colour=red: not a detail of Oesophageal achalasia",
+                     "strabismus.amblyopia=none: Strabismus", "achalasia.prior_treatments.poem=maybe: the outcome is one of",
+                     "achalasia.rapid_weight_loss=perhaps: not yes or no", "utm_source=mail: not a parameter of this form"):
+        assert expected in warning, expected
+    assert "3. The plan and its basis" not in [h.value for h in at.header]
+    assert at.multiselect(key="presentations").value == ["achalasia"]  # what could be read is filled in
+    assert at.selectbox(key="detail.achalasia.opioid_use").value is True
+    assert at.selectbox(key="detail.achalasia.subtype").value == "not recorded"
+
+
+def test_a_link_with_a_value_out_of_range_is_refused_like_the_form() -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"p": "achalasia", "age": "500"})
+    at.run()
+    assert not at.exception
+    errors = [e.value.replace("\\", "") for e in at.error]
+    assert "age of 500 years is over 120 years" in errors and any(e.startswith("**Not assessed:**") for e in errors)
+
+
+def test_the_url_follows_each_assessment_and_clears_when_a_case_is_loaded() -> None:
+    at = type_iii(fresh())
+    assert at.query_params["achalasia.subtype"] == "type_iii"
+    at.selectbox(key="detail.achalasia.subtype").set_value("type_ii")
+    at.button(key="assess").click().run()
+    assert at.query_params["achalasia.subtype"] == "type_ii"
+    at.selectbox(key="teaching_case").set_value("achalasia_type_iii_poem_preferred").run()
+    assert dict(at.query_params) == {}  # the form holds the case, not yet assessed: no link to a plan
+
+
+# --- teaching mode ---------------------------------------------------------------------------------
+
+def _sidebar_text(at: AppTest) -> str:
+    return "\n".join([i.value for i in at.sidebar.info] + [c.value for c in at.sidebar.caption]).replace("\\", "")
+
+
+def test_next_and_previous_case_are_each_assessed_at_once() -> None:
+    from models.loader import load_cases
+    from rules import default_context
+
+    kb, _ = default_context()
+    by_id = {case.id: case for _, case in load_cases(kb)}
+    ids = list(by_id)
+    at = fresh()
+    assert at.button(key="previous_case").disabled and not at.button(key="next_case").disabled
+    for expected in ids[:3]:
+        at.button(key="next_case").click().run()
+        assert not at.exception, at.exception
+        assert at.selectbox(key="teaching_case").value == expected
+        assert at.session_state["assessment_input"] == by_id[expected].input  # assessed, no Assess click
+        assert "3. The plan and its basis" in [h.value for h in at.header]
+        point = by_id[expected].teaching_point
+        assert point in _sidebar_text(at)  # the sidebar and the page show the same point
+        assert any(point in i.value.replace("\\", "") for i in at.main.info)
+    at.button(key="previous_case").click().run()
+    assert at.selectbox(key="teaching_case").value == ids[1]
+    assert at.session_state["assessment_input"] == by_id[ids[1]].input
+    at.selectbox(key="teaching_case").set_value(ids[-1]).run()
+    assert at.button(key="next_case").disabled and not at.button(key="previous_case").disabled
+
+
+def test_after_reveal_the_teaching_point_shows_and_the_sidebar_agrees() -> None:
+    at = fresh()
+    at.toggle(key="hide_answer").set_value(True).run()
+    at.button(key="next_case").click().run()
+    case = at.selectbox(key="teaching_case").value
+    assert "The answer is hidden" in text(at) and "The options" not in [h.value for h in at.subheader]
+    assert "Teaching point hidden with the answer." in _sidebar_text(at)
+    assert not any("Teaching point" in i.value for i in at.main.info)
+    at.button(key="reveal").click().run()
+    assert "The options" in [h.value for h in at.subheader]
+    sidebar = _sidebar_text(at)
+    assert "hidden" not in sidebar and "Teaching point." in sidebar
+    shown = next(i.value for i in at.main.info if "Teaching point" in i.value).replace("\\", "")
+    point = sidebar.split("**Teaching point.** ")[1].split("\n")[0]
+    assert len(point) > 20 and point in shown
+    at.button(key="next_case").click().run()  # the next case hides its answer again, in both places
+    assert at.selectbox(key="teaching_case").value != case
+    assert "The answer is hidden" in text(at) and "Teaching point hidden with the answer." in _sidebar_text(at)
+
+
+def test_the_sidebar_says_when_the_page_is_no_longer_the_case() -> None:
+    at = fresh()
+    at.selectbox(key="teaching_case").set_value("achalasia_type_iii_poem_preferred").run()
+    assert "press Assess" in _sidebar_text(at)
+    at.button(key="assess").click().run()
+    assert "not this case as written" not in _sidebar_text(at)
+    at.selectbox(key="detail.achalasia.subtype").set_value("type_i")
+    at.button(key="assess").click().run()
+    assert "not this case as written" in _sidebar_text(at)
+    assert not any("Teaching point" in i.value for i in at.main.info)  # the page is not that case any more
+
+
+def test_a_load_stays_pending_until_a_run_has_drawn_the_form() -> None:
+    """The race: a run that applied a case is interrupted by a request carrying the browser's old, empty form.
+    The load is applied again at the start of the next run, so the stale values do not win."""
+    from rules import default_context
+    from webapp import state
+
+    kb, _ = default_context()
+    session: dict = {"presentations": [], "teaching_case": None}
+    case_input = {"age": {"value": 45, "unit": "years"}, "conditions": [{"presentation": "achalasia", "subtype": "type_iii"}]}
+    state.request_load(session, kb, case_input, assess=True, case="achalasia_type_iii_poem_preferred")
+    assert state.apply_pending(session, now="t1")
+    assert session["presentations"] == ["achalasia"] and session["assessment_input"] == case_input
+    session.update({"presentations": [], "teaching_case": None, "detail.achalasia.subtype": "not recorded"})
+    assert state.apply_pending(session, now="t2")
+    assert session["presentations"] == ["achalasia"] and session["detail.achalasia.subtype"] == "type_iii"
+    assert session["teaching_case"] == "achalasia_type_iii_poem_preferred"
+    state.form_drawn(session)
+    assert not state.apply_pending(session, now="t3")  # once drawn, the user's own edits are never overwritten
+
+
+def test_a_blank_conservative_care_shows_as_not_recorded_never_as_not_tried() -> None:
+    from rules import default_context
+
+    label = default_context()[0].detail("cosmetic_face_neck_request", "conservative_care").label
+    at = fill(fresh(), "cosmetic_face_neck_request", 42, cosmetic_goal="glabellar_frown_lines")
+    page = text(at)
+    assert "has been tried is not recorded" in page and "has not been tried" not in page
+    assert label in page.split("Not recorded:")[1].split("\n")[0]
+    assert f"| {label} | not recorded |" in page  # the inputs table
+    at.selectbox(key="detail.cosmetic_face_neck_request.conservative_care").set_value("not_tried")
+    at.button(key="assess").click().run()
+    page = text(at)
+    assert "has not been tried, or is still under way" in page and f"{label}: not tried" in page
