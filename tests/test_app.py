@@ -579,3 +579,36 @@ def test_a_blank_conservative_care_shows_as_not_recorded_never_as_not_tried() ->
     at.button(key="assess").click().run()
     page = text(at)
     assert "has not been tried, or is still under way" in page and f"{label}: not tried" in page
+
+
+# --- at a glance: the print view, links in the evidence ------------------------------------------------
+
+def test_the_print_view_shows_the_whole_plan_expanded_without_sidebar_or_form() -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"p": "achalasia", "age": "45", "achalasia.subtype": "type_iii",
+                            "achalasia.diagnosis_confirmed": "yes", "print": "1"})
+    at.run()
+    assert not at.exception, at.exception
+    assert "The options" in [h.value for h in at.subheader]  # assessed on load
+    assert not at.sidebar.selectbox and not at.sidebar.button  # no teaching mode
+    assert "1. The patient" not in [h.value for h in at.header] and not at.selectbox and not at.number_input  # no form
+    assert all(e.proto.expanded for e in at.expander), [e.label for e in at.expander if not e.proto.expanded]
+    assert not any("could not be read" in w.value for w in at.warning)  # print=1 is not a parameter of the form
+    assert at.query_params["print"] == "1"
+
+
+def test_the_page_links_to_its_print_view() -> None:
+    at = type_iii(fresh())
+    link = next(b for b in at.get("link_button") if b.proto.label == "Print view").proto.url
+    assert link.startswith("?") and "print=1" in link and "achalasia.subtype=type_iii" in link
+    assert not all(e.proto.expanded for e in at.expander)  # the interactive page keeps its sections folded
+
+
+def test_web_addresses_in_the_evidence_are_clickable_and_shown_as_written() -> None:
+    from webapp.text import esc_links
+
+    shown = esc_links("MDCalc summary. https://www.mdcalc.com/guidelines/505/acg/diagnosis-management-achalasia ; <b>")
+    assert "(https://www.mdcalc.com/guidelines/505/acg/diagnosis-management-achalasia)" in shown  # the link target, unescaped
+    assert shown.endswith("\\<b\\>") and "[https\\://www\\.mdcalc\\.com" in shown  # text around it escaped as ever
+    at = type_iii(fresh())
+    assert "](https://" in " ".join(m.value for m in at.markdown if "**Citations:**" in m.value)

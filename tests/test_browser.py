@@ -356,3 +356,28 @@ def test_markup_in_a_teaching_case_is_shown_as_text_and_never_runs(tmp_path: Pat
             assert not dialogs, dialogs
     finally:
         os.environ.pop("MYOTOMY_CDS_DATA", None)
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
+def test_after_assess_the_plan_box_is_in_view_without_scrolling(server: str, tmp_path: Path, width: int, height: int) -> None:
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(server)
+        wait_for_app(page)
+        if width < 600:
+            page.keyboard.press("Escape")  # the sidebar opens over the page on a phone
+        choose(page, "Presentations", "Oesophageal achalasia")
+        wait_for_app(page)
+        _age(page, "58")
+        choose(page, "Subtype", "type III (spastic)")
+        choose(page, "Diagnosis confirmed", "yes")
+        choose(page, "Fitness for anaesthesia and surgery", "high risk (unfit for general anaesthesia or surgery)")
+        press_assess(page)
+        page.get_by_text("Download plan (JSON)", exact=True).wait_for(state="attached", timeout=60_000)
+        wait_for_app(page)
+        page.wait_for_function(
+            "() => { const h = document.getElementById('plan'); if (!h) return false;"
+            " const r = h.getBoundingClientRect(); return r.top >= 0 && r.top < window.innerHeight * 0.6; }",
+            timeout=10_000,
+        )
+        _shot(page, tmp_path, f"plan-in-view-{width}")

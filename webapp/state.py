@@ -24,6 +24,7 @@ from webapp.form import AGE_UNITS, state_from_input
 PRESENTATION = "p"
 AGE = "age"
 AGE_UNIT = "age_unit"
+PRINT = "print"  # the print view, read by the app, not part of the form
 YES_NO = {"yes": True, "no": False}
 
 
@@ -78,7 +79,7 @@ def from_query(kb: KnowledgeBase, params: Mapping[str, list[str]]) -> tuple[dict
     conditions: dict[str, dict[str, Any]] = {pid: {"presentation": pid} for pid in pids}
 
     for name, values in params.items():
-        if name in (PRESENTATION, AGE, AGE_UNIT):
+        if name in (PRESENTATION, AGE, AGE_UNIT, PRINT):
             continue
         values = [v for v in values if v != ""]  # an empty value means "not recorded"
         if not values:
@@ -183,6 +184,7 @@ def apply_pending(session: Any, now: Any) -> bool:
     if pending["input"] is not None:
         session["assessment_input"] = pending["input"]
         session["assessed_at"] = now
+        session["scroll_to_results"] = True
     else:
         session.pop("assessment_input", None)
     session["revealed"] = False
