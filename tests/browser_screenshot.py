@@ -14,7 +14,10 @@ from tests.browser import ROOT, choose, chromium, press_assess, streamlit_server
 
 
 def _fill_and_assess(page: object) -> None:
+    from playwright.sync_api import expect
+
     choose(page, "Presentations", "Oesophageal achalasia")
+    expect(page.get_by_role("button", name="Assess", exact=True)).to_be_enabled(timeout=30_000)
     wait_for_app(page)
     page.get_by_label("Age", exact=True).fill("58")
     choose(page, "Subtype", "type III (spastic)")

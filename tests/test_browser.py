@@ -43,6 +43,15 @@ def _open(browser: object, server: str) -> object:
     return page
 
 
+def _present(page: object, name: str) -> None:
+    """Choose a presentation and wait until the form has it (until then Assess is disabled and Enter does nothing)."""
+    from playwright.sync_api import expect
+
+    choose(page, "Presentations", name)
+    expect(page.get_by_role("button", name="Assess", exact=True)).to_be_enabled(timeout=30_000)
+    wait_for_app(page)
+
+
 def _age(page: object, value: str, unit: str = "years") -> None:
     """Type the age (inside the form: Enter would submit it, and nothing reruns until Assess)."""
     page.get_by_label("Age", exact=True).fill(value)
@@ -62,8 +71,7 @@ def _assess(page: object) -> str:
 def test_a_stop_flag_stands_above_everything_and_withholds_pyloromyotomy(server: str, tmp_path: Path) -> None:
     with chromium() as browser:
         page = _open(browser, server)
-        choose(page, "Presentations", IHPS)
-        wait_for_app(page)
+        _present(page, IHPS)
         _age(page, "4", "weeks")
         choose(page, "Bilious (green) vomiting", "yes")
         choose(page, "Diagnosis confirmed", "yes")
@@ -82,8 +90,7 @@ def test_a_stop_flag_stands_above_everything_and_withholds_pyloromyotomy(server:
 def test_a_do_first_flag_puts_the_correction_before_pyloromyotomy(server: str, tmp_path: Path) -> None:
     with chromium() as browser:
         page = _open(browser, server)
-        choose(page, "Presentations", IHPS)
-        wait_for_app(page)
+        _present(page, IHPS)
         _age(page, "4", "weeks")
         choose(page, "Fluids and electrolytes corrected", "no")
         choose(page, "Diagnosis confirmed", "yes")
@@ -105,8 +112,7 @@ def test_a_missing_detail_that_decides_is_asked_for_beside_its_field_and_in_the_
     subtype = next(n for n in plan.needs if n.detail == "subtype")
     with chromium() as browser:
         page = _open(browser, server)
-        choose(page, "Presentations", "Oesophageal achalasia")
-        wait_for_app(page)
+        _present(page, "Oesophageal achalasia")
         _age(page, "45")
         choose(page, "Diagnosis confirmed", "yes")
         choose(page, "Malignancy excluded", "yes")
@@ -129,8 +135,7 @@ def test_a_value_typed_just_before_assess_counts_and_an_invalid_one_is_refused(s
     with chromium() as browser:
         for attempt in range(3):  # the swallowed click happened 2 times in 3 when age sat outside the form
             page = _open(browser, server)
-            choose(page, "Presentations", "Oesophageal achalasia")
-            wait_for_app(page)
+            _present(page, "Oesophageal achalasia")
             choose(page, "Subtype", "type III (spastic)")
             choose(page, "Diagnosis confirmed", "yes")
             choose(page, "Rapid weight loss", "yes")
@@ -139,8 +144,7 @@ def test_a_value_typed_just_before_assess_counts_and_an_invalid_one_is_refused(s
             assert "Age: 72 years" in body, f"attempt {attempt}: age 72 was not assessed"
             page.close()
         page = _open(browser, server)
-        choose(page, "Presentations", "Oesophageal achalasia")
-        wait_for_app(page)
+        _present(page, "Oesophageal achalasia")
         age = page.get_by_label("Age", exact=True)
         age.fill("500")
         age.press("Enter")  # Enter in a form field submits the form
@@ -156,8 +160,7 @@ def test_a_value_typed_just_before_assess_counts_and_an_invalid_one_is_refused(s
 def test_a_link_opens_the_same_plan_and_a_broken_one_says_why(server: str, tmp_path: Path) -> None:
     with chromium() as browser:
         page = _open(browser, server)
-        choose(page, "Presentations", "Oesophageal achalasia")
-        wait_for_app(page)
+        _present(page, "Oesophageal achalasia")
         _age(page, "64")
         choose(page, "Subtype", "type II (with panoesophageal pressurisation)")
         choose(page, "Diagnosis confirmed", "yes")
@@ -366,8 +369,7 @@ def test_after_assess_the_plan_box_is_in_view_without_scrolling(server: str, tmp
         wait_for_app(page)
         if width < 600:
             page.keyboard.press("Escape")  # the sidebar opens over the page on a phone
-        choose(page, "Presentations", "Oesophageal achalasia")
-        wait_for_app(page)
+        _present(page, "Oesophageal achalasia")
         _age(page, "58")
         choose(page, "Subtype", "type III (spastic)")
         choose(page, "Diagnosis confirmed", "yes")
