@@ -7,6 +7,7 @@ sessions safe. The plan of the last submitted input is computed before the form 
 the form can show, beside each field, the check's message or the plan's "record this" prompt.
 Nothing entered is lost: age and details are one form read on Assess, a refused value is named beside
 its field and at the top of the results, and the URL carries the form so a link opens the same plan.
+?print=1 is the print view: the same plan with every section expanded, without sidebar or form.
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ else:
         key=form.PRESENTATIONS_KEY,
         placeholder="Choose one or more presentations",
     )
-    chosen: list[str] = st.session_state.get(form.PRESENTATIONS_KEY, [])
+    chosen = st.session_state.get(form.PRESENTATIONS_KEY, [])
     need_at = {(n.presentation, n.detail): n for n in needs}
 
     # --- 2. Age and the details: one form, read when Assess is pressed ---
