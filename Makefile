@@ -27,7 +27,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache
 
 screenshot: $(STAMP)
-	$(BIN)/python -m tests.browser_screenshot docs/screenshot.png
+	$(BIN)/python -m tests.browser_screenshot docs
 
 # The CDS Hooks service, by default on 127.0.0.1:8080 in local development mode: CDS_INSECURE_DEV=1 (no token
 # needed; the service refuses it on any address but loopback) and CORS for the public CDS Hooks sandbox.

@@ -5,19 +5,25 @@ the details each presentation declares, calls rules.assess() and renders the Pla
 base and the engine are built once per process; the engine's own lock makes concurrent browser
 sessions safe. The plan of the last submitted input is computed before the form is drawn, so that
 the form can show, beside each field, the check's message or the plan's "record this" prompt.
+Nothing entered is lost: age and details are one form read on Assess, a refused value is named beside
+its field and at the top of the results, and the URL carries the form so a link opens the same plan.
+?print=1 is the print view: the same plan with every section expanded, without sidebar or form.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from urllib.parse import urlencode
 from typing import Any
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from models.loader import load_cases
 from models.plan import INTENDED_USER, KNOWN_LIMITS, Need
 from rules import InputError, KnowledgeBaseError, RuleExecutionError, assess, default_context
 from rules.render import to_markdown
-from webapp import form, graph, results
+from webapp import export, form, graph, results, state
 from webapp.text import esc
 from webapp.words import Words
 
@@ -49,104 +55,195 @@ except KnowledgeBaseError as error:
     st.stop()
 words = Words(kb)
 
+# Scrolls Streamlit's main area so the results heading is at the top, then further if the plan box would
+# start low: at 1280x800 the flags and the plan box are in view after Assess. NONCE makes each run's copy new.
+_SCROLL = """<script>/* NONCE */
+const doc = window.parent.document;
+let tries = 0;
+function go() {
+  const head = doc.getElementById("results"), plan = doc.getElementById("plan");
+  if (!head || !plan) { if (tries++ < 30) setTimeout(go, 100); return; }
+  head.scrollIntoView({block: "start"});
+  let box = plan.parentElement;
+  while (box && !(box.scrollHeight > box.clientHeight && /auto|scroll/.test(window.parent.getComputedStyle(box).overflowY))) {
+    box = box.parentElement;
+  }
+  const low = plan.getBoundingClientRect().top - window.parent.innerHeight * 0.4;
+  if (box && low > 0) box.scrollBy(0, low);
+}
+go();
+setTimeout(() => { tries = 0; go(); }, 600);  // again once the page below has settled
+</script>"""
+
+
+def assessed_at_iso() -> str:
+    at = st.session_state.get("assessed_at")
+    return at.isoformat() if isinstance(at, datetime) else ""
+
+# --- A link opens the same plan: the URL is read once per session, before any widget exists ---
+if "url_read" not in st.session_state:
+    st.session_state["url_read"] = True
+    params = state.read(st.query_params)
+    # ?print=1: the whole answer expanded, without sidebar or form, for printing
+    st.session_state["print_view"] = params.pop(state.PRINT, None) == ["1"]
+    if params:
+        linked, problems = state.from_query(kb, params)
+        # fill in what could be read; with a problem, say what could not and assess nothing
+        state.request_load(st.session_state, kb, linked, assess=not problems)
+        if problems:
+            st.session_state["url_problems"] = problems
+
+# a teaching case, Next/Previous or a link fills the form: applied before any widget, until the form is drawn
+state.apply_pending(st.session_state, datetime.now().astimezone())
+
 # --- Teaching mode: a case fills the form; the answer can stay hidden until the class has guessed ---
-with st.sidebar:
-    st.header("Teaching mode")
+case_ids = list(cases)
 
-    def load_case() -> None:
-        chosen = st.session_state.get("teaching_case")
-        if chosen and chosen in cases:
-            st.session_state.update(form.state_from_case(kb, cases[chosen].input))
-            st.session_state.pop("assessment_input", None)
-            st.session_state["revealed"] = False
 
-    st.selectbox(
-        "Teaching case",
-        [None, *cases],
-        format_func=lambda cid: "— none —" if cid is None else cases[cid].title,
-        key="teaching_case",
-        on_change=load_case,
+def load_case() -> None:
+    chosen_case = st.session_state.get(state.CASE_KEY)
+    if chosen_case in cases:
+        state.request_load(st.session_state, kb, cases[chosen_case].input, assess=False, case=chosen_case)
+
+
+def step_case(offset: int) -> None:
+    """Next or previous teaching case, assessed at once."""
+    current = st.session_state.get(state.CASE_KEY)
+    index = case_ids.index(current) + offset if current in case_ids else 0
+    target = case_ids[max(0, min(index, len(case_ids) - 1))]
+    state.request_load(st.session_state, kb, cases[target].input, assess=True, case=target)
+
+
+print_view: bool = st.session_state.get("print_view", False)
+hide = False
+teaching_point = None
+if not print_view:
+    with st.sidebar:
+        st.header("Teaching mode")
+        st.selectbox(
+            "Teaching case",
+            [None, *cases],
+            format_func=lambda cid: "— none —" if cid is None else cases[cid].title,
+            key=state.CASE_KEY,
+            on_change=load_case,
+            placeholder="— none —",
+        )
+        position = case_ids.index(st.session_state[state.CASE_KEY]) if st.session_state.get(state.CASE_KEY) in cases else None
+        back, forward = st.columns(2)
+        back.button("Previous", key="previous_case", icon=":material/arrow_back:", on_click=step_case, args=(-1,),
+                    disabled=not position, help="Load the previous teaching case and assess it.")
+        forward.button("Next", key="next_case", icon=":material/arrow_forward:", on_click=step_case, args=(1,),
+                       disabled=position == len(case_ids) - 1, help="Load the next teaching case and assess it.")
+        hide = st.toggle("Hide the answer", key="hide_answer", help="Let the class commit to a guess first.")
+        teaching_point = st.empty()  # filled once the page knows what is assessed, so that the two agree
+        st.divider()
+        st.caption(f"Knowledge base {esc(kb.version)} · `{kb.content_hash[:12]}`")
+
+if st.session_state.get("url_problems"):  # first thing on the page: the link is what the user just opened
+    st.warning(
+        "This link could not be read in full, so nothing was assessed. What could be read is filled in "
+        "below; correct the rest and press Assess.\n\n"
+        + "\n".join(f"- {esc(problem)}" for problem in st.session_state["url_problems"]),
+        icon=":material/link_off:",
     )
-    hide = st.toggle("Hide the answer", key="hide_answer", help="Let the class commit to a guess first.")
-    if st.session_state.get("teaching_case"):
-        st.info(esc(cases[st.session_state["teaching_case"]].teaching_point) if not hide else
-                "Teaching point hidden with the answer.")
-    st.divider()
-    st.caption(f"Knowledge base {esc(kb.version)} · `{kb.content_hash[:12]}`")
 
 # --- The plan of the last submitted input (drawn further down) ---
 raw: dict[str, Any] | None = st.session_state.get("assessment_input")
 plan = None
 placed: dict[str, list[str]] = {}
+refused: list[tuple[str, str]] = []
 failure: str | None = None
 if raw is not None:
     try:
         plan = assess(raw, context=(kb, engine))
     except InputError as error:
         placed = form.errors_by_place(raw, error.errors, kb)
+        refused = form.input_errors(kb, raw, error.errors)
     except RuleExecutionError as error:
         failure = str(error)
 hidden = bool(hide and not st.session_state.get("revealed"))
 
 
 def submit() -> None:
+    st.session_state["scroll_to_results"] = True
+    st.session_state.pop("url_problems", None)
     st.session_state["assessment_input"] = form.input_from_state(kb, st.session_state)
+    st.session_state["assessed_at"] = datetime.now().astimezone()
     st.session_state["revealed"] = False
 
 
-@st.fragment
-def patient_form(placed: dict[str, list[str]], needs: tuple[Need, ...]) -> None:
-    """Sections 1 and 2; a change here reruns only this part, so the outcome of a treatment can be
-    asked for as soon as the treatment is chosen. Assess reruns the whole page."""
+needs: tuple[Need, ...] = () if plan is None or hidden else plan.needs
+chosen: list[str] = st.session_state.get(form.PRESENTATIONS_KEY, [])
+if print_view:
+    chosen = [c.get("presentation") for c in (raw or {}).get("conditions", [])]
+    st.info("Print view: the whole plan, every section expanded, without the form. Print it with your browser "
+            "(Ctrl+P or ⌘P).", icon=":material/print:")
+else:
+    # --- 1. The patient: the presentations drive which details show, so they sit outside the form ---
     st.header("1. The patient")
-    left, right = st.columns([1, 1])
-    with left:
-        st.multiselect(
-            "Presentations",
-            sorted(kb.presentations, key=lambda pid: kb.presentations[pid].name),
-            format_func=lambda pid: kb.presentations[pid].name,
-            key="presentations",
-            placeholder="Choose one or more presentations",
-        )
-    with right:
-        a1, a2 = st.columns([2, 1])
-        a2.selectbox("Unit", form.AGE_UNITS, key="age.unit")
-        with a1:
-            st.number_input("Age", min_value=0.0, max_value=130.0, value=None, step=1.0, key="age.value",
-                            placeholder=form.NOT_RECORDED, help="Infants: choose weeks or days.")
-            for message in placed.get("age", []):
-                st.error(esc(message), icon=":material/error:")
-
-    chosen: list[str] = st.session_state.get("presentations", [])
+    st.multiselect(
+        "Presentations",
+        sorted(kb.presentations, key=lambda pid: kb.presentations[pid].name),
+        format_func=lambda pid: kb.presentations[pid].name,
+        key=form.PRESENTATIONS_KEY,
+        placeholder="Choose one or more presentations",
+    )
+    chosen = st.session_state.get(form.PRESENTATIONS_KEY, [])
     need_at = {(n.presentation, n.detail): n for n in needs}
-    st.header("2. Details")
-    if not chosen:
-        st.caption("Choose a presentation above to see the details that matter for it.")
-    for pid in chosen:
-        with st.expander(kb.presentations[pid].name, expanded=True):
-            st.caption(esc(kb.presentations[pid].summary))
-            for message in placed.get(pid, []):
-                st.error(esc(message), icon=":material/error:")
-            plain = [d for d in kb.details[pid] if d.type != "treatments"]
-            cols = st.columns(3)
-            for index, detail in enumerate(plain):
-                with cols[index % 3]:
-                    form.detail_widget(kb, pid, detail, need=need_at.get((pid, detail.id)),
-                                       errors=placed.get(form.key(pid, detail.id), ()))
-            for detail in (d for d in kb.details[pid] if d.type == "treatments"):
-                form.detail_widget(kb, pid, detail, errors=placed.get(form.key(pid, detail.id), ()))
-    for message in placed.get("", []):
-        st.error(esc(message), icon=":material/error:")
-    if any(place for place in placed if place):
-        st.error("Some details need attention: see the messages beside the fields above.")
-    if st.button("Assess", type="primary", disabled=not chosen, key="assess", on_click=submit):
-        st.rerun()
 
+    # --- 2. Age and the details: one form, read when Assess is pressed ---
+    with st.form("details", border=False):
+        left, _ = st.columns([1, 1])
+        with left:
+            form.age_widgets(placed.get("age", ()))
+        st.header("2. Details")
+        if not chosen:
+            st.caption("Choose a presentation above to see the details that matter for it.")
+        for pid in chosen:
+            with st.expander(kb.presentations[pid].name, expanded=True):
+                st.caption(esc(kb.presentations[pid].summary))
+                for message in placed.get(pid, []):
+                    st.error(esc(message), icon=":material/error:")
+                plain = [d for d in kb.details[pid] if d.type != "treatments"]
+                cols = st.columns(3)
+                for index, detail in enumerate(plain):
+                    with cols[index % 3]:
+                        form.detail_widget(kb, pid, detail, need=need_at.get((pid, detail.id)),
+                                           errors=placed.get(form.key(pid, detail.id), ()))
+                for detail in (d for d in kb.details[pid] if d.type == "treatments"):
+                    form.detail_widget(kb, pid, detail, errors=placed.get(form.key(pid, detail.id), ()))
+        st.form_submit_button("Assess", type="primary", disabled=not chosen, key="assess", on_click=submit)
+state.form_drawn(st.session_state)
 
-patient_form(placed, () if plan is None or hidden else plan.needs)
+if st.session_state.get("url_written") != raw:  # the URL carries what is assessed, so a link opens it again
+    st.query_params.from_dict({**(state.to_query(kb, raw) if raw else {}), **({state.PRINT: "1"} if print_view else {})})
+    st.session_state["url_written"] = raw
 
-if raw is None or (plan is None and failure is None):
-    st.stop()  # nothing submitted yet, or the input needs attention (shown in the form)
+# the teaching point: in the sidebar, and on the page once the answer shows; both say the same
+case = cases.get(st.session_state.get(state.CASE_KEY) or "")
+case_assessed = case is not None and raw is not None and plan is not None and state.same_input(kb, raw, case.input)
+if case is not None and teaching_point is not None:
+    with teaching_point.container():
+        if hidden:
+            st.info("Teaching point hidden with the answer.", icon=":material/visibility_off:")
+        else:
+            st.info(f"**Teaching point.** {esc(case.teaching_point)}", icon=":material/school:")
+        if raw is None:
+            st.caption("The case is in the form: press Assess.")
+        elif not case_assessed:
+            st.caption("The plan on the page is not this case as written: the form was changed before Assess.")
+
+if raw is None:
+    st.stop()  # nothing submitted yet
+
+if refused or (plan is None and failure is None):
+    st.error(
+        "**Not assessed:** these details cannot be used as entered, so no plan is shown. Correct them (see "
+        "the messages beside the fields) and press Assess again.\n\n"
+        + "\n".join(f"- **{esc(where)}**: {esc(message)}" for where, message in refused),
+        icon=":material/error:",
+    )
+    st.stop()
 
 if failure is not None:
     st.error(
@@ -157,31 +254,57 @@ if failure is not None:
     st.stop()
 
 # --- 3. The plan ---
-st.header("3. The plan and its basis")
+st.header("3. The plan and its basis", anchor="results")
+if st.session_state.pop("scroll_to_results", False) and not print_view:
+    # bring the flags and the plan box into view after Assess (fixed script, no text from the page or the user)
+    components.html(_SCROLL.replace("NONCE", assessed_at_iso()), height=0)
+if [c.get("presentation") for c in raw.get("conditions", [])] != chosen:
+    st.warning(
+        "The presentations chosen above have changed since this plan was made: press Assess to assess them. "
+        "The plan below is for the inputs listed with it.",
+        icon=":material/sync_problem:",
+    )
+assessed_at: datetime = st.session_state.get("assessed_at") or datetime.now().astimezone()
+entered = export.inputs_as_entered(kb, raw)
+recorded, total = export.recorded_count(entered)
+st.caption(f"Assessed {esc(export.assessed_at_text(assessed_at))} · knowledge base {esc(kb.version)} · "
+           f"content hash `{kb.content_hash}`")
+st.markdown("  \n".join(
+    f"**{esc(line.presentation)}**"
+    + (f" — {esc(' · '.join(line.recorded))}" if line.recorded else "")
+    + (f"  \n:gray[Not recorded: {esc(', '.join(line.not_recorded))}]" if line.not_recorded else "")
+    for line in export.summary(entered)
+))
+with st.expander(f"Inputs as entered, as a table ({recorded} of {total} details recorded)", expanded=print_view):
+    st.markdown(export.table_markdown(entered, cell=esc))
+
 if hidden:
     st.info("The answer is hidden. Commit to a guess, then reveal it.", icon=":material/visibility_off:")
-    if st.button("Reveal the answer", type="primary", key="reveal"):
-        st.session_state["revealed"] = True
-        st.rerun()
+    st.button("Reveal the answer", type="primary", key="reveal", on_click=lambda: st.session_state.update(revealed=True))
     st.stop()
+if case_assessed:
+    st.info(f"**Teaching point** ({esc(case.title)}). {esc(case.teaching_point)}", icon=":material/school:")
 
 results.flags(plan, words)
 results.summary(plan, words)
-graph.show(plan)
+graph.show(plan, expanded=print_view)
 results.needs(plan, words)
-results.cards(plan, words)
+results.cards(plan, words, expanded=print_view)
 results.cleared_flags(plan, words)
-results.why_not(plan, words)
-results.presentations(plan)
-results.source_quotes(plan)
+results.why_not(plan, words, expanded=print_view)
+results.presentations(plan, expanded=print_view)
+results.source_quotes(plan, expanded=print_view)
 
 st.subheader("Export")
-e1, e2 = st.columns(2)
+e1, e2, e3 = st.columns(3)
 # the report is written when the button is pressed, not on every run
-e1.download_button("Download report (Markdown)", lambda: to_markdown(plan), file_name="plan.md",
-                   mime="text/markdown", on_click="ignore")
-e2.download_button("Download plan (JSON)", plan.model_dump_json(indent=2), file_name="plan.json",
-                   mime="application/json", on_click="ignore")
+e1.download_button("Download report (Markdown)", lambda: export.markdown_report(kb, raw, assessed_at, to_markdown(plan)),
+                   file_name=export.file_name(raw, assessed_at, "md"), mime="text/markdown", on_click="ignore")
+e2.download_button("Download plan (JSON)", export.json_report(kb, raw, assessed_at, plan.model_dump(mode="json")),
+                   file_name=export.file_name(raw, assessed_at, "json"), mime="application/json", on_click="ignore")
+print_link = "?" + urlencode({**state.to_query(kb, raw), state.PRINT: "1"}, doseq=True)
+e3.link_button("Print view", print_link, icon=":material/print:",
+               help="The whole plan with every section expanded, without the form, in a new tab.")
 st.caption(esc(plan.disclaimer))
 st.caption(f"Intended user: {esc(INTENDED_USER)} Known limits: {esc(KNOWN_LIMITS)}")
 st.caption(f"Knowledge base {esc(plan.knowledge_base.version)} · content hash `{plan.knowledge_base.content_hash}`")

@@ -92,6 +92,13 @@ class Term(Knowledge):
     meaning: str
 
 
+class IfNotRecorded(Knowledge):
+    """The detail a red flag's meaning asserts, and the flag raised instead when that detail is blank."""
+
+    detail: Id
+    flag: Id
+
+
 class FlagDef(Knowledge):
     """A red flag: how grave it is, what addresses it, and which recorded facts clear it."""
 
@@ -103,6 +110,11 @@ class FlagDef(Knowledge):
         (), description="Alternatives (any one suffices) of recorded facts that clear the flag once raised."
     )
     cleared_meaning: str | None = Field(None, description="What clearing means, in plain words.")
+    if_not_recorded: IfNotRecorded | None = Field(
+        None,
+        description="When the detail the meaning asserts is not recorded, this other flag is raised instead "
+        "(same concerns), so a blank is never shown as the value ('not tried').",
+    )
 
 
 class Vocabulary(Knowledge):

@@ -316,6 +316,15 @@ def _load(root: Path | None, with_cases: bool) -> tuple[KnowledgeBase, list[tupl
             if parsed is not None:
                 parsed_alternatives.append(parsed)
         flag_clears[flag.id] = tuple(parsed_alternatives)
+        instead = flag.if_not_recorded
+        if instead is not None:
+            if instead.detail not in all_facts:
+                p.add(source, (*keys, "if_not_recorded", "detail"), f"unknown detail {instead.detail!r}", f"flag {flag.id}")
+            other = flags.get(instead.flag)
+            if other is None or other.if_not_recorded is not None or other.severity != flag.severity:
+                p.add(source, (*keys, "if_not_recorded", "flag"),
+                      f"{instead.flag!r} is not a red flag of the same severity without an if_not_recorded of its own",
+                      f"flag {flag.id}")
 
     for source, keys, caveat in caveat_items:
         text = sources.get(caveat.source)

@@ -505,7 +505,11 @@ def _flags(d: _Derived, rules: list[Rule], pid: str, facts: dict[str, Any], miss
     raised: dict[str, tuple[list[Rule], list[str]]] = {}
     for rule in rules:
         for effect in rule.then.flags:
-            entry = raised.setdefault(effect.id, ([], []))
+            fid = effect.id
+            instead = kb.flags[fid].if_not_recorded
+            if instead is not None and instead.detail not in facts:  # a blank is not the value the flag asserts
+                fid = instead.flag
+            entry = raised.setdefault(fid, ([], []))
             entry[0].append(rule)
             entry[1].extend(effect.concerns or d.procedures[pid])
     found = []

@@ -1,36 +1,58 @@
-"""Take the README's screenshot of the app: `make screenshot` (needs Chromium, like the browser tests)."""
+"""Take the README's screenshots of the app: `make screenshot` (needs Chromium, like the browser tests).
+
+docs/screenshot.png at 1280x800 and docs/screenshot-390.png at a phone's 390x844, each the view right
+after Assess (the page brings the flags and the plan box into view), and docs/screenshot-print.png,
+the top of the print view.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from tests.browser import ROOT, choose, chromium, streamlit_server, wait_for_app
+from tests.browser import ROOT, choose, chromium, press_assess, streamlit_server, wait_for_app
 
 
-def main(target: str) -> None:
+def _fill_and_assess(page: object) -> None:
+    from playwright.sync_api import expect
+
+    choose(page, "Presentations", "Oesophageal achalasia")
+    expect(page.get_by_role("button", name="Assess", exact=True)).to_be_enabled(timeout=30_000)
+    wait_for_app(page)
+    page.get_by_label("Age", exact=True).fill("58")
+    choose(page, "Subtype", "type III (spastic)")
+    choose(page, "Diagnosis confirmed", "yes")
+    choose(page, "Malignancy excluded", "yes")
+    choose(page, "Fitness for anaesthesia and surgery", "high risk (unfit for general anaesthesia or surgery)")
+    press_assess(page)
+    page.get_by_text("Download plan (JSON)", exact=True).wait_for(state="attached", timeout=60_000)
+    wait_for_app(page)
+    page.evaluate("document.fonts.ready")
+    page.wait_for_timeout(1500)  # the scroll to the plan runs once the page has settled
+
+
+def main(folder: str) -> None:
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
     with streamlit_server(ROOT / "app.py") as url, chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 1500})
-        page.goto(url)
-        wait_for_app(page)
-        choose(page, "Presentations", "Oesophageal achalasia")
-        wait_for_app(page)
-        page.get_by_label("Age", exact=True).fill("58")
-        page.get_by_label("Age", exact=True).press("Enter")
-        choose(page, "Subtype", "type III (spastic)")
-        choose(page, "Diagnosis confirmed", "yes")
-        choose(page, "Malignancy excluded", "yes")
-        choose(page, "Fitness for anaesthesia and surgery", "high risk (unfit for general anaesthesia or surgery)")
-        page.get_by_role("button", name="Assess").click()
-        page.get_by_text("Download plan (JSON)", exact=True).wait_for(timeout=60_000)  # the end of the page
-        wait_for_app(page)
-        page.evaluate("document.fonts.ready")
-        heading = page.get_by_text("3. The plan and its basis", exact=True).first
-        heading.evaluate("el => el.scrollIntoView({block: 'start'})")
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=target, full_page=False)
-        print(f"saved {target}")
+        for name, (width, height) in {"screenshot.png": (1280, 800), "screenshot-390.png": (390, 844)}.items():
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(url)
+            wait_for_app(page)
+            if width < 600:
+                page.keyboard.press("Escape")  # the sidebar opens over the page on a phone
+            _fill_and_assess(page)
+            page.screenshot(path=str(out / name))
+            print(f"saved {out / name}")
+            if width > 600:
+                link = page.get_by_role("link", name="Print view").get_attribute("href")
+                page.goto(url + "/" + link)
+                page.get_by_text("Download plan (JSON)", exact=True).wait_for(state="attached", timeout=60_000)
+                wait_for_app(page)
+                page.wait_for_timeout(1000)
+                page.screenshot(path=str(out / "screenshot-print.png"))
+                print(f"saved {out / 'screenshot-print.png'}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot.png")
+    main(sys.argv[1] if len(sys.argv) > 1 else "docs")

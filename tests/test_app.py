@@ -92,11 +92,17 @@ def test_the_form_shows_every_declared_detail_in_words() -> None:
         for detail in kb.details[pid]:
             key = f"detail.{pid}.{detail.id}"
             if detail.type == "treatments":
-                widget = at.multiselect(key=key)
-                assert widget.options == [kb.options[o].name for o in kb.presentations[pid].options]
+                for oid in kb.presentations[pid].options:
+                    outcome = at.selectbox(key=f"{key}.{oid}")
+                    assert outcome.label.replace("\\", "") == kb.options[oid].name
+                    assert outcome.options == ["not recorded", "failed", "partial response", "good response", "not tolerated"]
+                continue
             elif detail.type in ("number", "integer"):
                 widget = at.number_input(key=key)
-                assert widget.min == detail.min and widget.max == detail.max
+                assert widget.min is None and widget.max is None  # checked on the server, never clamped in the browser
+                if detail.min is not None or detail.max is not None:  # the range is said in the help instead
+                    assert "Range: " in widget.help.replace("\\", "")
+                    widget = type("Shown", (), {"label": widget.label, "help": widget.help.split(" Range")[0].split("Range")[0]})
             else:
                 widget = at.selectbox(key=key)
                 words = ["yes", "no"] if detail.type == "yes_no" else [c.meaning for c in detail.choices]
@@ -105,15 +111,13 @@ def test_the_form_shows_every_declared_detail_in_words() -> None:
             assert (widget.help or "").replace("\\", "") == (detail.help or "")
 
 
-def test_a_treatment_asks_for_its_outcome_as_soon_as_it_is_chosen() -> None:
+def test_a_treatment_outcome_is_asked_for_each_option_inside_the_form() -> None:
     at = fresh()
     at.multiselect(key="presentations").set_value(["achalasia"]).run()
-    at.multiselect(key="detail.achalasia.prior_treatments").set_value(["pneumatic_dilation"]).run()
     outcome = at.selectbox(key="detail.achalasia.prior_treatments.pneumatic_dilation")
-    assert outcome.label.replace("\\", "") == "Outcome of Pneumatic dilation (graded 30 to 35 to 40 mm)"
-    assert outcome.options == ["not recorded", "failed", "partial response", "good response", "not tolerated"]
-    outcome.set_value("failed")
-    fill(at, "achalasia", 50, subtype="type_ii", diagnosis_confirmed=True, malignancy_excluded=True)
+    assert outcome.label.replace("\\", "") == "Pneumatic dilation (graded 30 to 35 to 40 mm)"
+    fill(at, "achalasia", 50, subtype="type_ii", diagnosis_confirmed=True, malignancy_excluded=True,
+         **{"prior_treatments.pneumatic_dilation": "failed"})
     assert at.session_state["assessment_input"]["conditions"][0]["prior_treatments"] == [
         {"treatment": "pneumatic_dilation", "outcome": "failed"}]
     assert "previous Pneumatic dilation (graded 30 to 35 to 40 mm): failed" in text(at)  # the basis, in words
@@ -173,24 +177,57 @@ def test_validation_errors_are_shown_beside_their_fields_not_as_a_traceback() ->
     at.session_state["assessment_input"]["conditions"][0]["symptom_duration_months"] = 5000
     at.run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [e.value.replace("\\", "") for e in at.error]
     assert any("less than or equal to 1000" in e for e in beside(at, "detail.achalasia.symptom_duration_months")), errors
-    assert any("beside the fields" in e for e in errors), errors
+    top = next(e for e in errors if e.startswith("**Not assessed:**"))
+    assert "**Oesophageal achalasia · Symptom duration**: Input should be less than or equal to 1000" in top, top
     assert "3. The plan and its basis" not in [h.value for h in at.header]
 
 
-def test_a_treatment_without_an_outcome_and_a_wrong_age_are_named() -> None:
-    at = fresh()
-    at.multiselect(key="presentations").set_value([IHPS]).run()
-    at.multiselect(key=f"detail.{IHPS}.prior_treatments").set_value(["fluid_electrolyte_correction"]).run()
-    fill(at, IHPS, 4, "weeks")
+def test_an_out_of_range_value_is_refused_beside_its_field_and_at_the_top_and_the_old_plan_goes() -> None:
+    at = type_iii(fresh())
+    assert "3. The plan and its basis" in [h.value for h in at.header]
+    at.number_input(key="detail.achalasia.symptom_duration_months").set_value(5000)  # no browser-side bound
+    at.button(key="assess").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["assessment_input"]["conditions"][0]["symptom_duration_months"] == 5000  # kept as typed
+    assert at.number_input(key="detail.achalasia.symptom_duration_months").value == 5000
     errors = [e.value.replace("\\", "") for e in at.error]
-    assert any(e.startswith("Fluid and electrolyte correction (dehydration, hypochloraemic hypokalaemic metabolic "
-                            "alkalosis), outcome: Field required") for e in errors), errors
-    at.multiselect(key=f"detail.{IHPS}.prior_treatments").set_value([])
-    fill(at, IHPS, 5, "years")
+    assert any("less than or equal to 1000" in e for e in beside(at, "detail.achalasia.symptom_duration_months")), errors
+    assert any(e.startswith("**Not assessed:**") and "Symptom duration" in e for e in errors), errors
+    assert "3. The plan and its basis" not in [h.value for h in at.header]  # the previous plan is gone
+    assert "Per-oral endoscopic myotomy (POEM)** — Preferred" not in text(at)
+
+
+def test_a_wrong_age_is_named_beside_the_age_and_at_the_top() -> None:
+    at = fill(fresh(), IHPS, 5, "years")
     errors = [e.value.replace("\\", "") for e in at.error]
     assert any("is not a diagnosis at 5 years" in e for e in beside(at, "age.value")), errors
+    at = fill(fresh(), "achalasia", 500)
+    errors = [e.value.replace("\\", "") for e in at.error]
+    assert any("age of 500 years is over 120 years" in e for e in beside(at, "age.value")), errors
+    assert any(e.startswith("**Not assessed:**") and "**Age**: " in e and "over 120 years" in e for e in errors), errors
+
+
+def test_a_changed_presentation_list_is_flagged_above_the_plan_it_no_longer_matches() -> None:
+    at = type_iii(fresh())
+    at.multiselect(key="presentations").set_value(["achalasia", "chronic_anal_fissure"]).run()
+    warnings = [w.value for w in at.warning]
+    assert any("presentations chosen above have changed" in w for w in warnings), warnings
+    assert "**Per-oral endoscopic myotomy (POEM)** — Preferred" in text(at)  # the plan stays, with its inputs
+    assert "**Oesophageal achalasia** — Subtype: type III (spastic)" in text(at)
+
+
+def test_the_page_lists_the_inputs_as_entered_with_time_and_knowledge_base() -> None:
+    from rules import default_context
+
+    kb, _ = default_context()
+    at = type_iii(fresh())
+    page = text(at)
+    assert "Assessed 20" in page and f"content hash `{kb.content_hash}`" in page
+    assert "**Patient** — Age: 45 years" in page
+    assert "Not recorded: Fitness for anaesthesia and surgery" in page  # blanks in words, never dropped
+    assert "| Oesophageal achalasia | Takes opioids | not recorded |" in page
 
 
 def test_teaching_mode_hides_then_reveals_the_answer() -> None:
@@ -246,18 +283,21 @@ def test_every_teaching_case_fills_the_form_with_its_own_input() -> None:
         assert rebuilt == expected, case.id
 
 
-def test_exports_hold_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exports_hold_the_plan_with_its_inputs_time_and_knowledge_base(monkeypatch: pytest.MonkeyPatch) -> None:
     """The JSON is served as Streamlit stores it; the report is written on click, so call its writer."""
+    import re
+
     from streamlit.runtime.media_file_manager import MediaFileManager
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
-    served: dict[str, bytes] = {}
+    served: dict[str, tuple[bytes, str]] = {}
     deferred: dict[str, Any] = {}
     original = MemoryMediaFileStorage.load_and_get_id
     original_deferred = MediaFileManager.add_deferred
 
     def capture(self, path_or_data, mimetype, kind, filename=None):
-        served[mimetype] = path_or_data if isinstance(path_or_data, bytes) else str(path_or_data).encode()
+        data = path_or_data if isinstance(path_or_data, bytes) else str(path_or_data).encode()
+        served[mimetype] = (data, filename)
         return original(self, path_or_data, mimetype, kind, filename)
 
     def capture_deferred(self, data, mimetype, *args, **kwargs):
@@ -268,14 +308,41 @@ def test_exports_hold_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(MediaFileManager, "add_deferred", capture_deferred)
     at = type_iii(fresh())
     assert len(at.get("download_button")) == 2
-    exported = json.loads(served["application/json"])
-    assert exported["options"][0]["id"] == "poem" and exported["options"][0]["strength"] == "preferred"
-    assert {"diagnosis_confirmed": True, "subtype": "type_iii"}.items() <= exported["options"][0]["basis"]["inputs_used"].items()
-    assert exported["knowledge_base"]["version"]
+    data, name = served["application/json"]
+    assert re.fullmatch(r"myotomy-achalasia-\d{4}-\d\d-\d\dT\d{4}\.json", name), name
+    exported = json.loads(data)
+    plan = exported["plan"]
+    assert plan["options"][0]["id"] == "poem" and plan["options"][0]["strength"] == "preferred"
+    assert {"diagnosis_confirmed": True, "subtype": "type_iii"}.items() <= plan["options"][0]["basis"]["inputs_used"].items()
+    assert exported["knowledge_base"]["version"] and len(exported["knowledge_base"]["content_hash"]) == 64
+    assert exported["assessed_at"].startswith("20") and exported["input"]["conditions"][0]["subtype"] == "type_iii"
+    assert {"presentation": "Oesophageal achalasia", "detail": "Subtype", "value": "type III (spastic)"} in exported["inputs_as_entered"]
     if "text/markdown" not in deferred:
         pytest.skip("no runtime under this AppTest: the report writer is not registered")
     report = deferred["text/markdown"]()
     assert "Per-oral endoscopic myotomy (POEM)" in report and "not a diagnosis" in report
+    assert "## Inputs as entered" in report and "| Oesophageal achalasia | Subtype | type III (spastic) |" in report
+
+
+def test_one_builder_for_the_page_and_both_exports() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from rules import default_context
+    from webapp import export
+
+    kb, _ = default_context()
+    raw = {"age": {"value": 45, "unit": "years"},
+           "conditions": [{"presentation": "achalasia", "subtype": "type_iii"}, {"presentation": "strabismus"}]}
+    at = datetime(2026, 12, 1, 10, 12, tzinfo=timezone(timedelta(hours=1)))
+    assert export.file_name(raw, at, "md") == "myotomy-achalasia+strabismus-2026-12-01T1012.md"
+    assert export.assessed_at_text(at) == "2026-12-01 10:12 (UTC+01:00)"
+    rows = export.inputs_as_entered(kb, raw)
+    report = export.markdown_report(kb, raw, at, "# Title\nbody")
+    document = json.loads(export.json_report(kb, raw, at, {}))
+    assert [tuple(r.values()) for r in document["inputs_as_entered"]] == [(r.presentation, r.detail, r.value) for r in rows]
+    assert all(f"| {r.presentation} | {r.detail} | {r.value} |" in report for r in rows)
+    care = next(r for r in rows if r.presentation.startswith("Strabismus") and r.detail == "First-line non-surgical care")
+    assert care.value == "not recorded"  # a blank is never 'not tried'
 
 
 @pytest.mark.parametrize("payload", ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>", ":red[styled]"])
@@ -324,3 +391,224 @@ def test_a_broken_knowledge_base_shows_its_message(monkeypatch: pytest.MonkeyPat
     finally:
         default_context.cache_clear()
         st.cache_resource.clear()
+
+
+# --- the form in the URL ---------------------------------------------------------------------------
+
+def _plan_text(at: AppTest) -> list[tuple[str, str]]:
+    """The results without the time of assessment (two assessments a minute apart are the same plan)."""
+    return [(kind, value) for kind, value in results(at) if not value.startswith("Assessed ")]
+
+
+def test_a_link_opens_the_same_plan_assessed_on_load() -> None:
+    at = fresh()
+    at.multiselect(key="presentations").set_value(["achalasia", "strabismus"]).run()
+    at.number_input(key="age.value").set_value(7)
+    for name, value in {"detail.achalasia.subtype": "type_iii", "detail.achalasia.diagnosis_confirmed": True,
+                        "detail.achalasia.prior_treatments.pneumatic_dilation": "failed",
+                        "detail.strabismus.amblyopia": "treated", "detail.strabismus.conservative_care": "failed"}.items():
+        at.selectbox(key=name).set_value(value)
+    at.number_input(key="detail.achalasia.symptom_duration_months").set_value(14.5)
+    at.button(key="assess").click().run()
+    assert not at.exception
+    link = dict(at.query_params)
+    assert link == {"p": ["achalasia", "strabismus"], "age": "7", "achalasia.subtype": "type_iii",
+                    "achalasia.diagnosis_confirmed": "yes", "achalasia.symptom_duration_months": "14.5",
+                    "achalasia.prior_treatments.pneumatic_dilation": "failed", "strabismus.amblyopia": "treated",
+                    "strabismus.conservative_care": "failed"}
+
+    opened = AppTest.from_file(APP, default_timeout=60)
+    opened.query_params.update(link)
+    opened.run()  # assessed on load, no click
+    assert not opened.exception, opened.exception
+    assert "The options" in [h.value for h in opened.subheader]
+    assert _plan_text(opened) == _plan_text(at)
+    assert opened.multiselect(key="presentations").value == ["achalasia", "strabismus"]
+    assert opened.selectbox(key="detail.achalasia.prior_treatments.pneumatic_dilation").value == "failed"
+    assert opened.number_input(key="detail.achalasia.symptom_duration_months").value == 14.5
+    assert dict(opened.query_params) == link  # opening a link leaves it as it was
+
+
+def test_every_teaching_case_round_trips_through_the_url_to_the_same_plan() -> None:
+    from models.loader import load_cases
+    from rules import assess, default_context
+    from webapp import state
+
+    kb, _ = default_context()
+    for _, case in load_cases(kb):
+        raw, problems = state.from_query(kb, state.read(state.to_query(kb, case.input)))
+        assert not problems, (case.id, problems)
+        assert assess(raw).model_dump() == assess(case.input).model_dump(), case.id
+        assert state.same_input(kb, raw, case.input), case.id
+
+
+def test_an_unreadable_link_says_what_it_could_not_read_and_assesses_nothing() -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"p": ["achalasia", "appendicitis"], "age": "forty", "achalasia.subtype": "type_ix",
+                            "achalasia.opioid_use": "yes", "achalasia.colour": "red", "strabismus.amblyopia": "none",
+                            "achalasia.prior_treatments.poem": "maybe", "achalasia.rapid_weight_loss": "perhaps",
+                            "utm_source": "mail"})
+    at.run()
+    assert not at.exception, at.exception
+    warning = " ".join(w.value for w in at.warning).replace("\\", "")
+    assert "This link could not be read in full, so nothing was assessed" in warning
+    for expected in ("p=appendicitis: not a presentation", "age=forty: not a number",
+                     "achalasia.subtype=type_ix: not one of type_i, type_ii, type_iii",
+                     "achalasia.colour=red: not a detail of Oesophageal achalasia",
+                     "strabismus.amblyopia=none: Strabismus", "achalasia.prior_treatments.poem=maybe: the outcome is one of",
+                     "achalasia.rapid_weight_loss=perhaps: not yes or no", "utm_source=mail: not a parameter of this form"):
+        assert expected in warning, expected
+    assert "3. The plan and its basis" not in [h.value for h in at.header]
+    assert at.multiselect(key="presentations").value == ["achalasia"]  # what could be read is filled in
+    assert at.selectbox(key="detail.achalasia.opioid_use").value is True
+    assert at.selectbox(key="detail.achalasia.subtype").value == "not recorded"
+
+
+def test_a_link_with_a_value_out_of_range_is_refused_like_the_form() -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"p": "achalasia", "age": "500"})
+    at.run()
+    assert not at.exception
+    errors = [e.value.replace("\\", "") for e in at.error]
+    assert "age of 500 years is over 120 years" in errors and any(e.startswith("**Not assessed:**") for e in errors)
+
+
+def test_the_url_follows_each_assessment_and_clears_when_a_case_is_loaded() -> None:
+    at = type_iii(fresh())
+    assert at.query_params["achalasia.subtype"] == "type_iii"
+    at.selectbox(key="detail.achalasia.subtype").set_value("type_ii")
+    at.button(key="assess").click().run()
+    assert at.query_params["achalasia.subtype"] == "type_ii"
+    at.selectbox(key="teaching_case").set_value("achalasia_type_iii_poem_preferred").run()
+    assert dict(at.query_params) == {}  # the form holds the case, not yet assessed: no link to a plan
+
+
+# --- teaching mode ---------------------------------------------------------------------------------
+
+def _sidebar_text(at: AppTest) -> str:
+    return "\n".join([i.value for i in at.sidebar.info] + [c.value for c in at.sidebar.caption]).replace("\\", "")
+
+
+def test_next_and_previous_case_are_each_assessed_at_once() -> None:
+    from models.loader import load_cases
+    from rules import default_context
+
+    kb, _ = default_context()
+    by_id = {case.id: case for _, case in load_cases(kb)}
+    ids = list(by_id)
+    at = fresh()
+    assert at.button(key="previous_case").disabled and not at.button(key="next_case").disabled
+    for expected in ids[:3]:
+        at.button(key="next_case").click().run()
+        assert not at.exception, at.exception
+        assert at.selectbox(key="teaching_case").value == expected
+        assert at.session_state["assessment_input"] == by_id[expected].input  # assessed, no Assess click
+        assert "3. The plan and its basis" in [h.value for h in at.header]
+        point = by_id[expected].teaching_point
+        assert point in _sidebar_text(at)  # the sidebar and the page show the same point
+        assert any(point in i.value.replace("\\", "") for i in at.main.info)
+    at.button(key="previous_case").click().run()
+    assert at.selectbox(key="teaching_case").value == ids[1]
+    assert at.session_state["assessment_input"] == by_id[ids[1]].input
+    at.selectbox(key="teaching_case").set_value(ids[-1]).run()
+    assert at.button(key="next_case").disabled and not at.button(key="previous_case").disabled
+
+
+def test_after_reveal_the_teaching_point_shows_and_the_sidebar_agrees() -> None:
+    at = fresh()
+    at.toggle(key="hide_answer").set_value(True).run()
+    at.button(key="next_case").click().run()
+    case = at.selectbox(key="teaching_case").value
+    assert "The answer is hidden" in text(at) and "The options" not in [h.value for h in at.subheader]
+    assert "Teaching point hidden with the answer." in _sidebar_text(at)
+    assert not any("Teaching point" in i.value for i in at.main.info)
+    at.button(key="reveal").click().run()
+    assert "The options" in [h.value for h in at.subheader]
+    sidebar = _sidebar_text(at)
+    assert "hidden" not in sidebar and "Teaching point." in sidebar
+    shown = next(i.value for i in at.main.info if "Teaching point" in i.value).replace("\\", "")
+    point = sidebar.split("**Teaching point.** ")[1].split("\n")[0]
+    assert len(point) > 20 and point in shown
+    at.button(key="next_case").click().run()  # the next case hides its answer again, in both places
+    assert at.selectbox(key="teaching_case").value != case
+    assert "The answer is hidden" in text(at) and "Teaching point hidden with the answer." in _sidebar_text(at)
+
+
+def test_the_sidebar_says_when_the_page_is_no_longer_the_case() -> None:
+    at = fresh()
+    at.selectbox(key="teaching_case").set_value("achalasia_type_iii_poem_preferred").run()
+    assert "press Assess" in _sidebar_text(at)
+    at.button(key="assess").click().run()
+    assert "not this case as written" not in _sidebar_text(at)
+    at.selectbox(key="detail.achalasia.subtype").set_value("type_i")
+    at.button(key="assess").click().run()
+    assert "not this case as written" in _sidebar_text(at)
+    assert not any("Teaching point" in i.value for i in at.main.info)  # the page is not that case any more
+
+
+def test_a_load_stays_pending_until_a_run_has_drawn_the_form() -> None:
+    """The race: a run that applied a case is interrupted by a request carrying the browser's old, empty form.
+    The load is applied again at the start of the next run, so the stale values do not win."""
+    from rules import default_context
+    from webapp import state
+
+    kb, _ = default_context()
+    session: dict = {"presentations": [], "teaching_case": None}
+    case_input = {"age": {"value": 45, "unit": "years"}, "conditions": [{"presentation": "achalasia", "subtype": "type_iii"}]}
+    state.request_load(session, kb, case_input, assess=True, case="achalasia_type_iii_poem_preferred")
+    assert state.apply_pending(session, now="t1")
+    assert session["presentations"] == ["achalasia"] and session["assessment_input"] == case_input
+    session.update({"presentations": [], "teaching_case": None, "detail.achalasia.subtype": "not recorded"})
+    assert state.apply_pending(session, now="t2")
+    assert session["presentations"] == ["achalasia"] and session["detail.achalasia.subtype"] == "type_iii"
+    assert session["teaching_case"] == "achalasia_type_iii_poem_preferred"
+    state.form_drawn(session)
+    assert not state.apply_pending(session, now="t3")  # once drawn, the user's own edits are never overwritten
+
+
+def test_a_blank_conservative_care_shows_as_not_recorded_never_as_not_tried() -> None:
+    from rules import default_context
+
+    label = default_context()[0].detail("cosmetic_face_neck_request", "conservative_care").label
+    at = fill(fresh(), "cosmetic_face_neck_request", 42, cosmetic_goal="glabellar_frown_lines")
+    page = text(at)
+    assert "has been tried is not recorded" in page and "has not been tried" not in page
+    assert label in page.split("Not recorded:")[1].split("\n")[0]
+    assert f"| {label} | not recorded |" in page  # the inputs table
+    at.selectbox(key="detail.cosmetic_face_neck_request.conservative_care").set_value("not_tried")
+    at.button(key="assess").click().run()
+    page = text(at)
+    assert "has not been tried, or is still under way" in page and f"{label}: not tried" in page
+
+
+# --- at a glance: the print view, links in the evidence ------------------------------------------------
+
+def test_the_print_view_shows_the_whole_plan_expanded_without_sidebar_or_form() -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"p": "achalasia", "age": "45", "achalasia.subtype": "type_iii",
+                            "achalasia.diagnosis_confirmed": "yes", "print": "1"})
+    at.run()
+    assert not at.exception, at.exception
+    assert "The options" in [h.value for h in at.subheader]  # assessed on load
+    assert not at.sidebar.selectbox and not at.sidebar.button  # no teaching mode
+    assert "1. The patient" not in [h.value for h in at.header] and not at.selectbox and not at.number_input  # no form
+    assert all(e.proto.expanded for e in at.expander), [e.label for e in at.expander if not e.proto.expanded]
+    assert not any("could not be read" in w.value for w in at.warning)  # print=1 is not a parameter of the form
+    assert at.query_params["print"] == "1"
+
+
+def test_the_page_links_to_its_print_view() -> None:
+    at = type_iii(fresh())
+    link = next(b for b in at.get("link_button") if b.proto.label == "Print view").proto.url
+    assert link.startswith("?") and "print=1" in link and "achalasia.subtype=type_iii" in link
+    assert not all(e.proto.expanded for e in at.expander)  # the interactive page keeps its sections folded
+
+
+def test_web_addresses_in_the_evidence_are_clickable_and_shown_as_written() -> None:
+    from webapp.text import esc_links
+
+    shown = esc_links("MDCalc summary. https://www.mdcalc.com/guidelines/505/acg/diagnosis-management-achalasia ; <b>")
+    assert "(https://www.mdcalc.com/guidelines/505/acg/diagnosis-management-achalasia)" in shown  # the link target, unescaped
+    assert shown.endswith("\\<b\\>") and "[https\\://www\\.mdcalc\\.com" in shown  # text around it escaped as ever
+    at = type_iii(fresh())
+    assert "](https://" in " ".join(m.value for m in at.markdown if "**Citations:**" in m.value)

@@ -247,3 +247,14 @@ def test_no_figure_or_threshold_the_brief_does_not_give() -> None:
             numbers = re.findall(r"(?<![\w.])\d+(?:\.\d+)?", item) if isinstance(item, str) else [f"{item:g}"]
             unknown += [(path.name, n) for n in numbers if n not in known]
     assert not unknown, f"figures not in the brief: {unknown[:20]}"
+
+
+def test_if_not_recorded_names_a_known_detail_and_a_flag_of_the_same_severity(broken: Path) -> None:
+    def change(data: dict) -> None:
+        flag = next(f for f in data["red_flags"] if f["id"] == "no_conservative_trial")
+        flag["if_not_recorded"] = {"detail": "conservative_cares", "flag": "possible_pseudoachalasia"}
+
+    _edit(broken / "vocabulary/brief.yaml", change)
+    reasons = [p.reason for p in _problems(broken)]
+    assert any("unknown detail 'conservative_cares'" in r for r in reasons), reasons
+    assert any("'possible_pseudoachalasia' is not a red flag of the same severity" in r for r in reasons), reasons

@@ -278,3 +278,18 @@ def test_memoised_records_give_the_plans_of_the_reference_path(kb: KnowledgeBase
     finally:
         for memo, limit in zip(memos, limits):
             memo.limit = limit
+
+
+def test_a_blank_conservative_care_is_never_read_as_not_tried() -> None:
+    """The same rules raise 'not recorded' for a blank and 'not tried' for not_tried, holding back the same options."""
+    def plan_for(**care: Any) -> Plan:
+        return assess({"age": {"value": 44, "unit": "years"},
+                       "conditions": [{"presentation": "cervical_dystonia", "diagnosis_confirmed": True, **care}]})
+
+    blank, untried = plan_for(), plan_for(conservative_care="not_tried")
+    (b,), (u,) = blank.standing_flags, untried.standing_flags
+    assert (b.id, u.id) == ("conservative_care_not_recorded", "no_conservative_trial")
+    assert b.severity == u.severity == "do_first" and b.concerns == u.concerns and b.concerns
+    assert "not recorded" in b.meaning and "not recorded" not in u.meaning
+    assert [(o.id, o.strength, o.after and o.after[0]) for o in blank.options] == \
+        [(o.id, o.strength, o.after and "conservative_care_not_recorded") for o in untried.options]

@@ -2,7 +2,13 @@
 
 Which details show, their words, tooltips, units, bounds and choices are knowledge, so a new detail
 needs no UI code. Widget values live in st.session_state under `key(pid, detail)`; the input sent to
-assess() is built from them and, for a teaching case, they are built from its input.
+assess() is built from them and, for a teaching case or a link, they are built from its input.
+
+Age and every detail sit in one st.form, read when Assess is pressed, so a value typed just before the
+click is the value assessed (a field outside the form reruns the page on blur and can swallow the click).
+Number fields carry no bounds in the browser: a browser-side bound makes an out-of-range value look
+typed while the last valid one is silently kept. The range is in the help; the input model checks it
+and a value out of range is refused beside its field and at the top of the results (`input_errors`).
 """
 
 from __future__ import annotations
@@ -14,12 +20,13 @@ import streamlit as st
 from models.knowledge import Detail
 from models.loader import KnowledgeBase
 from models.plan import Need
-from models.presentation import OUTCOME_WORDS
+from models.presentation import MAX_AGE_YEARS, OUTCOME_WORDS
 from webapp.text import esc, listing
 
 NOT_RECORDED = "not recorded"
 AGE_UNITS = ["years", "months", "weeks", "days"]
 YES_NO = {True: "yes", False: "no"}
+AGE_KEY, AGE_UNIT_KEY, PRESENTATIONS_KEY = "age.value", "age.unit", "presentations"
 
 
 def key(pid: str, detail: str) -> str:
@@ -57,10 +64,8 @@ def detail_widget(kb: KnowledgeBase, pid: str, detail: Detail, *, need: Need | N
         _pick(shown, {c.id: c.meaning for c in detail.choices}, k, help_text)
     elif detail.type in ("number", "integer"):
         whole = detail.type == "integer"
-        bounds = {name: (int(v) if whole else float(v)) for name, v in (("min_value", detail.min), ("max_value", detail.max))
-                  if v is not None}
-        st.number_input(shown, value=None, step=1 if whole else 0.5, key=k, help=help_text,
-                        placeholder=NOT_RECORDED, **bounds)
+        help_text = " ".join(t for t in (help_text, esc(range_text(detail))) if t) or None
+        st.number_input(shown, value=None, step=1 if whole else 0.5, key=k, help=help_text, placeholder=NOT_RECORDED)
     else:
         _treatments(kb, pid, detail, shown, help_text)
     if need is not None:
@@ -69,29 +74,52 @@ def detail_widget(kb: KnowledgeBase, pid: str, detail: Detail, *, need: Need | N
         st.error(esc(message), icon=":material/error:")
 
 
+def _number(value: float | None) -> str:
+    return "…" if value is None else f"{value:g}"
+
+
+def range_text(detail: Detail) -> str:
+    """'Range: 0 to 1000.' for a number detail with bounds (checked on the server, not in the browser)."""
+    if detail.min is None and detail.max is None:
+        return ""
+    return f"Range: {_number(detail.min)} to {_number(detail.max)}{f' {detail.unit}' if detail.unit else ''}."
+
+
+def age_widgets(errors: Iterable[str] = ()) -> None:
+    """Age and its unit, inside the form: read with everything else when Assess is pressed."""
+    a1, a2 = st.columns([2, 1])
+    with a1:
+        st.number_input("Age", value=None, step=1.0, key=AGE_KEY, placeholder=NOT_RECORDED,
+                        help=f"Infants: choose weeks or days. Range: 0 to {MAX_AGE_YEARS} years.")
+        for message in errors:
+            st.error(esc(message), icon=":material/error:")
+    a2.selectbox("Unit", AGE_UNITS, key=AGE_UNIT_KEY)
+
+
 def _treatments(kb: KnowledgeBase, pid: str, detail: Detail, shown: str, help_text: str | None) -> None:
-    """Treatments already given: a multiselect of the presentation's options, then an outcome for each."""
-    options = kb.presentations[pid].options
-    chosen = st.multiselect(shown, options, format_func=lambda oid: kb.options[oid].name, key=key(pid, detail.id),
-                            help=help_text, placeholder="none recorded")
-    for oid in chosen:
-        _pick(f"Outcome of {esc(kb.options[oid].name)}", OUTCOME_WORDS, outcome_key(pid, detail.id, oid))
+    """Treatments already given: the outcome of each of the presentation's options ('not recorded' = not given
+    or not known). One picker per option, so the form needs no rerun to ask for an outcome."""
+    st.markdown(f"**{shown}**", help=help_text)
+    cols = st.columns(3)
+    for index, oid in enumerate(kb.presentations[pid].options):
+        with cols[index % 3]:
+            _pick(esc(kb.options[oid].name), OUTCOME_WORDS, outcome_key(pid, detail.id, oid))
 
 
 def condition_from_state(kb: KnowledgeBase, pid: str, state: Any) -> dict[str, Any]:
     """The input for one presentation from the widgets' values; details not recorded are left out.
 
-    A treatment chosen without an outcome is sent as it is, so that the input check names it
-    instead of the form dropping it silently.
+    A treatment is given when its outcome is recorded; "not recorded" leaves it out.
     """
     out: dict[str, Any] = {"presentation": pid}
     for detail in kb.details[pid]:
         value = state.get(key(pid, detail.id))
         if detail.type == "treatments":
             given = []
-            for oid in value or ():
+            for oid in kb.presentations[pid].options:
                 outcome = state.get(outcome_key(pid, detail.id, oid), NOT_RECORDED)
-                given.append({"treatment": oid, **({"outcome": outcome} if outcome != NOT_RECORDED else {})})
+                if outcome not in (None, NOT_RECORDED):
+                    given.append({"treatment": oid, "outcome": outcome})
             if given:
                 out[detail.id] = given
         elif value is not None and value != NOT_RECORDED:
@@ -100,30 +128,34 @@ def condition_from_state(kb: KnowledgeBase, pid: str, state: Any) -> dict[str, A
 
 
 def input_from_state(kb: KnowledgeBase, state: Any) -> dict[str, Any]:
-    age = state.get("age.value")
+    """The whole input (age and one condition per chosen presentation) from the widgets' values."""
+    age = state.get(AGE_KEY)
     return {
-        **({"age": {"value": age, "unit": state.get("age.unit", "years")}} if age is not None else {}),
-        "conditions": [condition_from_state(kb, pid, state) for pid in state.get("presentations", [])],
+        **({"age": {"value": age, "unit": state.get(AGE_UNIT_KEY) or "years"}} if age is not None else {}),
+        "conditions": [condition_from_state(kb, pid, state) for pid in state.get(PRESENTATIONS_KEY) or []],
     }
 
 
-def state_from_case(kb: KnowledgeBase, case_input: dict[str, Any]) -> dict[str, Any]:
-    """Widget values that reproduce a teaching case's input (the inverse of input_from_state)."""
-    age = case_input.get("age")
+def state_from_input(kb: KnowledgeBase, raw: dict[str, Any]) -> dict[str, Any]:
+    """Widget values that reproduce an input (the inverse of input_from_state).
+
+    Every widget of each presentation gets a value, "not recorded" included, so nothing left over from
+    an earlier form shows beside the loaded values.
+    """
+    age = raw.get("age")
     values: dict[str, Any] = {
-        "age.value": float(age["value"]) if age else None,
-        "age.unit": age.get("unit", "years") if age else "years",
-        "presentations": [c["presentation"] for c in case_input.get("conditions", []) if c.get("presentation") in kb.presentations],
+        AGE_KEY: float(age["value"]) if age else None,
+        AGE_UNIT_KEY: age.get("unit", "years") if age else "years",
+        PRESENTATIONS_KEY: [c["presentation"] for c in raw.get("conditions", []) if c.get("presentation") in kb.presentations],
     }
-    for cond in case_input.get("conditions", []):
+    for cond in raw.get("conditions", []):
         pid = cond.get("presentation")
         if pid not in kb.presentations:
             continue
         for detail in kb.details[pid]:
             value = cond.get(detail.id)
             if detail.type == "treatments":
-                given = {p["treatment"]: p.get("outcome") for p in value or ()}
-                values[key(pid, detail.id)] = [oid for oid in given if oid in kb.presentations[pid].options]
+                given = {p.get("treatment"): p.get("outcome") for p in value or ()}
                 for oid in kb.presentations[pid].options:
                     values[outcome_key(pid, detail.id, oid)] = given.get(oid) or NOT_RECORDED
             elif detail.type in ("number", "integer"):
@@ -131,6 +163,9 @@ def state_from_case(kb: KnowledgeBase, case_input: dict[str, Any]) -> dict[str, 
             else:
                 values[key(pid, detail.id)] = NOT_RECORDED if value is None else value
     return values
+
+
+state_from_case = state_from_input
 
 
 def errors_by_place(raw: dict[str, Any], errors: list[tuple[str, str]], kb: KnowledgeBase) -> dict[str, list[str]]:
@@ -168,3 +203,30 @@ def _treatment_message(kb: KnowledgeBase, cond: dict[str, Any], parts: list[str]
     name = kb.options[treatment].name if treatment in kb.options else f"item {index + 1}"
     field = " ".join(parts[4:]) or "treatment"
     return f"{name}, {field}: {message}"
+
+
+def input_errors(kb: KnowledgeBase, raw: dict[str, Any], errors: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(the field in words, the reason) for each input error, for the "Not assessed" message.
+
+    pydantic also reports an invalid condition as "conditions: ... at least 1 item" once the condition
+    itself is rejected; that echo names no field and is left out.
+    """
+    named = any(loc.startswith("conditions.") for loc, _ in errors)
+    return [(where(kb, raw, loc), message) for loc, message in errors
+            if not (named and loc == "conditions" and "at least 1 item" in message)]
+
+
+def where(kb: KnowledgeBase, raw: dict[str, Any], loc: str) -> str:
+    """An input error's place in words: 'Age', 'Oesophageal achalasia · Symptom duration'."""
+    parts = loc.split(".") if loc else []
+    if parts[:1] == ["age"]:
+        return "Age"
+    conds = raw.get("conditions", [])
+    if len(parts) >= 2 and parts[0] == "conditions" and parts[1].isdigit() and int(parts[1]) < len(conds):
+        pid = conds[int(parts[1])].get("presentation")
+        name = kb.presentations[pid].name if pid in kb.presentations else str(pid)
+        if len(parts) == 2:
+            return name
+        detail = kb.detail(pid, parts[2]) if pid in kb.presentations else None
+        return f"{name} · {detail.label if detail else parts[2]}"
+    return loc or "input"

@@ -73,13 +73,13 @@ def _svg(dot: str) -> str | None:
     return done.stdout.decode() if done.returncode == 0 else None
 
 
-def show(plan: Plan) -> None:
+def show(plan: Plan, expanded: bool = False) -> None:
     """An SVG drawn on the server is far cheaper for the browser than the client-side renderer
     (measured: about 300 ms per new session); without Graphviz, fall back to st.graphviz_chart."""
     if not plan.steps:
         return
     dot = decision_graph(plan)
-    with st.expander("The plan as a graph (the steps above, drawn)"):
+    with st.expander("The plan as a graph (the steps above, drawn)", expanded=expanded):
         svg = _svg(dot)
         if svg is None:
             st.graphviz_chart(dot)

@@ -14,7 +14,7 @@ import streamlit as st
 
 from models.plan import Basis, Flag, Plan, PlanOption, PlanStep, Statement
 from webapp.form import need_text
-from webapp.text import cites, esc, listing
+from webapp.text import cites, esc, esc_links, listing
 from webapp.words import SEVERITY_WORDS, Words, strength
 
 _UNCERTAIN = ":orange-badge[:material/help: uncertain]"
@@ -82,7 +82,7 @@ def summary(plan: Plan, w: Words) -> None:
     """'The plan': the steps in order, the shared decisions and what is not indicated, in one box."""
     options = _options_by_id(plan)
     with st.container(border=True):
-        st.subheader("The plan")
+        st.subheader("The plan", anchor="plan")
         if plan.stopped:
             st.markdown(":red[**Stopped:** no treatment is suggested until the stop flag above is addressed.]")
         parts = [_step_markdown(plan, w, step, options) for step in plan.steps]
@@ -117,7 +117,7 @@ def _evidence(b: Basis) -> str:
         parts = [p for p in (e.recommendation and f"{e.recommendation} recommendation",
                              e.certainty and f"{e.certainty} certainty") if p]
         graded.append(f"{e.system} ({e.source})" + (": " + ", ".join(parts) if parts else ""))
-    return "**Evidence:** " + esc("; ".join(graded)) + "."
+    return "**Evidence:** " + esc_links("; ".join(graded)) + "."
 
 
 def _statements(title: str, items: tuple[Statement, ...]) -> str:
@@ -133,7 +133,7 @@ def basis_markdown(w: Words, pid: str, b: Basis) -> str:
     if b.inputs_missing:
         lines.append("**Not recorded (could change the answer):** " + esc(listing(w.fact(pid, f) for f in b.inputs_missing)) + ".")
     lines.append("**Citations:**\n" + _bullets(
-        f"{esc(c.key)}{f' ({c.year})' if c.year else ''}{f' · grade {c.grade}' if c.grade else ''}: {esc(c.label)}"
+        f"{esc(c.key)}{f' ({c.year})' if c.year else ''}{f' · grade {c.grade}' if c.grade else ''}: {esc_links(c.label)}"
         for c in b.citations
     ))
     lines.append("**Rules (for audit):** " + ", ".join(f"`{r}` v{b.rule_versions[r]}" for r in b.rule_ids))
@@ -144,7 +144,7 @@ def _uncertain(option: PlanOption) -> bool:
     return option.basis.uncertain or any(s.uncertain for s in (*option.risks, *option.caveats))
 
 
-def card(plan: Plan, w: Words, option: PlanOption) -> None:
+def card(plan: Plan, w: Words, option: PlanOption, expanded: bool = False) -> None:
     with st.container(border=True):
         head = [f"**{esc(option.name)}** — {strength(option.strength)}" + (f" {_UNCERTAIN}" if _uncertain(option) else "")]
         if _many(plan):
@@ -159,7 +159,7 @@ def card(plan: Plan, w: Words, option: PlanOption) -> None:
             head.append(f":orange[**Not top-ranked while:** {esc(listing(w.flag(f) for f in option.capped_by))}]")
         head.append(_evidence(option.basis))
         st.markdown("  \n".join(head))
-        with st.expander("Why, risks, caveats and basis"):
+        with st.expander("Why, risks, caveats and basis", expanded=expanded):
             parts = ["**Why:** " + esc(option.reason)]
             if option.risks:
                 parts.append(_statements("Risks", option.risks))
@@ -169,13 +169,13 @@ def card(plan: Plan, w: Words, option: PlanOption) -> None:
             st.markdown("\n\n".join(parts))
 
 
-def cards(plan: Plan, w: Words) -> None:
+def cards(plan: Plan, w: Words, expanded: bool = False) -> None:
     shown = [o for o in plan.options if o.strength != "not_indicated"]
     st.subheader("The options")
     if not shown:
         st.info("No option is offered for the details given: see the flags and steps above, and why not below.")
     for option in shown:
-        card(plan, w, option)
+        card(plan, w, option, expanded)
 
 
 # --- after the cards -------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def cleared_flags(plan: Plan, w: Words) -> None:
     ))
 
 
-def why_not(plan: Plan, w: Words) -> None:
+def why_not(plan: Plan, w: Words, expanded: bool = False) -> None:
     """Options not indicated (with the rule that says so) and options not in the plan (with what is unmet)."""
     excluded = [o for o in plan.options if o.strength == "not_indicated"]
     if not excluded and not plan.why_not:
@@ -210,19 +210,19 @@ def why_not(plan: Plan, w: Words) -> None:
         if not item.withheld_by and not item.rules:
             lines.append("- no rule offers it for these details")
         blocks.append("\n".join(lines))
-    with st.expander(f"Why not the other options? ({len(excluded) + len(plan.why_not)})"):
+    with st.expander(f"Why not the other options? ({len(excluded) + len(plan.why_not)})", expanded=expanded):
         st.markdown("\n\n".join(blocks))
 
 
-def presentations(plan: Plan) -> None:
-    with st.expander("What these rules are for, and what they are not for"):
+def presentations(plan: Plan, expanded: bool = False) -> None:
+    with st.expander("What these rules are for, and what they are not for", expanded=expanded):
         st.markdown("\n\n".join(
             f"**{esc(p.name)}**\n- Purpose: {esc(p.purpose)}\n- Intended use: {esc(p.intended_use)}\n- Not for: {esc(p.misuse)}"
             for p in plan.presentations
         ))
 
 
-def source_quotes(plan: Plan) -> None:
+def source_quotes(plan: Plan, expanded: bool = False) -> None:
     if not plan.source_caveats:
         return
     blocks = []
@@ -231,5 +231,5 @@ def source_quotes(plan: Plan) -> None:
         if c.audit:
             block += f"\n\n{_VERDICT[c.audit.verdict]} {esc(c.audit.note)} {cites(c.audit_citations)}"
         blocks.append(block)
-    with st.expander(f"From the source documents ({len(plan.source_caveats)} passages, with what the evidence says)"):
+    with st.expander(f"From the source documents ({len(plan.source_caveats)} passages, with what the evidence says)", expanded=expanded):
         st.markdown("\n\n".join(blocks))

@@ -36,3 +36,19 @@ def cites(refs: Iterable[CitationRef]) -> str:
 
 def _safe_url(url: str) -> bool:
     return url.startswith(("https://", "http://")) and not any(c in url for c in " ()<>\"'")
+
+
+_URL = re.compile(r"https?://[^\s<>\"'()]+")
+
+
+def esc_links(text: object) -> str:
+    """Like esc, but each web address in the text is a clickable link showing the address as written."""
+    out, last = [], 0
+    text = str(text)
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(".,;:")
+        end = match.start() + len(url)
+        out += [esc(text[last:match.start()]), f"[{esc(url)}]({url})" if _safe_url(url) else esc(url)]
+        last = end
+    out.append(esc(text[last:]))
+    return "".join(out)
