@@ -599,7 +599,9 @@ _STEP_TITLES = {
 def _steps(
     d: _Derived, pid: str, rules: list[Rule], flags: list[out.Flag], options: list[out.PlanOption], stop_flags: list[out.Flag]
 ) -> list[out.PlanStep]:
-    """The steps, numbered from 1; the same rules, flags and options give the same steps."""
+    """The steps, numbered from 1; the same rules, flags and options give the same steps. Within a
+    step the options read strongest first (preferred before an alternative)."""
+    options = sorted(options, key=lambda o: _STRENGTH_RANK[o.strength])
     key = (
         pid, tuple(r.id for r in rules), tuple((f.id, f.status, f.workup) for f in flags),
         tuple((o.id, o.step, o.strength) for o in options),
