@@ -237,6 +237,30 @@ class Codes(Knowledge):
         return self
 
 
+class UsualAge(Knowledge):
+    """The ages at which a presentation is usual, from a source. Outside them the planner raises the one
+    shared caution `age_unusual_for_presentation` ("confirm the diagnosis"): it concerns no option, so it
+    changes nothing in the plan; a hard limit that refuses the input is `max_age_years` instead."""
+
+    min_years: float | None = Field(None, ge=0, description="Younger than this is unusual.")
+    max_years: float | None = Field(None, gt=0, description="Older than this is unusual.")
+    citations: tuple[str, ...] = Field(min_length=1, description="Where the ages come from.")
+    note: str = Field(min_length=10, description="What the source says, in plain words, shown with the flag.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "UsualAge":
+        if self.min_years is None and self.max_years is None:
+            raise ValueError("a usual age needs min_years, max_years or both")
+        if self.min_years is not None and self.max_years is not None and self.min_years >= self.max_years:
+            raise ValueError("min_years must be below max_years")
+        return self
+
+    def unusual(self, years: float) -> bool:
+        return (self.min_years is not None and years < self.min_years) or (
+            self.max_years is not None and years > self.max_years
+        )
+
+
 class PresentationDef(Knowledge):
     """presentation.yaml: what the presentation is, what it is for, what it takes and offers."""
 
@@ -248,7 +272,10 @@ class PresentationDef(Knowledge):
     misuse: str = Field(min_length=10, description="What it must not be used for.")
     codes: Codes = Codes()
     requires_age: bool = False
-    max_age_years: float | None = Field(None, gt=0)
+    max_age_years: float | None = Field(None, gt=0, description="Older than this, the input is refused.")
+    usual_age: UsualAge | None = Field(
+        None, description="Usual ages, from a source; outside them a caution asks to confirm the diagnosis."
+    )
     details: tuple[Detail | DetailUse, ...] = ()
     constraints: tuple[Constraint, ...] = ()
     options: tuple[Id, ...] = Field(min_length=1, description="Every option the rules may place in the plan.")

@@ -38,10 +38,12 @@ from models.problems import Collector, KnowledgeBaseError, Problem, SourceFile, 
 
 DATA_DIR = Path(os.environ.get("MYOTOMY_CDS_DATA") or Path(__file__).resolve().parent.parent / "data")
 AGE_FACTS = ("age_years", "age_months", "age_weeks")
+# the one caution raised, for every presentation that declares `usual_age`, when the age is outside it
+AGE_FLAG = "age_unusual_for_presentation"
 PRIOR_PREFIX = "prior_"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses several times faster
 
-__all__ = ["KnowledgeBase", "KnowledgeBaseError", "load", "load_cases", "load_with_cases", "DATA_DIR", "AGE_FACTS", "PRIOR_PREFIX"]
+__all__ = ["KnowledgeBase", "KnowledgeBaseError", "load", "load_cases", "load_with_cases", "DATA_DIR", "AGE_FACTS", "AGE_FLAG", "PRIOR_PREFIX"]
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,10 @@ def _load(root: Path | None, with_cases: bool) -> tuple[KnowledgeBase, list[tupl
             rules.append(rule)
             rule_sources.append((source, keys, rule))
     ld.index(rule_sources, "rule")
+    aged = [pid for pid, pres in presentations.items() if pres.usual_age is not None]
+    if aged and (AGE_FLAG not in flags or flags[AGE_FLAG].severity != "caution"):
+        p.add(_rel(root / "vocabulary", root), ("red_flags",),
+              f"{AGE_FLAG!r} must be a caution in the vocabulary: {', '.join(aged)} declare usual_age")
 
     flag_clears: dict[str, tuple[tuple[conditions.Test, ...], ...]] = {}
     all_facts: dict[str, tuple[str, Any]] = {}
@@ -413,6 +419,10 @@ def _presentation(
         ld.known(source, ("details", i, "citations"), detail.citations, citations, "citation", f"{where}: detail {detail.id}")
     ld.known(source, ("options",), pres.options, options, "option", where)
     ld.known(source, ("citations",), pres.citations, citations, "citation", where)
+    if pres.usual_age is not None:
+        ld.known(source, ("usual_age", "citations"), pres.usual_age.citations, citations, "citation", where)
+        if pres.max_age_years is not None and (pres.usual_age.max_years or 0) > pres.max_age_years:
+            p.add(source, ("usual_age", "max_years"), "the usual age cannot pass max_age_years (where the input is refused)", where)
     return pres.model_copy(update={"details": tuple(items)}), tuple(resolved), source
 
 

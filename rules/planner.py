@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from models import conditions
 from models import plan as out
 from models.knowledge import MERGE_PRIORITY, STRENGTH_ORDER, TOP_RANK, Detail, Rule, Strength
-from models.loader import AGE_FACTS, PRIOR_PREFIX, KnowledgeBase, load
+from models.loader import AGE_FACTS, AGE_FLAG, PRIOR_PREFIX, KnowledgeBase, load
 from models.presentation import Condition, Presentation
 from models.problems import did_you_mean, error_reason
 from rules.engine import Engine
@@ -441,6 +441,9 @@ def _plan_one(d: _Derived, engine: Engine, pid: str, facts: dict[str, Any]) -> d
     missing = tuple(f for f in d.read[pid] if f not in facts and not f.startswith(PRIOR_PREFIX) and f not in AGE_FACTS)
 
     flags = _flags(d, rules, pid, facts, missing)
+    age_flag = _age_flag(d, pid, facts)
+    if age_flag is not None:
+        flags = sorted([*flags, age_flag], key=_flag_order)
     standing = [f for f in flags if f.status == "standing"]
     stop_flags = [f for f in standing if f.severity == "stop"]
     do_first = [f for f in standing if f.severity == "do_first"]
@@ -521,6 +524,37 @@ def _flags(d: _Derived, rules: list[Rule], pid: str, facts: dict[str, Any], miss
             flag = d.flags.put(key, _new_flag(d, fid, pid, flag_rules, concerns, facts, missing))
         found.append(flag)
     return sorted(found, key=_flag_order)
+
+
+def _age_flag(d: _Derived, pid: str, facts: dict[str, Any]) -> out.Flag | None:
+    """The shared caution when the age lies outside the presentation's usual ages (presentation.yaml
+    `usual_age`, with its source). It concerns no option, so it changes nothing else in the plan."""
+    usual = d.kb.presentations[pid].usual_age
+    years = facts.get("age_years")
+    if usual is None or years is None or not usual.unusual(years):
+        return None
+    definition = d.kb.flags[AGE_FLAG]
+    cleared = any(conditions.holds(tests, facts) for tests in d.kb.flag_clears[AGE_FLAG])
+    lo, hi = usual.min_years, usual.max_years
+    usual_words = (
+        f"{lo:g} years or older" if hi is None else f"up to {hi:g} years" if lo is None else f"{lo:g} to {hi:g} years"
+    )
+    statement = f"Usual age for {d.kb.presentations[pid].name}: {usual_words}. {usual.note}"
+    used = {"age_years": years, **({"diagnosis_confirmed": facts["diagnosis_confirmed"]} if "diagnosis_confirmed" in facts else {})}
+    return out.Flag(
+        id=AGE_FLAG,
+        meaning=definition.meaning,
+        severity=definition.severity,
+        status="cleared" if cleared else "standing",
+        presentation=pid,
+        concerns=(),
+        workup=tuple(d.workup[w] for w in definition.workup),
+        cleared_by=(definition.cleared_meaning or "the recorded work-up") if cleared else None,
+        basis=out.Basis(
+            rule_ids=(), rule_versions={}, statements=(statement,), inputs_used=used, inputs_missing=(),
+            citations=d.cite(usual.citations),
+        ),
+    )
 
 
 def _new_flag(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from models.knowledge import TOP_RANK
-from models.loader import DATA_DIR, KnowledgeBase, load, load_cases
+from models.loader import AGE_FLAG, DATA_DIR, KnowledgeBase, load, load_cases
 from models.plan import Plan
 from rules import InputError, assess, default_context
 
@@ -41,7 +41,9 @@ def test_every_option_and_flag_has_its_basis(plans: list[tuple[str, Plan]], kb: 
             assert option.basis.statements and all(c.label for c in option.basis.citations), where
             assert len(option.summary) < 140, where
         for flag in plan.flags:
-            assert flag.basis.rule_ids and flag.basis.citations, (case_id, flag.id)
+            # the age caution rests on the presentation's declared usual ages, not on a rule
+            assert (flag.basis.rule_ids or flag.id == AGE_FLAG) and flag.basis.citations, (case_id, flag.id)
+            assert flag.basis.statements, (case_id, flag.id)
 
 
 def test_a_standing_stop_flag_withholds_every_treatment_option(plans: list[tuple[str, Plan]]) -> None:
@@ -293,3 +295,75 @@ def test_a_blank_conservative_care_is_never_read_as_not_tried() -> None:
     assert "not recorded" in b.meaning and "not recorded" not in u.meaning
     assert [(o.id, o.strength, o.after and o.after[0]) for o in blank.options] == \
         [(o.id, o.strength, o.after and "conservative_care_not_recorded") for o in untried.options]
+
+
+def _outside(usual: Any) -> dict[str, Any]:
+    """An age outside a presentation's usual ages: a newborn below a minimum, ten years past a maximum."""
+    if usual.min_years is not None and usual.min_years > 0.1:
+        return {"value": 2, "unit": "weeks"}
+    return {"value": usual.max_years + 10, "unit": "years"}
+
+
+def test_an_unusual_age_raises_one_shared_caution_that_changes_nothing_else(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every presentation that declares its usual ages: each of its teaching cases at an age outside them
+    carries the age caution (with the presentation's source), and apart from that flag the plan is the
+    one the same input gives with no usual age declared: the caution concerns no option."""
+    aged = {pid: p for pid, p in kb.presentations.items() if p.usual_age is not None}
+    assert len(aged) >= 6
+    checked = 0
+    for case in CASES:
+        conds = case.input["conditions"]
+        if len(conds) != 1 or conds[0]["presentation"] not in aged:
+            continue
+        pid = conds[0]["presentation"]
+        raw = {**case.input, "age": _outside(aged[pid].usual_age)}
+        try:
+            plan = assess(raw)
+        except InputError:
+            continue
+        flag = next(f for f in plan.flags if f.id == AGE_FLAG)
+        assert flag.severity == "caution" and flag.concerns == () and flag.presentation == pid, case.id
+        assert {c.key for c in flag.basis.citations} == set(aged[pid].usual_age.citations), case.id
+        assert flag.status == ("cleared" if conds[0].get("diagnosis_confirmed") is True else "standing"), case.id
+        monkeypatch.setitem(kb.presentations, pid, aged[pid].model_copy(update={"usual_age": None}))
+        without = assess(raw)
+        monkeypatch.setitem(kb.presentations, pid, aged[pid])
+        assert [f for f in plan.flags if f.id != AGE_FLAG] == list(without.flags), case.id
+        assert (plan.options, plan.steps, plan.needs, plan.stopped, plan.why_not) == (
+            without.options, without.steps, without.needs, without.stopped, without.why_not), case.id
+        checked += 1
+    assert checked >= 20, checked
+
+
+def test_a_usual_age_is_not_flagged_inside_it_nor_without_an_age() -> None:
+    adult = assess({"age": {"value": 60, "unit": "years"}, "conditions": [{"presentation": "zenker_diverticulum"}]})
+    assert AGE_FLAG not in {f.id for f in adult.flags}
+    no_age = assess({"conditions": [{"presentation": "zenker_diverticulum"}]})
+    assert AGE_FLAG not in {f.id for f in no_age.flags}
+    newborn = assess({"age": {"value": 5, "unit": "days"}, "conditions": [{"presentation": "zenker_diverticulum"}]})
+    flag = next(f for f in newborn.flags if f.id == AGE_FLAG)
+    assert "confirm the diagnosis" in flag.meaning and "18 years or older" in flag.basis.statements[0]
+    assert flag.basis.inputs_used["age_years"] < 0.1
+
+
+def test_an_adult_with_a_disorder_of_infancy_is_refused_not_merely_flagged() -> None:
+    with pytest.raises(InputError, match="age"):
+        assess({"age": {"value": 30, "unit": "years"}, "conditions": [{"presentation": "infantile_hypertrophic_pyloric_stenosis"}]})
+
+
+def test_a_usual_age_is_checked_at_load(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from models.knowledge import UsualAge
+    from models.problems import KnowledgeBaseError
+
+    with pytest.raises(ValidationError, match="below"):
+        UsualAge(min_years=18, max_years=2, citations=("ACG20",), note="an impossible range of ages")
+    with pytest.raises(ValidationError, match="min_years, max_years"):
+        UsualAge(citations=("ACG20",), note="no bound at all is given here")
+    copy = tmp_path / "data"
+    shutil.copytree(DATA_DIR, copy)
+    pres = copy / "presentations" / "zenker_diverticulum" / "presentation.yaml"
+    pres.write_text(pres.read_text(encoding="utf-8").replace("  - MEDSCAPE-ZD\n", "  - NO-SUCH-SOURCE\n", 1), encoding="utf-8")
+    with pytest.raises(KnowledgeBaseError, match="NO-SUCH-SOURCE"):
+        load(copy)
