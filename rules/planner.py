@@ -652,18 +652,26 @@ def _new_steps(
     def workup_of(ids: Iterable[str]) -> tuple[out.Term, ...]:
         return tuple(d.workup[w] for w in _unique(ids))
 
+    # a rule whose every flag is cleared has had its work-up: it is not asked for again (the flag stays
+    # visible as cleared, with what cleared it); a rule that raises no flag keeps its work-up
+    raised: dict[str, bool] = {}
+    for flag in flags:
+        for rule_id in flag.basis.rule_ids:
+            raised[rule_id] = raised.get(rule_id, True) and flag.status == "cleared"
+    rule_workup = [w for r in rules if not raised.get(r.id, False) for w in r.then.workup]
+
     if stop_flags:
         stop_rules = [r for r in rules if any(f.id in {s.id for s in stop_flags} for f in r.then.flags)]
         ids = [t.id for f in stop_flags for t in f.workup] + [w for r in stop_rules for w in r.then.workup]
         steps = [out.PlanStep(order=1, kind="urgent", presentation=pid, title=_STEP_TITLES["urgent"], workup=workup_of(ids))]
         urgent = set(ids)
-        rest = [w for w in [*(w for r in rules for w in r.then.workup), *(t.id for f in flags if f.status == "standing" for t in f.workup)] if w not in urgent]
+        rest = [w for w in [*rule_workup, *(t.id for f in flags if f.status == "standing" for t in f.workup)] if w not in urgent]
         first = tuple(o.id for o in options if o.step == "first")
         if first or rest:
             steps.append(out.PlanStep(order=2, kind="first", presentation=pid, title="Meanwhile", workup=workup_of(rest), options=first))
         return steps
     steps = []
-    first_workup = [w for r in rules for w in r.then.workup] + [t.id for f in flags if f.status == "standing" for t in f.workup]
+    first_workup = rule_workup + [t.id for f in flags if f.status == "standing" for t in f.workup]
     first_options = tuple(o.id for o in options if o.step == "first")
     if first_workup or first_options:
         steps.append(out.PlanStep(order=1, kind="first", presentation=pid, title=_STEP_TITLES["first"], workup=workup_of(first_workup), options=first_options))

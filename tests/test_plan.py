@@ -367,3 +367,32 @@ def test_a_usual_age_is_checked_at_load(tmp_path: Path) -> None:
     pres.write_text(pres.read_text(encoding="utf-8").replace("  - MEDSCAPE-ZD\n", "  - NO-SUCH-SOURCE\n", 1), encoding="utf-8")
     with pytest.raises(KnowledgeBaseError, match="NO-SUCH-SOURCE"):
         load(copy)
+
+
+def test_a_cleared_flag_is_not_worked_up_again(plans: list[tuple[str, Plan]], kb: KnowledgeBase) -> None:
+    """Once a flag is cleared, the work-up of the rules that raised it is not asked for again: it leaves
+    the steps, while the flag stays visible as cleared with what cleared it (issue 12 follow-up)."""
+    plan = assess(_achalasia(age=66, subtype="type_iii", rapid_weight_loss=False, difficult_gej_passage=False, **CONFIRMED))
+    flag = next(f for f in plan.flags if f.id == "possible_pseudoachalasia")
+    assert flag.status == "cleared" and flag.cleared_by and {t.id for t in flag.workup} >= {"upper_endoscopy"}
+    asked = {t.id for step in plan.steps for t in step.workup}
+    assert not asked & {"upper_endoscopy", "endoscopic_ultrasound", "ct_chest_abdomen"}, asked
+    assert not plan.workup and plan.steps[0].kind == "treatment"
+    # every teaching case: a rule whose flags are all cleared adds nothing to the steps
+    rules = {r.id: r for r in kb.rules}
+    checked = 0
+    for case_id, case_plan in plans:
+        by_rule: dict[str, set[str]] = {}
+        for f in case_plan.flags:
+            for rule_id in f.basis.rule_ids:
+                by_rule.setdefault(rule_id, set()).add(f.status)
+        settled = [r for r, statuses in by_rule.items() if statuses == {"cleared"} and rules[r].then.workup]
+        if not settled:
+            continue
+        still = set(rules[r].id for r in case_plan.fired_rules if r not in settled)
+        others = {w for r in still for w in rules[r].then.workup} | {t.id for f in case_plan.standing_flags for t in f.workup}
+        asked = {t.id for step in case_plan.steps for t in step.workup}
+        for rule_id in settled:
+            assert not (set(rules[rule_id].then.workup) - others) & asked, (case_id, rule_id)
+        checked += 1
+    assert checked >= 5, checked
