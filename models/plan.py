@@ -140,6 +140,8 @@ class Need(Output):
     label: str
     decides: tuple[str, ...]
     decides_names: tuple[str, ...]
+    together_with: tuple[str, ...] = ()  # details that decide only together with this one (all blank)
+    together_labels: tuple[str, ...] = ()
 
 
 class UnmetRule(Output):

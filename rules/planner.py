@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
@@ -39,6 +40,7 @@ from rules.engine import Engine
 from rules.render import STRENGTH_WORDS
 
 DEFAULT_TIPS = ("patient preference", "local expertise")
+PAIR_LIMIT = 64  # value combinations tried for a pair of blank details that a rule reads together
 MEMO_LIMIT = 2048  # records per kind and knowledge base: about 25 MB in all when every memo is full
 _MERGE_RANK = {s: i for i, s in enumerate(MERGE_PRIORITY)}
 _STRENGTH_RANK = {s: i for i, s in enumerate(STRENGTH_ORDER)}
@@ -254,6 +256,7 @@ class _Derived:
         }
         self.effects = {rule.id: tuple((e.option, e.strength) for e in rule.then.options) for rule in kb.rules}
         self.probes = {pid: tuple(self._probes(pid, definitions[pid])) for pid in kb.presentations}
+        self.pairs = {pid: tuple(self._pairs(pid, probes)) for pid, probes in self.probes.items()}
         self.option_order = {pid: {o: i for i, o in enumerate(p.options)} for pid, p in kb.presentations.items()}
         # what "why not" an option reads: the fields of every rule that could name it
         self.why_fields = {
@@ -267,6 +270,7 @@ class _Derived:
         self.flags: _Memo = _Memo()
         self.why: _Memo = _Memo()
         self.needs: _Memo = _Memo()
+        self.pair_needs: _Memo = _Memo()  # its own memo, so pairs never evict single needs
         self.steps: _Memo = _Memo()
 
     def used_fields(self, rule_ids: tuple[str, ...]) -> tuple[str, ...]:
@@ -305,6 +309,14 @@ class _Derived:
             related = ids | {r.id for oid in named for r in self.naming.get((pid, oid), ())}
             fields = tuple(_unique(f for r in affected for f in self.reads[r.id]))
             yield _Probe(detail, values, affected, ids, via, fields, frozenset(related))
+
+    def _pairs(self, pid: str, probes: tuple["_Probe", ...]) -> Iterable[tuple["_Probe", "_Probe", tuple[str, ...], frozenset[str]]]:
+        """Pairs of deciding details that one rule reads together (through definitions), so that a rule
+        needing both is found when both are blank; bounded to PAIR_LIMIT value combinations each."""
+        for i, first in enumerate(probes):
+            for second in probes[i + 1:]:
+                if first.affected_ids & second.affected_ids and len(first.values) * len(second.values) <= PAIR_LIMIT:
+                    yield first, second, tuple(_unique(first.fields + second.fields)), first.related | second.related
 
     def cite(self, keys: Iterable[str]) -> tuple[out.CitationRef, ...]:
         return tuple(self.citation[key] for key in dict.fromkeys(keys))
@@ -687,7 +699,9 @@ def _needs(d: _Derived, pid: str, facts: dict[str, Any], fired: set[str], streng
     """Details not recorded whose value would change an option's place in the plan.
 
     Only the rules that read the detail (directly or through a definition) can change, so only
-    they are re-evaluated, and only the options they name are merged again."""
+    they are re-evaluated, and only the options they name are merged again. Then, for two blank
+    details that a rule reads together and neither of which was found alone, every pair of their
+    values is tried: a rule that needs both is otherwise never found (each need names the other)."""
     needs = []
     for probe in d.probes[pid]:
         if probe.detail.id in facts:
@@ -695,26 +709,43 @@ def _needs(d: _Derived, pid: str, facts: dict[str, Any], fired: set[str], streng
         key = (pid, probe.detail.id, _pattern(facts, probe.fields), frozenset(fired & probe.related))
         need = d.needs.find(key)
         if need is None:
-            need = d.needs.put(key, _need(d, pid, probe, facts, fired, strengths) or False)
+            need = d.needs.put(key, _need(d, pid, (probe,), facts, fired, strengths) or False)
         if need:
             needs.append(need)
+    asked = {n.detail for n in needs}
+    for first, second, fields, related in d.pairs[pid]:
+        if first.detail.id in facts or second.detail.id in facts or first.detail.id in asked or second.detail.id in asked:
+            continue
+        key = (pid, first.detail.id, second.detail.id, _pattern(facts, fields), frozenset(fired & related))
+        pair = d.pair_needs.find(key)
+        if pair is None:
+            pair = d.pair_needs.put(key, _need(d, pid, (first, second), facts, fired, strengths) or False)
+        if pair:
+            needs += [n for n in pair if n.detail not in asked]
+            asked |= {n.detail for n in pair}
     return needs
 
 
-def _need(d: _Derived, pid: str, probe: "_Probe", facts: dict[str, Any], fired: set[str], strengths: dict[str, Strength]) -> out.Need | None:
-    """The need for one probe's detail, or None when no value of it changes an option."""
+def _need(
+    d: _Derived, pid: str, probes: tuple["_Probe", ...], facts: dict[str, Any], fired: set[str], strengths: dict[str, Strength]
+) -> Any:
+    """The need for one probe's detail (a Need), or for two details together (a pair of Needs that
+    name each other), or None when no value (no pair of values) changes an option."""
     kb = d.kb
     definitions = kb.definitions[pid]
-    detail = probe.detail
-    before = fired & probe.affected_ids
-    kept = fired - probe.affected_ids
+    affected_ids = frozenset().union(*(p.affected_ids for p in probes))
+    affected = tuple(_unique_rules(r for p in probes for r in p.affected))
+    via = any(p.via_definition for p in probes)
+    before = fired & affected_ids
+    kept = fired - affected_ids
     changed: list[str] = []
-    for value in probe.values:
+    for values in itertools.product(*(p.values for p in probes)):
         trial = dict(facts)
-        trial[detail.id] = value
-        if probe.via_definition:
+        for probe, value in zip(probes, values):
+            trial[probe.detail.id] = value
+        if via:
             definitions.apply(trial)
-        after = {r.id for r in probe.affected if conditions.holds(kb.tests[r.id], trial)}
+        after = {r.id for r in affected if conditions.holds(kb.tests[r.id], trial)}
         if after == before:
             continue
         active = kept | after
@@ -725,16 +756,30 @@ def _need(d: _Derived, pid: str, probe: "_Probe", facts: dict[str, Any], fired: 
                 named = [st for r in d.naming[(pid, oid)] if r.id in active for o, st in d.effects[r.id] if o == oid]
                 if (merge(named) if named else None) != strengths.get(oid):
                     changed.append(oid)
-    if changed:
-        changed.sort(key=d.option_order[pid].__getitem__)
-        return out.Need(
+    if not changed:
+        return None
+    changed.sort(key=d.option_order[pid].__getitem__)
+    made = tuple(
+        out.Need(
             presentation=pid,
-            detail=detail.id,
-            label=detail.label,
+            detail=p.detail.id,
+            label=p.detail.label,
             decides=tuple(changed),
             decides_names=tuple(kb.options[o].name for o in changed),
+            together_with=tuple(o.detail.id for o in probes if o is not p),
+            together_labels=tuple(o.detail.label for o in probes if o is not p),
         )
-    return None
+        for p in probes
+    )
+    return made[0] if len(probes) == 1 else made
+
+
+def _unique_rules(rules: Iterable[Rule]) -> Iterator[Rule]:
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.id not in seen:
+            seen.add(rule.id)
+            yield rule
 
 
 def _unmet(d: _Derived, pid: str, tests: Iterable[conditions.Test], facts: dict[str, Any]) -> Iterable[str]:

@@ -64,7 +64,8 @@ def need_text(need: Need) -> str:
     """'Record <label>: it decides between A and B' (one option: 'it decides the place of A')."""
     names = [escape(n) for n in need.decides_names]
     decides = f"it decides between {words(names)}" if len(names) > 1 else f"it decides the place of {names[0]}"
-    return f"Record {escape(need.label)}: {decides}"
+    together = f" together with {words([escape(t) for t in need.together_labels])}" if need.together_labels else ""
+    return f"Record {escape(need.label)}{together}: {decides}"
 
 
 def evidence_text(basis: Basis) -> str:

@@ -396,3 +396,32 @@ def test_a_cleared_flag_is_not_worked_up_again(plans: list[tuple[str, Plan]], kb
             assert not (set(rules[rule_id].then.workup) - others) & asked, (case_id, rule_id)
         checked += 1
     assert checked >= 5, checked
+
+
+def _toe_walker(**details: Any) -> dict[str, Any]:
+    return {"age": {"value": 5, "unit": "years"}, "conditions": [{"presentation": "idiopathic_toe_walking", **details}]}
+
+
+def test_needs_finds_two_blank_details_that_decide_only_together() -> None:
+    """A rule that reads two details is not changed by either alone while both are blank: the planner
+    tries their values in pairs (only pairs that one rule reads together, bounded) and asks for both,
+    each naming the other; once one is recorded, the other is asked for on its own."""
+    from rules.planner import _derived, records_cached
+    from rules.render import need_text
+
+    plan = assess(_toe_walker())
+    needs = {n.detail: n for n in plan.needs}
+    assert needs["neurological_findings"].together_with == ("equinus_contracture",)
+    assert needs["equinus_contracture"].together_with == ("neurological_findings",)
+    assert needs["neurological_findings"].decides == needs["equinus_contracture"].decides
+    assert "together with" in need_text(needs["neurological_findings"])
+    with records_cached(False):
+        assert assess(_toe_walker()) == plan, "the memo changes nothing"
+    one = assess(_toe_walker(neurological_findings="normal"))
+    single = {n.detail: n for n in one.needs}
+    assert "equinus_contracture" in single and single["equinus_contracture"].together_with == ()
+    d = _derived(default_context()[0])
+    for pid, pairs in d.pairs.items():
+        for first, second, _, _ in pairs:
+            assert first.affected_ids & second.affected_ids, (pid, first.detail.id, second.detail.id)
+            assert len(first.values) * len(second.values) <= 64

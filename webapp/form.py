@@ -49,7 +49,8 @@ def label(detail: Detail) -> str:
 
 def need_text(need: Need) -> str:
     """The prompt for a detail that would change the answer, in the form and in the results."""
-    return f"Record {need.label}: it decides {listing(need.decides_names, 'between')}."
+    together = f" together with {listing(need.together_labels)}" if need.together_labels else ""
+    return f"Record {need.label}{together}: it decides {listing(need.decides_names, 'between')}."
 
 
 def detail_widget(kb: KnowledgeBase, pid: str, detail: Detail, *, need: Need | None = None,
