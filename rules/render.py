@@ -92,7 +92,10 @@ def _statement(kind: str, s: Statement) -> str:
 
 def basis_lines(basis: Basis) -> list[str]:
     rules = dict.fromkeys(basis.rule_ids)
-    lines = [f"- Rules: {', '.join(f'{code(r)} v{basis.rule_versions[r]}' for r in rules)}"]
+    if rules:
+        lines = [f"- Rules: {', '.join(f'{code(r)} v{basis.rule_versions[r]}' for r in rules)}"]
+    else:  # declared knowledge (a presentation's usual ages), not a rule
+        lines = [f"- Declared in the knowledge base, not a rule: {escape(' '.join(basis.statements))}"]
     if basis.inputs_used:
         lines.append("- Inputs used: " + ", ".join(f"{code(k)} = {escape(value_text(v))}" for k, v in basis.inputs_used.items()))
     if basis.inputs_missing:

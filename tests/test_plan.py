@@ -425,3 +425,14 @@ def test_needs_finds_two_blank_details_that_decide_only_together() -> None:
         for first, second, _, _ in pairs:
             assert first.affected_ids & second.affected_ids, (pid, first.detail.id, second.detail.id)
             assert len(first.values) * len(second.values) <= 64
+
+
+def test_the_age_caution_reads_in_the_report_with_its_source() -> None:
+    from rules.render import to_markdown
+
+    plan = assess({"age": {"value": 3, "unit": "weeks"},
+                   "conditions": [{"presentation": "benign_essential_blepharospasm", "conservative_care": "not_tried"}]})
+    text = to_markdown(plan)
+    assert "Age unusual for this presentation: confirm the diagnosis" in text
+    assert "Why: Usual age for Benign essential blepharospasm: 18 years or older." in text
+    assert "ORPHA-BEB" in text

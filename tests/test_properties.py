@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from benchmarks import inputs
 from models.knowledge import TOP_RANK
+from models.loader import AGE_FLAG
 from models.plan import Plan
 from rules import InputError, assess, default_context
 
@@ -65,7 +66,8 @@ def check_plan(plan: Plan) -> None:
         if any(f.presentation == option.presentation and f.severity == "stop" for f in standing):
             assert option.step == "first" or option.strength == "not_indicated", (option.id, option.step)
     for flag in plan.flags:
-        assert flag.basis.rule_ids and flag.basis.citations, flag.id
+        # the age caution rests on the presentation's declared usual ages, not on a rule
+        assert (flag.basis.rule_ids or flag.id == AGE_FLAG) and flag.basis.citations and flag.basis.statements, flag.id
         assert (flag.status == "cleared") == (flag.cleared_by is not None)
     assert plan.stopped == any(f.severity == "stop" for f in standing)
     assert [s.order for s in plan.steps] == list(range(1, len(plan.steps) + 1))

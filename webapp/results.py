@@ -136,7 +136,10 @@ def basis_markdown(w: Words, pid: str, b: Basis) -> str:
         f"{esc(c.key)}{f' ({c.year})' if c.year else ''}{f' · grade {c.grade}' if c.grade else ''}: {esc_links(c.label)}"
         for c in b.citations
     ))
-    lines.append("**Rules (for audit):** " + ", ".join(f"`{r}` v{b.rule_versions[r]}" for r in b.rule_ids))
+    if b.rule_ids:
+        lines.append("**Rules (for audit):** " + ", ".join(f"`{r}` v{b.rule_versions[r]}" for r in b.rule_ids))
+    else:  # declared knowledge (a presentation's usual ages), not a rule
+        lines.append("**Declared in the knowledge base, not a rule:** " + esc(" ".join(b.statements)))
     return "\n\n".join(lines)
 
 
