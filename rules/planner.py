@@ -728,7 +728,7 @@ def _needs(d: _Derived, pid: str, facts: dict[str, Any], fired: set[str], streng
 
 def _need(
     d: _Derived, pid: str, probes: tuple["_Probe", ...], facts: dict[str, Any], fired: set[str], strengths: dict[str, Strength]
-) -> Any:
+) -> out.Need | tuple[out.Need, ...] | None:
     """The need for one probe's detail (a Need), or for two details together (a pair of Needs that
     name each other), or None when no value (no pair of values) changes an option."""
     kb = d.kb

@@ -513,6 +513,8 @@ def test_do_first_flag_makes_the_plan_card_a_warning(kb: Any) -> None:
         if plan.stopped:
             continue
         pid = case.input["conditions"][0]["presentation"]
+        if not cardlib._Part(pid, plan.presentations[0].name, plan).has_something_to_say():
+            continue  # e.g. every flag cleared and nothing offered: no card (its work-up is not asked again)
         (card,) = [c for c in cards if c.uuid == cardlib.card_uuid(pid, cardlib.PLAN, kb.content_hash)]
         expected = "warning" if stands(plan, pid, "do_first") else "info"
         assert card.indicator == expected, case.id
@@ -526,7 +528,7 @@ def test_plan_card_gives_steps_strengths_evidence_needs_and_sources(kb: Any) -> 
     case = next(c for c in CASES if c.id == "achalasia_type_iii_on_opioids")
     plan, (card,) = cards_for(case.input, kb)
     assert card.summary == (
-        "Oesophageal achalasia: first Stop opioids where possible, then repeat manometry (+4 more); "
+        "Oesophageal achalasia: first Stop opioids where possible, then repeat manometry (+1 more); "
         "then POEM (preferred)"
     )
     detail = card.detail
