@@ -48,7 +48,6 @@ NO_SNOMED = {
     "egj_outflow_obstruction": NO_VERIFIED,
     "epiphrenic_diverticulum": NO_VERIFIED,
     "hypercontractile_esophagus": NO_VERIFIED,
-    "hypertrophic_obstructive_cardiomyopathy": NO_VERIFIED + " (hypertrophic cardiomyopathy 233873004 was found; it includes the non-obstructive form)",
     "idiopathic_toe_walking": NO_VERIFIED,
     "internal_anal_sphincter_achalasia": NO_VERIFIED + " (no code search was done in the time given)",
     "laryngeal_dystonia_adductor": NO_VERIFIED,
@@ -118,6 +117,12 @@ def test_issue_codes_map_as_decided() -> None:
     ambiguous = TERMS.resolve([(ICD10CM, "K22.5")])
     assert isinstance(ambiguous, Unmapped) and "more than one presentation" in ambiguous.reason
     assert TERMS.resolve([(ICD10CM, "K22.5"), (SNOMED_CT, "399291005")]).reason  # still ambiguous with K22.5 in it
+
+
+def test_obstructive_hcm_is_reachable_from_its_snomed_code_only() -> None:
+    """45227007 (DICOM CID 3700) names the obstructive form; the non-obstructive 195020003 is not listed."""
+    assert TERMS.resolve([(SNOMED_CT, "45227007")]) == Mapped("hypertrophic_obstructive_cardiomyopathy", "SNOMED CT 45227007")
+    assert isinstance(TERMS.resolve([(SNOMED_CT, "195020003")]), Unmapped)
 
 
 def test_codings_naming_two_presentations_map_to_none() -> None:
