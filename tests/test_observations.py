@@ -1,9 +1,9 @@
 """Number details read from Observations by LOINC code (models/observations.py), and in the service.
 
-No detail in data declares a LOINC code yet: none could be verified with the search tool for a declared
-detail (LVOT gradient, GMFCS level), and the electrolytes of pyloric stenosis are not one value. These
-tests give the LVOT gradient a LOINC entry in memory: FIXTURE is "00000-0", which no LOINC code is (LOINC
-numbers have no leading zero).
+The mechanism is tested with the LVOT gradient and a fixture code in memory: FIXTURE is "00000-0", which
+no LOINC code is (LOINC numbers have no leading zero); no LOINC code for an LVOT gradient could be verified.
+The real codes in data (serum bicarbonate 1963-8, chloride 2075-0, potassium 2823-3 for pyloric stenosis,
+each verified with its display: see data/citations.yaml) are tested with a generated record at the end.
 """
 
 from __future__ import annotations
@@ -119,3 +119,66 @@ def test_no_detail_in_data_declares_an_unverified_loinc_code() -> None:
         for detail in details:
             for how in detail.loinc:
                 assert how.source.startswith("http") or how.source in kb.citations, detail.id
+
+
+# --- the real LOINC codes in data: pyloric stenosis electrolytes, with a generated infant record ---------
+IHPS = "infantile_hypertrophic_pyloric_stenosis"
+ELECTROLYTES = {"serum_bicarbonate": ("1963-8", 31), "serum_chloride": ("2075-0", 88), "serum_potassium": ("2823-3", 3.1)}
+
+
+def lab(code: str, value: float, days_ago: int = 0, unit: str = "mmol/L", **extra: Any) -> dict[str, Any]:
+    """One serum electrolyte Observation as a record system sends it (LOINC coding with its display)."""
+    resource = {
+        "resourceType": "Observation", "status": "final", "subject": {"reference": f"Patient/{PATIENT}"},
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+        "code": {"coding": [{"system": obslib.LOINC, "code": code}]},
+        "effectiveDateTime": f"{(TODAY - timedelta(days=days_ago)).isoformat()}T06:30:00Z",
+        "valueQuantity": {"value": value, "unit": unit, "system": obslib.UCUM, "code": unit},
+    }
+    resource.update(extra)
+    return resource
+
+
+def test_pyloric_stenosis_declares_the_verified_electrolyte_codes() -> None:
+    kb, _ = default_context()
+    declared = {d.id: [(h.code, h.ucum) for h in d.loinc] for d in kb.details[IHPS] if d.loinc}
+    assert declared == {detail: [(code, "mmol/L")] for detail, (code, _) in ELECTROLYTES.items()}
+
+
+def test_pyloric_stenosis_electrolytes_are_read_by_their_real_codes() -> None:
+    kb, _ = default_context()
+    asked = obslib.wanted({IHPS: kb.details[IHPS]})
+    records = [lab(code, value, days_ago=1) for code, value in ELECTROLYTES.values()]
+    records += [lab("1963-8", 24, days_ago=5),  # older than the 2-day window: not read
+                lab("2028-9", 30),  # total CO2: another LOINC concept, not declared, not read as bicarbonate
+                lab("2823-3", 3.4, unit="meq/L")]  # another unit: not read
+    found = obslib.read(records, asked, TODAY)[IHPS]
+    assert {k: (v.code, v.value) for k, v in found.items()} == {k: (c, float(v)) for k, (c, v) in ELECTROLYTES.items()}
+    assert obslib.read([lab("1963-8", 24, days_ago=3)], asked, TODAY) == {}
+
+
+def test_a_generated_infant_record_shows_its_electrolytes_on_the_card(tmp_path: Any) -> None:
+    kb, engine = default_context()
+    entries = [{"resource": lab(code, value, days_ago=1)} for code, value in ELECTROLYTES.values()]
+    entries += [{"resource": lab("2951-2", 134, days_ago=1)}]  # sodium: no detail asks for it
+    body = {
+        "hook": "patient-view",
+        "hookInstance": "0b6f3c1e-2d4a-4f7b-8e9c-1a2b3c4d5e6f",
+        "context": {"userId": "Practitioner/1", "patientId": PATIENT},
+        "prefetch": {
+            "patient": {"resourceType": "Patient", "id": PATIENT, "birthDate": (TODAY - timedelta(weeks=5)).isoformat()},
+            "conditions": {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {
+                "resourceType": "Condition", "subject": {"reference": f"Patient/{PATIENT}"},
+                "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "Q40.0"}]}}}]},
+            "observations": {"resourceType": "Bundle", "type": "searchset", "entry": entries},
+        },
+    }
+    app = create_app((kb, engine), today=lambda: TODAY, settings=dev_settings(tmp_path))
+    with local_client(app) as client:
+        response = client.post("/cds-services/myotomy-procedures", json=body)
+        assert response.status_code == 200, response.text
+        (card,) = CdsResponse.model_validate(response.json()).cards
+    day = (TODAY - timedelta(days=1)).isoformat()
+    labels = {d.id: d.label for d in kb.details[IHPS]}
+    for detail, (code, value) in ELECTROLYTES.items():
+        assert f"From an Observation: {labels[detail]} {value:g} mmol/L (LOINC {code}, {day})" in card.detail

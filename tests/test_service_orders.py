@@ -1,9 +1,9 @@
 """order-select and order-sign: a draft order checked against the plan from the record.
 
-No option in data/options declares a verified SNOMED CT procedure code yet (none could be verified with
-the search tool), so the real knowledge base gives no order card. These tests give options a code in
-memory: FIXTURE_CODE is deliberately not a SNOMED CT identifier (its partition digits "99" are not a
-valid partition), so it can never match a real order.
+One option in data declares a verified SNOMED CT procedure code: pyloromyotomy, 57922004 "Laparoscopic
+pyloromyotomy" (TERM-SNOMED-ECL); the tests at the end use it on the real knowledge base. The logic for the
+other options is tested with codes given in memory: FIXTURE_CODE is deliberately not a SNOMED CT identifier
+(its partition digits "99" are not a valid partition), so it can never match a real order.
 """
 
 from __future__ import annotations
@@ -152,3 +152,36 @@ def test_the_real_knowledge_base_declares_only_verified_procedure_codes() -> Non
     for option in kb.options.values():
         for entry in option.snomed_procedures:
             assert entry.source.startswith("http") or entry.source in kb.citations, option.id
+
+
+# --- the real code in data: 57922004 Laparoscopic pyloromyotomy ------------------------------------------
+LAP_PYLOROMYOTOMY = "57922004"
+
+
+def test_pyloromyotomy_declares_its_verified_code() -> None:
+    kb, _ = default_context()
+    assert [(e.code, e.display) for e in kb.options["pyloromyotomy"].snomed_procedures] == [
+        (LAP_PYLOROMYOTOMY, "Laparoscopic pyloromyotomy")]
+
+
+@pytest.mark.parametrize(("url", "hook"), [(SELECT, "order-select"), (SIGN, "order-sign")])
+def test_a_laparoscopic_pyloromyotomy_ordered_before_correction_gets_a_card(client: Any, url: str, hook: str) -> None:
+    """An infant coded Q40.0 with nothing else recorded: confirmation and correction come first."""
+    kb, _ = default_context()
+    plan = assess({"age": {"value": 5, "unit": "weeks"},
+                   "conditions": [{"presentation": "infantile_hypertrophic_pyloric_stenosis"}]})
+    standing = {f.severity for f in plan.standing_flags}
+    assert standing & {"stop", "do_first"}, "the plan must hold a stop or check-first flag for this test"
+    birth = (TODAY.toordinal() - 35)
+    body = call(hook, "Q40.0", date.fromordinal(birth).isoformat(), draft("sr-p1", LAP_PYLOROMYOTOMY))
+    (card,) = cards(client, url, body)
+    assert card.indicator in ("warning", "critical")
+    assert "Ramstedt extramucosal pyloromyotomy" in card.summary + card.detail
+    deletes = [a for s in card.suggestions for a in s.actions if a.type == "delete"]
+    assert [a.resourceId for a in deletes] == ["ServiceRequest/sr-p1"]
+    assert any(a.type == "create" for s in card.suggestions for a in s.actions)
+
+
+def test_the_real_code_for_another_presentation_gets_no_card(client: Any) -> None:
+    """A laparoscopic pyloromyotomy ordered for an adult coded with achalasia: no plan speaks to it."""
+    assert cards(client, SIGN, call("order-sign", "K22.0", "1980-06-01", draft("sr-p2", LAP_PYLOROMYOTOMY))) == []

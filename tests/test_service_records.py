@@ -152,15 +152,19 @@ def test_a_paged_prefetch_without_server_access_is_412(client: Any, cohort: list
     assert response.status_code == 412 and "fhirServer" in response.json()["error"]
 
 
+# The knowledge reads some details from Observations, so a call with server access and no
+# `observations` prefetch has them searched on the server too: these calls send them prefetched.
+
+
 def test_the_next_pages_are_read_from_the_server_with_the_token(
     client: Any, cohort: list[records.Record], stub: Stub
 ) -> None:
     rec = a_patient_with(cohort)
-    whole = client.post(URL, json=records.hook_request(rec, observations=False, extra=False)).json()
+    whole = client.post(URL, json=records.hook_request(rec, extra=False)).json()
     paged = records.pages(rec.conditions, 1, stub.base, f"Condition?patient={rec.id}")
     assert len(paged) >= 2
     stub.serve(paged)
-    body = records.hook_request(rec, observations=False, extra=False)
+    body = records.hook_request(rec, extra=False)
     body["prefetch"]["conditions"] = paged[0]
     body.update(access(stub.base, rec.id))
     response = client.post(URL, json=body)
@@ -171,9 +175,9 @@ def test_the_next_pages_are_read_from_the_server_with_the_token(
 
 def test_a_missing_key_is_searched_for_on_the_server(client: Any, cohort: list[records.Record], stub: Stub) -> None:
     rec = a_patient_with(cohort, min_conditions=1)
-    whole = client.post(URL, json=records.hook_request(rec, observations=False, extra=False)).json()
+    whole = client.post(URL, json=records.hook_request(rec, extra=False)).json()
     stub.bodies[f"/fhir/Condition?patient={rec.id}"] = records.search_bundle(rec.conditions)
-    body = records.hook_request(rec, observations=False, extra=False)
+    body = records.hook_request(rec, extra=False)
     del body["prefetch"]["conditions"]
     body.update(access(stub.base, rec.id))
     response = client.post(URL, json=body)
@@ -187,7 +191,7 @@ def test_server_problems_are_clear_errors(
     rec = a_patient_with(cohort)
     paged = records.pages(rec.conditions, 1, stub.base, f"Condition?patient={rec.id}")
     stub.serve(paged)
-    body = records.hook_request(rec, observations=False, extra=False)
+    body = records.hook_request(rec, extra=False)
     body["prefetch"]["conditions"] = paged[0]
     body.update(access(stub.base, rec.id))
     expected = 502

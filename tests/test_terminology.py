@@ -34,32 +34,26 @@ K225 = (
 )
 # presentation -> reason it has no SNOMED CT code that maps to it alone
 NO_SNOMED = {
-    "arthrogryposis_contracture": NO_VERIFIED + " (ICD-10 Q74.3 was verified; no SNOMED CT code was searched)",
-    "benign_essential_blepharospasm": NO_VERIFIED,
-    "cervical_dystonia": NO_VERIFIED,
+    "arthrogryposis_contracture": NO_VERIFIED + " (the IPS free set has only contracture of multiple joints 202264009, which is wider)",
     "chronic_anal_fissure": NO_VERIFIED + " (anal fissure 30037006 was found, but an unspecified fissure is not the chronic one)",
-    "clubfoot": NO_VERIFIED,
-    "congenital_muscular_torticollis": NO_VERIFIED + " (torticollis 70070008 was found, paired with acquired M43.6)",
+    "congenital_muscular_torticollis": NO_VERIFIED + " (torticollis 70070008 and congenital torticollis 268240006 were found; both include non-muscular causes)",
     "cosmetic_face_neck_request": "a request, not a diagnosis; " + NO_VERIFIED,
     "cp_hip_displacement": NO_VERIFIED,
     "cricopharyngeal_dysfunction": NO_VERIFIED,
-    "distal_esophageal_spasm": NO_VERIFIED,
-    "duchenne_contracture": NO_VERIFIED + " (no code search was done in the time given)",
+    "duchenne_contracture": NO_VERIFIED + " (the IPS free set has muscular dystrophy 73297009, which is wider)",
     "egj_outflow_obstruction": NO_VERIFIED,
     "epiphrenic_diverticulum": NO_VERIFIED,
     "hypercontractile_esophagus": NO_VERIFIED,
-    "hypertrophic_obstructive_cardiomyopathy": NO_VERIFIED + " (hypertrophic cardiomyopathy 233873004 was found; it includes the non-obstructive form)",
     "idiopathic_toe_walking": NO_VERIFIED,
     "internal_anal_sphincter_achalasia": NO_VERIFIED + " (no code search was done in the time given)",
-    "laryngeal_dystonia_adductor": NO_VERIFIED,
-    "muscle_contracture": NO_VERIFIED,
+    "muscle_contracture": NO_VERIFIED + " (the IPS free set has joint and tendon contractures, not a contracture of muscle)",
     "volkmann_ischaemic_contracture": NO_VERIFIED,
 }
 # presentation -> reason it has no ICD-10-CM code that maps to it alone
 NO_ICD10CM = {
     "cosmetic_face_neck_request": "a request, not a diagnosis; " + NO_VERIFIED,
     "cp_hip_displacement": "ICD-10-CM codes cerebral palsy and hip displacement separately; " + NO_VERIFIED,
-    "duchenne_contracture": "Duchenne muscular dystrophy and a contracture are coded separately; " + NO_VERIFIED,
+    "duchenne_contracture": "Duchenne muscular dystrophy and a contracture are coded separately (the code list read has G71.0 muscular dystrophy, wider); " + NO_VERIFIED,
     "cricopharyngeal_dysfunction": "the clinical brief says there is no specific code (dysphagia R13.1- is a symptom)",
     "egj_outflow_obstruction": "a manometric (Chicago v4.0) diagnosis; " + NO_VERIFIED,
     "epiphrenic_diverticulum": K225,
@@ -67,8 +61,7 @@ NO_ICD10CM = {
     "idiopathic_toe_walking": NO_VERIFIED,
     "internal_anal_sphincter_achalasia": NO_VERIFIED + " (no code search was done in the time given)",
     "laryngeal_dystonia_adductor": "the brief's J38.3 (other diseases of vocal cords) is wider than the presentation; " + NO_VERIFIED,
-    "muscle_contracture": NO_VERIFIED,
-    "volkmann_ischaemic_contracture": NO_VERIFIED,
+    "volkmann_ischaemic_contracture": "T79.6 (traumatic ischaemia of muscle) names the acute injury, not the contracture; " + NO_VERIFIED,
     "zenker_diverticulum": K225,
 }
 
@@ -118,6 +111,34 @@ def test_issue_codes_map_as_decided() -> None:
     ambiguous = TERMS.resolve([(ICD10CM, "K22.5")])
     assert isinstance(ambiguous, Unmapped) and "more than one presentation" in ambiguous.reason
     assert TERMS.resolve([(ICD10CM, "K22.5"), (SNOMED_CT, "399291005")]).reason  # still ambiguous with K22.5 in it
+
+
+def test_obstructive_hcm_is_reachable_from_its_snomed_code_only() -> None:
+    """45227007 (DICOM CID 3700) names the obstructive form; the non-obstructive 195020003 is not listed."""
+    assert TERMS.resolve([(SNOMED_CT, "45227007")]) == Mapped("hypertrophic_obstructive_cardiomyopathy", "SNOMED CT 45227007")
+    assert isinstance(TERMS.resolve([(SNOMED_CT, "195020003")]), Unmapped)
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "pid"),
+    [
+        (SNOMED_CT, "74333002", "cervical_dystonia"),  # Spasmodic torticollis (IPS free set)
+        (SNOMED_CT, "59026006", "benign_essential_blepharospasm"),  # Blepharospasm
+        (SNOMED_CT, "397932003", "clubfoot"),  # Talipes equinovarus
+        (SNOMED_CT, "79962008", "distal_esophageal_spasm"),  # Diffuse spasm of esophagus
+        (SNOMED_CT, "29003001", "laryngeal_dystonia_adductor"),  # Spastic dysphonia
+        (ICD10CM, "M62.461", "muscle_contracture"),  # Contracture of muscle, right lower leg
+        (ICD10CM, "M62.40", "muscle_contracture"),
+    ],
+)
+def test_codes_verified_in_the_second_pass_map_to_their_presentation(system: str, code: str, pid: str) -> None:
+    assert TERMS.resolve([(system, code)]) == Mapped(pid, f"{'SNOMED CT' if system == SNOMED_CT else 'ICD-10-CM'} {code}")
+
+
+def test_wider_codes_seen_in_the_sources_are_not_listed() -> None:
+    """Congenital torticollis, anal fissure, muscular dystrophy, hemifacial spasm: wider or other concepts."""
+    for code in ("268240006", "30037006", "73297009", "13753008", "233873004"):
+        assert isinstance(TERMS.resolve([(SNOMED_CT, code)]), Unmapped), code
 
 
 def test_codings_naming_two_presentations_map_to_none() -> None:
