@@ -23,7 +23,7 @@ from models.loader import load_cases
 from models.plan import INTENDED_USER, KNOWN_LIMITS, Need
 from rules import InputError, KnowledgeBaseError, RuleExecutionError, assess, default_context
 from rules.render import to_markdown
-from webapp import export, form, graph, results, state, teaching
+from webapp import export, form, graph, presenter, results, state, teaching
 from webapp.text import esc
 from webapp.words import Words
 
@@ -41,11 +41,13 @@ def teaching_cases():
     return {case.id: case for _, case in load_cases(kb)}
 
 
-st.title("Myotomy decision support")
-st.caption(
-    "Supports a clinician's decision: it sets out a plan with the basis of each step so that you can "
-    "check it. It does not diagnose or order a procedure. Prototype, not validated for clinical use."
-)
+presenting = presenter.requested(st.query_params)  # the presenter view has its own, larger heading
+if not presenting:
+    st.title("Myotomy decision support")
+    st.caption(
+        "Supports a clinician's decision: it sets out a plan with the basis of each step so that you can "
+        "check it. It does not diagnose or order a procedure. Prototype, not validated for clinical use."
+    )
 
 try:
     kb, engine = context()
@@ -54,6 +56,10 @@ except KnowledgeBaseError as error:
     st.error(f"The knowledge base could not be loaded, so no plan can be made.\n\n{esc(error)}")
     st.stop()
 words = Words(kb)
+
+if presenting:  # ?present=1: one teaching case in large type, no form
+    presenter.show(kb, engine, cases)
+    st.stop()
 
 # Scrolls Streamlit's main area so the results heading is at the top, then further if the plan box would
 # start low: at 1280x800 the flags and the plan box are in view after Assess. NONCE makes each run's copy new.

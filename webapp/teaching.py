@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import streamlit as st
 
@@ -20,6 +21,8 @@ from models.plan import Plan
 from webapp import state
 from webapp.text import esc
 
+PRESENT = "present"  # ?present=1&case=<id>: the presenter view (webapp.presenter)
+PRESENT_CASE = "case"
 HIDE = "hide_answer"
 REVEALED = "revealed"
 
@@ -48,6 +51,49 @@ def step_case(kb: KnowledgeBase, cases: dict[str, TeachingCase], offset: int) ->
     state.request_load(st.session_state, kb, cases[target].input, assess=True, case=target)
 
 
+def group(kb: KnowledgeBase, case: TeachingCase) -> str:
+    """The presentation a case teaches, in words: the list is grouped by it."""
+    pids = [str(c.get("presentation")) for c in case.input.get("conditions") or []]
+    return " + ".join(kb.presentations[p].name if p in kb.presentations else p for p in pids) or "Other"
+
+
+def label(kb: KnowledgeBase, case: TeachingCase) -> str:
+    """'Presentation — full title': a case named with its group, for lists that show one line each."""
+    return f"{group(kb, case)} — {case.title}"
+
+
+def groups(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> dict[str, list[str]]:
+    """Case ids by presentation name, in the order of the case list (so Next walks a group through)."""
+    found: dict[str, list[str]] = {}
+    for cid, case in cases.items():
+        found.setdefault(group(kb, case), []).append(cid)
+    return found
+
+
+def form_link(kb: KnowledgeBase, case: TeachingCase) -> str:
+    """The query string that opens the form with the case assessed (a link carries the form, webapp.state)."""
+    return urlencode(state.to_query(kb, case.input), doseq=True)
+
+
+def _choose(kb: KnowledgeBase, cases: dict[str, TeachingCase], cid: str) -> None:
+    """A case picked in the grouped list fills the form like a pick in the sidebar's list."""
+    state.request_load(st.session_state, kb, cases[cid].input, assess=False, case=cid)
+
+
+@st.dialog("All teaching cases", width="large")
+def case_list(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> None:
+    """Every case with its full title, grouped by presentation in words; the current case's group is open."""
+    current = st.session_state.get(state.CASE_KEY)
+    st.caption("Pick a case to fill the form with it; press Assess when the class has read it.")
+    for name, ids in groups(kb, cases).items():
+        with st.expander(f"{name} ({len(ids)})", expanded=current in ids):
+            picked = st.radio(name, ids, index=ids.index(current) if current in ids else None, key=f"case_list.{name}",
+                              format_func=lambda cid: cases[cid].title, label_visibility="collapsed")
+            if picked is not None and picked != current:
+                _choose(kb, cases, picked)
+                st.rerun()  # closes the list and draws the form with the case
+
+
 def sidebar(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> Controls:
     """The teaching controls; call inside `with st.sidebar`. The point's place is returned empty."""
     ids = list(cases)
@@ -68,6 +114,16 @@ def sidebar(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> Controls:
                 disabled=not position, help="Load the previous teaching case and assess it.")
     forward.button("Next", key="next_case", icon=":material/arrow_forward:", on_click=step_case, args=(kb, cases, 1),
                    disabled=position == len(ids) - 1, help="Load the next teaching case and assess it.")
+    case = cases.get(current or "")
+    if case is not None:  # the group in words, and the full title the narrow list may cut
+        mine = groups(kb, cases)[group(kb, case)]
+        st.caption(f"**{esc(group(kb, case))}** · case {mine.index(case.id) + 1} of {len(mine)}  \n{esc(case.title)}")
+    if st.button("All cases, grouped", key="all_cases", icon=":material/list:", width="stretch",
+                 help="Every case with its full title, grouped by presentation."):
+        case_list(kb, cases)
+    st.link_button("Presenter view", "?" + urlencode({PRESENT: "1", **({PRESENT_CASE: case.id} if case else {})}),
+                      icon=":material/co_present:", width="stretch",
+                      help="Large type for a projector, the answer hidden until revealed, a class exercise. Opens a new tab.")
     hide = st.toggle("Hide the answer", key=HIDE, help="Let the class commit to a guess first.")
     return Controls(hide=hide, point=st.empty())
 
