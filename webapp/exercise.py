@@ -48,6 +48,11 @@ def _pids(raw: dict[str, Any]) -> list[str]:
     return [str(c.get("presentation")) for c in raw.get("conditions") or []]
 
 
+def _picked_first(v: Verdict) -> tuple[bool, bool, int]:
+    """The class's picks first (right ones, then the others, most votes first), then what it missed."""
+    return (v.votes == 0, not v.right, -v.votes)
+
+
 def option_choices(kb: KnowledgeBase, raw: dict[str, Any]) -> list[Choice]:
     """Every option the presentations' rules may place in a plan, then 'no treatment yet'."""
     w = Words(kb)
@@ -74,13 +79,17 @@ def flag_choices(kb: KnowledgeBase, raw: dict[str, Any]) -> list[Choice]:
 
 
 def _why_not_offered(plan: Plan, w: Words, pid: str, oid: str) -> str:
-    for item in plan.why_not:
-        if (item.presentation, item.option) == (pid, oid):
-            if item.withheld_by:
-                return f"Withheld while this stands: {listing(w.flag(f) for f in item.withheld_by)}."
-            unmet = [f"{r.statement} Not met: {'; '.join(w.unmet(pid, r.rule_id, u) for u in r.unmet)}." for r in item.rules]
-            return " ".join(unmet) or "No rule offers it for these details."
-    return "No rule offers it for these details."
+    """Why an option is not in the plan, in one or two sentences: the stop flag that withholds it, else the
+    rule that came closest (fewest conditions unmet) and what it lacks; the page's "why not" lists them all."""
+    held = [f.meaning for f in plan.standing_flags if f.severity == "stop" and oid in f.concerns and f.presentation == pid]
+    item = next((i for i in plan.why_not if (i.presentation, i.option) == (pid, oid)), None)
+    held += [w.flag(f) for f in (item.withheld_by if item else ()) if w.flag(f) not in held]
+    if held:
+        return f"Withheld while this stands: {listing(held)}."
+    if item is None or not item.rules:
+        return "No rule offers it for these details."
+    closest = min(item.rules, key=lambda r: len(r.unmet))
+    return f"{closest.statement} Not met: {'; '.join(w.unmet(pid, closest.rule_id, u) for u in closest.unmet)}."
 
 
 def score_options(kb: KnowledgeBase, plan: Plan, votes: Mapping[str, int], raw: dict[str, Any]) -> list[Verdict]:
@@ -106,7 +115,7 @@ def score_options(kb: KnowledgeBase, plan: Plan, votes: Mapping[str, int], raw: 
         else:
             why = " ".join(dict.fromkeys((option.reason, *option.basis.statements)))
             out.append(Verdict(choice.name, count, top, strength(option.strength), why))
-    return sorted(out, key=lambda v: (not v.right, -v.votes))
+    return sorted(out, key=_picked_first)
 
 
 def _flag_effect(kb: KnowledgeBase, flag: Any) -> str:
@@ -139,4 +148,4 @@ def score_flags(kb: KnowledgeBase, plan: Plan, votes: Mapping[str, int], raw: di
             why = (f"Raised, then cleared: {gone.cleared_by or 'by the recorded details'}." if gone
                    else "Nothing recorded in this case raises it.")
             out.append(Verdict(choice.name, count, False, "does not stand", why))
-    return sorted(out, key=lambda v: (not v.right, -v.votes))
+    return sorted(out, key=_picked_first)
