@@ -122,8 +122,8 @@ def sidebar(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> Controls:
                  help="Every case with its full title, grouped by presentation."):
         case_list(kb, cases)
     st.link_button("Presenter view", "?" + urlencode({PRESENT: "1", **({PRESENT_CASE: case.id} if case else {})}),
-                      icon=":material/co_present:", width="stretch",
-                      help="Large type for a projector, the answer hidden until revealed, a class exercise. Opens a new tab.")
+                   icon=":material/co_present:", width="stretch",
+                   help="Large type for a projector, the answer hidden until revealed, a class exercise. Opens a new tab.")
     hide = st.toggle("Hide the answer", key=HIDE, help="Let the class commit to a guess first.")
     return Controls(hide=hide, point=st.empty())
 
