@@ -23,7 +23,7 @@ from models.loader import load_cases
 from models.plan import INTENDED_USER, KNOWN_LIMITS, Need
 from rules import InputError, KnowledgeBaseError, RuleExecutionError, assess, default_context
 from rules.render import to_markdown
-from webapp import export, form, graph, results, state
+from webapp import export, form, graph, presenter, results, state, teaching
 from webapp.text import esc
 from webapp.words import Words
 
@@ -41,11 +41,13 @@ def teaching_cases():
     return {case.id: case for _, case in load_cases(kb)}
 
 
-st.title("Myotomy decision support")
-st.caption(
-    "Supports a clinician's decision: it sets out a plan with the basis of each step so that you can "
-    "check it. It does not diagnose or order a procedure. Prototype, not validated for clinical use."
-)
+presenting = presenter.requested(st.query_params)  # the presenter view has its own, larger heading
+if not presenting:
+    st.title("Myotomy decision support")
+    st.caption(
+        "Supports a clinician's decision: it sets out a plan with the basis of each step so that you can "
+        "check it. It does not diagnose or order a procedure. Prototype, not validated for clinical use."
+    )
 
 try:
     kb, engine = context()
@@ -54,6 +56,10 @@ except KnowledgeBaseError as error:
     st.error(f"The knowledge base could not be loaded, so no plan can be made.\n\n{esc(error)}")
     st.stop()
 words = Words(kb)
+
+if presenting:  # ?present=1: one teaching case in large type, no form
+    presenter.show(kb, engine, cases)
+    st.stop()
 
 # Scrolls Streamlit's main area so the results heading is at the top, then further if the plan box would
 # start low: at 1280x800 the flags and the plan box are in view after Assess. NONCE makes each run's copy new.
@@ -96,46 +102,11 @@ if "url_read" not in st.session_state:
 # a teaching case, Next/Previous or a link fills the form: applied before any widget, until the form is drawn
 state.apply_pending(st.session_state, datetime.now().astimezone())
 
-# --- Teaching mode: a case fills the form; the answer can stay hidden until the class has guessed ---
-case_ids = list(cases)
-
-
-def load_case() -> None:
-    chosen_case = st.session_state.get(state.CASE_KEY)
-    if chosen_case in cases:
-        state.request_load(st.session_state, kb, cases[chosen_case].input, assess=False, case=chosen_case)
-
-
-def step_case(offset: int) -> None:
-    """Next or previous teaching case, assessed at once."""
-    current = st.session_state.get(state.CASE_KEY)
-    index = case_ids.index(current) + offset if current in case_ids else 0
-    target = case_ids[max(0, min(index, len(case_ids) - 1))]
-    state.request_load(st.session_state, kb, cases[target].input, assess=True, case=target)
-
-
 print_view: bool = st.session_state.get("print_view", False)
-hide = False
-teaching_point = None
+controls = teaching.Controls()
 if not print_view:
     with st.sidebar:
-        st.header("Teaching mode")
-        st.selectbox(
-            "Teaching case",
-            [None, *cases],
-            format_func=lambda cid: "— none —" if cid is None else cases[cid].title,
-            key=state.CASE_KEY,
-            on_change=load_case,
-            placeholder="— none —",
-        )
-        position = case_ids.index(st.session_state[state.CASE_KEY]) if st.session_state.get(state.CASE_KEY) in cases else None
-        back, forward = st.columns(2)
-        back.button("Previous", key="previous_case", icon=":material/arrow_back:", on_click=step_case, args=(-1,),
-                    disabled=not position, help="Load the previous teaching case and assess it.")
-        forward.button("Next", key="next_case", icon=":material/arrow_forward:", on_click=step_case, args=(1,),
-                       disabled=position == len(case_ids) - 1, help="Load the next teaching case and assess it.")
-        hide = st.toggle("Hide the answer", key="hide_answer", help="Let the class commit to a guess first.")
-        teaching_point = st.empty()  # filled once the page knows what is assessed, so that the two agree
+        controls = teaching.sidebar(kb, cases)  # the case list, Previous/Next, hide the answer
         st.divider()
         st.caption(f"Knowledge base {esc(kb.version)} · `{kb.content_hash[:12]}`")
 
@@ -161,7 +132,7 @@ if raw is not None:
         refused = form.input_errors(kb, raw, error.errors)
     except RuleExecutionError as error:
         failure = str(error)
-hidden = bool(hide and not st.session_state.get("revealed"))
+hidden = teaching.hidden(controls)
 
 
 def submit() -> None:
@@ -169,7 +140,7 @@ def submit() -> None:
     st.session_state.pop("url_problems", None)
     st.session_state["assessment_input"] = form.input_from_state(kb, st.session_state)
     st.session_state["assessed_at"] = datetime.now().astimezone()
-    st.session_state["revealed"] = False
+    st.session_state[teaching.REVEALED] = False
 
 
 needs: tuple[Need, ...] = () if plan is None or hidden else plan.needs
@@ -220,18 +191,9 @@ if st.session_state.get("url_written") != raw:  # the URL carries what is assess
     st.session_state["url_written"] = raw
 
 # the teaching point: in the sidebar, and on the page once the answer shows; both say the same
-case = cases.get(st.session_state.get(state.CASE_KEY) or "")
-case_assessed = case is not None and raw is not None and plan is not None and state.same_input(kb, raw, case.input)
-if case is not None and teaching_point is not None:
-    with teaching_point.container():
-        if hidden:
-            st.info("Teaching point hidden with the answer.", icon=":material/visibility_off:")
-        else:
-            st.info(f"**Teaching point.** {esc(case.teaching_point)}", icon=":material/school:")
-        if raw is None:
-            st.caption("The case is in the form: press Assess.")
-        elif not case_assessed:
-            st.caption("The plan on the page is not this case as written: the form was changed before Assess.")
+case = teaching.current_case(cases)
+case_assessed = teaching.case_assessed(kb, case, raw, plan)
+teaching.sidebar_point(controls, case, hidden, raw, case_assessed)
 
 if raw is None:
     st.stop()  # nothing submitted yet
@@ -279,11 +241,10 @@ with st.expander(f"Inputs as entered, as a table ({recorded} of {total} details 
     st.markdown(export.table_markdown(entered, cell=esc))
 
 if hidden:
-    st.info("The answer is hidden. Commit to a guess, then reveal it.", icon=":material/visibility_off:")
-    st.button("Reveal the answer", type="primary", key="reveal", on_click=lambda: st.session_state.update(revealed=True))
+    teaching.reveal_prompt()
     st.stop()
-if case_assessed:
-    st.info(f"**Teaching point** ({esc(case.title)}). {esc(case.teaching_point)}", icon=":material/school:")
+if case_assessed and case is not None:
+    teaching.page_point(case)
 
 results.flags(plan, words)
 results.summary(plan, words)

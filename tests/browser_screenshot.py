@@ -2,7 +2,9 @@
 
 docs/screenshot.png at 1280x800 and docs/screenshot-390.png at a phone's 390x844, each the view right
 after Assess (the page brings the flags and the plan box into view), and docs/screenshot-print.png,
-the top of the print view.
+the top of the print view. The presenter view at a projector's 1280x800: docs/screenshot-presenter.png
+(a case before the reveal, with the class exercise), docs/screenshot-presenter-revealed.png (the answer,
+flags first) and docs/screenshot-exercise.png (the class's picks: right, not right, missed, and why).
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.browser import ROOT, choose, chromium, press_assess, streamlit_server, wait_for_app
+from tests.browser import ROOT, choose, chromium, press_assess, rerun_done, streamlit_server, wait_for_app
+
+PRESENTED = "pyloric_stenosis_bilious_vomiting_still_alkalotic"
+COUNTS = {"Stop: suggests malrotation or volvulus, a different emergency": 4, "Ramstedt extramucosal pyloromyotomy": 9}
 
 
 def _fill_and_assess(page: object) -> None:
@@ -29,6 +34,37 @@ def _fill_and_assess(page: object) -> None:
     wait_for_app(page)
     page.evaluate("document.fonts.ready")
     page.wait_for_timeout(1500)  # the scroll to the plan runs once the page has settled
+
+
+def _scroll_to(page: object, text: str) -> None:
+    page.get_by_text(text, exact=True).first.evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(800)
+
+
+def _presenter(browser: object, url: str, out: Path) -> None:
+    """A class has counted its picks for one case; then the reveal, and how the picks fared."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{url}/?present=1&case={PRESENTED}")
+    page.get_by_role("button", name="Reveal the answer").wait_for(timeout=60_000)
+    wait_for_app(page)
+    for label, count in COUNTS.items():
+        with rerun_done(page):
+            page.get_by_label(label, exact=True).fill(str(count))
+            page.get_by_label(label, exact=True).press("Enter")
+    page.evaluate("document.fonts.ready")
+    page.get_by_text("Presenter view ·").first.evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(out / "screenshot-presenter.png"))
+    with rerun_done(page):
+        page.get_by_role("button", name="Reveal the answer").click()
+    page.get_by_text("The class's picks", exact=True).wait_for(timeout=60_000)
+    wait_for_app(page)
+    _scroll_to(page, "Infantile hypertrophic pyloric stenosis")
+    page.screenshot(path=str(out / "screenshot-presenter-revealed.png"))
+    _scroll_to(page, "The class's picks")
+    page.screenshot(path=str(out / "screenshot-exercise.png"))
+    for name in ("screenshot-presenter.png", "screenshot-presenter-revealed.png", "screenshot-exercise.png"):
+        print(f"saved {out / name}")
 
 
 def main(folder: str) -> None:
@@ -52,6 +88,7 @@ def main(folder: str) -> None:
                 page.wait_for_timeout(1000)
                 page.screenshot(path=str(out / "screenshot-print.png"))
                 print(f"saved {out / 'screenshot-print.png'}")
+        _presenter(browser, url, out)
 
 
 if __name__ == "__main__":

@@ -383,3 +383,103 @@ def test_after_assess_the_plan_box_is_in_view_without_scrolling(server: str, tmp
             timeout=10_000,
         )
         _shot(page, tmp_path, f"plan-in-view-{width}")
+
+
+# --- the presenter view and the class exercise ---------------------------------------------------------
+
+BILIOUS = "pyloric_stenosis_bilious_vomiting_still_alkalotic"
+MALROTATION = "Stop: suggests malrotation or volvulus, a different emergency"
+
+
+def _present_case(browser: object, server: str, case_id: str) -> object:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{server}/?present=1&case={case_id}")
+    wait_for_app(page)
+    page.get_by_role("button", name="Reveal the answer").wait_for(timeout=60_000)
+    wait_for_app(page)
+    return page
+
+
+def _count(page: object, label: str, value: int) -> None:
+    """Type a count beside a pick (the number field is labelled with the pick, in words)."""
+    field = page.get_by_label(label, exact=True)
+    with rerun_done(page):
+        field.fill(str(value))
+        field.press("Enter")
+
+
+def test_the_presenter_view_hides_the_answer_until_revealed_and_next_hides_it_again(server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    from models.loader import load_cases
+
+    cases = {case.id: case for _, case in load_cases()}
+    ids = list(cases)
+    following = cases[ids[ids.index(BILIOUS) + 1]]
+    with chromium() as browser:
+        page = _present_case(browser, server, BILIOUS)
+        main = page.get_by_test_id("stMain")
+        expect(main).to_contain_text(cases[BILIOUS].title)
+        expect(main).to_contain_text("Bilious (green) vomiting: yes")  # the presentation in words
+        body = main.inner_text()
+        assert "Assess" not in body and "1. The patient" not in body  # no form
+        assert page.get_by_test_id("stAlert").count() == 0  # no flag box, no plan, no teaching point
+        assert "The plan" not in body and cases[BILIOUS].teaching_point[:40] not in body
+        with rerun_done(page):
+            page.get_by_role("button", name="Reveal the answer").click()
+        expect(main).to_contain_text("Teaching point", timeout=30_000)
+        body = main.inner_text()
+        assert body.index(MALROTATION, body.index("Not recorded")) < body.index("The plan")  # the stop flag first
+        assert body.index("The plan") < body.index("Teaching point")
+        with rerun_done(page):
+            page.get_by_role("button", name="Next").first.click()
+        expect(main).to_contain_text(following.title, timeout=30_000)
+        wait_for_app(page)
+        assert page.get_by_test_id("stAlert").count() == 0 and "Teaching point" not in main.inner_text()
+        assert f"case={following.id}" in page.url  # a reload opens the same case
+        _shot(page, tmp_path, "presenter-next")
+
+
+def test_the_class_exercise_records_picks_and_the_reveal_says_which_were_right(server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    with chromium() as browser:
+        page = _present_case(browser, server, BILIOUS)
+        _count(page, MALROTATION, 4)
+        _count(page, PYLOROMYOTOMY, 9)
+        assert "vote" not in page.url and "9" not in page.url.split("?")[-1]  # the picks stay in the session
+        with rerun_done(page):
+            page.get_by_role("button", name="Reveal the answer").click()
+        main = page.get_by_test_id("stMain")
+        expect(main).to_contain_text("The class's picks", timeout=30_000)
+        picks = main.inner_text().split("The class's picks")[1]
+        lines = [line for line in picks.splitlines() if line.strip()]
+
+        def verdict(name: str) -> str:
+            return next(line for line in lines if name in line and "the plan:" in line)
+
+        assert "Right pick" in verdict(MALROTATION) and "picked by 4" in verdict(MALROTATION)
+        assert "Not right" in verdict(PYLOROMYOTOMY) and "not in the plan" in verdict(PYLOROMYOTOMY)
+        assert "picked by 9" in verdict(PYLOROMYOTOMY)
+        assert "Missed" in verdict(CORRECTION) and "Preferred" in verdict(CORRECTION)  # right, nobody picked it
+        assert picks.index("Red flags") < picks.index("Options")  # flags first here too
+        _shot(page, tmp_path, "exercise-revealed")
+
+
+def test_the_grouped_case_list_shows_full_titles_and_fills_the_form(server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    from models.loader import load_cases
+
+    case = next(case for _, case in load_cases() if case.id == BILIOUS)
+    with chromium() as browser:
+        page = _open(browser, server)
+        page.get_by_role("button", name="All cases, grouped").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text(f"{IHPS} (", exact=False).first.click()  # the group, in words, with its count
+        with rerun_done(page):
+            dialog.get_by_text(case.title, exact=True).click()  # the full title
+        wait_until_selected(page, "Teaching case", case.title)
+        expect(page.get_by_role("dialog")).to_have_count(0)
+        expect(page.get_by_test_id("stSidebar")).to_contain_text(f"{IHPS} · case")
+        expect(page.get_by_role("button", name="Assess", exact=True)).to_be_enabled(timeout=20_000)

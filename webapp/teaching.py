@@ -1,0 +1,169 @@
+"""Teaching mode: a teaching case fills the form, and the answer can stay hidden until the class has guessed.
+
+The sidebar holds the case list, Previous/Next (each assessed at once, so a class never waits on a
+form) and the "Hide the answer" switch. The teaching point is shown in the sidebar and, once the answer
+shows, on the page; both are filled from the same case after the page knows what is assessed, so that
+they cannot disagree. Loading goes through `state.request_load`, which survives an interrupted run
+(the filter/click/Esc race). Nothing here is clinical: the plan comes from rules.assess like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from models.knowledge import TeachingCase
+from models.loader import KnowledgeBase
+from models.plan import Plan
+from webapp import state
+from webapp.text import esc
+
+PRESENT = "present"  # ?present=1&case=<id>: the presenter view (webapp.presenter)
+PRESENT_CASE = "case"
+HIDE = "hide_answer"
+REVEALED = "revealed"
+
+
+@dataclass
+class Controls:
+    """What the sidebar's teaching controls decided: whether to hide the answer, and where the point goes."""
+
+    hide: bool = False
+    point: Any = None  # an st.empty in the sidebar, filled by `sidebar_point` once the plan is known
+
+
+def load_case(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> None:
+    """The case picked in the list fills the form, not assessed: the class can read the details first."""
+    chosen = st.session_state.get(state.CASE_KEY)
+    if chosen in cases:
+        state.request_load(st.session_state, kb, cases[chosen].input, assess=False, case=chosen)
+
+
+def step_case(kb: KnowledgeBase, cases: dict[str, TeachingCase], offset: int) -> None:
+    """Next or previous teaching case, assessed at once (one click per case in front of a class)."""
+    ids = list(cases)
+    current = st.session_state.get(state.CASE_KEY)
+    index = ids.index(current) + offset if current in ids else 0
+    target = ids[max(0, min(index, len(ids) - 1))]
+    state.request_load(st.session_state, kb, cases[target].input, assess=True, case=target)
+
+
+def group(kb: KnowledgeBase, case: TeachingCase) -> str:
+    """The presentation a case teaches, in words: the list is grouped by it."""
+    pids = [str(c.get("presentation")) for c in case.input.get("conditions") or []]
+    return " + ".join(kb.presentations[p].name if p in kb.presentations else p for p in pids) or "Other"
+
+
+def label(kb: KnowledgeBase, case: TeachingCase) -> str:
+    """'Presentation — full title': a case named with its group, for lists that show one line each."""
+    return f"{group(kb, case)} — {case.title}"
+
+
+def groups(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> dict[str, list[str]]:
+    """Case ids by presentation name, in the order of the case list (so Next walks a group through)."""
+    found: dict[str, list[str]] = {}
+    for cid, case in cases.items():
+        found.setdefault(group(kb, case), []).append(cid)
+    return found
+
+
+def form_link(kb: KnowledgeBase, case: TeachingCase) -> str:
+    """The query string that opens the form with the case assessed (a link carries the form, webapp.state)."""
+    return urlencode(state.to_query(kb, case.input), doseq=True)
+
+
+def _choose(kb: KnowledgeBase, cases: dict[str, TeachingCase], cid: str) -> None:
+    """A case picked in the grouped list fills the form like a pick in the sidebar's list."""
+    state.request_load(st.session_state, kb, cases[cid].input, assess=False, case=cid)
+
+
+@st.dialog("All teaching cases", width="large")
+def case_list(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> None:
+    """Every case with its full title, grouped by presentation in words; the current case's group is open."""
+    current = st.session_state.get(state.CASE_KEY)
+    st.caption("Pick a case to fill the form with it; press Assess when the class has read it.")
+    for name, ids in groups(kb, cases).items():
+        with st.expander(f"{name} ({len(ids)})", expanded=current in ids):
+            picked = st.radio(name, ids, index=ids.index(current) if current in ids else None, key=f"case_list.{name}",
+                              format_func=lambda cid: cases[cid].title, label_visibility="collapsed")
+            if picked is not None and picked != current:
+                _choose(kb, cases, picked)
+                st.rerun()  # closes the list and draws the form with the case
+
+
+def sidebar(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> Controls:
+    """The teaching controls; call inside `with st.sidebar`. The point's place is returned empty."""
+    ids = list(cases)
+    st.header("Teaching mode")
+    st.selectbox(
+        "Teaching case",
+        [None, *cases],
+        format_func=lambda cid: "— none —" if cid is None else cases[cid].title,
+        key=state.CASE_KEY,
+        on_change=load_case,
+        args=(kb, cases),
+        placeholder="— none —",
+    )
+    current = st.session_state.get(state.CASE_KEY)
+    position = ids.index(current) if current in cases else None
+    back, forward = st.columns(2)
+    back.button("Previous", key="previous_case", icon=":material/arrow_back:", on_click=step_case, args=(kb, cases, -1),
+                disabled=not position, help="Load the previous teaching case and assess it.")
+    forward.button("Next", key="next_case", icon=":material/arrow_forward:", on_click=step_case, args=(kb, cases, 1),
+                   disabled=position == len(ids) - 1, help="Load the next teaching case and assess it.")
+    case = cases.get(current or "")
+    if case is not None:  # the group in words, and the full title the narrow list may cut
+        mine = groups(kb, cases)[group(kb, case)]
+        st.caption(f"**{esc(group(kb, case))}** · case {mine.index(case.id) + 1} of {len(mine)}  \n{esc(case.title)}")
+    if st.button("All cases, grouped", key="all_cases", icon=":material/list:", width="stretch",
+                 help="Every case with its full title, grouped by presentation."):
+        case_list(kb, cases)
+    st.link_button("Presenter view", "?" + urlencode({PRESENT: "1", **({PRESENT_CASE: case.id} if case else {})}),
+                   icon=":material/co_present:", width="stretch",
+                   help="Large type for a projector, the answer hidden until revealed, a class exercise. Opens a new tab.")
+    hide = st.toggle("Hide the answer", key=HIDE, help="Let the class commit to a guess first.")
+    return Controls(hide=hide, point=st.empty())
+
+
+def hidden(controls: Controls) -> bool:
+    """The answer is hidden while the switch is on and the class has not revealed it."""
+    return bool(controls.hide and not st.session_state.get(REVEALED))
+
+
+def current_case(cases: dict[str, TeachingCase]) -> TeachingCase | None:
+    return cases.get(st.session_state.get(state.CASE_KEY) or "")
+
+
+def case_assessed(kb: KnowledgeBase, case: TeachingCase | None, raw: dict[str, Any] | None, plan: Plan | None) -> bool:
+    """Whether the plan on the page is the case as written (the form may have been changed before Assess)."""
+    return case is not None and raw is not None and plan is not None and state.same_input(kb, raw, case.input)
+
+
+def sidebar_point(controls: Controls, case: TeachingCase | None, hidden_now: bool, raw: dict[str, Any] | None,
+                  assessed: bool) -> None:
+    """The teaching point in the sidebar, hidden with the answer; says when the page is not the case."""
+    if case is None or controls.point is None:
+        return
+    with controls.point.container():
+        if hidden_now:
+            st.info("Teaching point hidden with the answer.", icon=":material/visibility_off:")
+        else:
+            st.info(f"**Teaching point.** {esc(case.teaching_point)}", icon=":material/school:")
+        if raw is None:
+            st.caption("The case is in the form: press Assess.")
+        elif not assessed:
+            st.caption("The plan on the page is not this case as written: the form was changed before Assess.")
+
+
+def reveal_prompt() -> None:
+    """In place of the answer while it is hidden; the caller stops the page after it."""
+    st.info("The answer is hidden. Commit to a guess, then reveal it.", icon=":material/visibility_off:")
+    st.button("Reveal the answer", type="primary", key="reveal", on_click=lambda: st.session_state.update({REVEALED: True}))
+
+
+def page_point(case: TeachingCase) -> None:
+    """The teaching point above the plan, saying the same as the sidebar."""
+    st.info(f"**Teaching point** ({esc(case.title)}). {esc(case.teaching_point)}", icon=":material/school:")
