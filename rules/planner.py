@@ -21,6 +21,7 @@ compares against byte for byte.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import threading
@@ -57,9 +58,11 @@ def records_cached(enabled: bool) -> Iterator[None]:
         _CACHING[0] = before
 
 
-class _Memo(dict):  # type: ignore[type-arg]
+class _Memo(collections.OrderedDict):  # type: ignore[type-arg]
     """A bounded memo: past its limit the oldest entry goes. Safe under threads: a lost race only
-    builds a record twice."""
+    builds a record twice. An OrderedDict, because `next(iter(d))` on a plain dict that keeps
+    losing its first entries walks over every deleted slot (a full memo spent more time evicting
+    than it saved on the 10x knowledge base: profile in BENCHMARKS.md)."""
 
     def __init__(self, limit: int = MEMO_LIMIT) -> None:
         super().__init__()
@@ -70,7 +73,7 @@ class _Memo(dict):  # type: ignore[type-arg]
             return value
         if len(self) >= self.limit:
             try:
-                del self[next(iter(self))]
+                self.popitem(last=False)
             except (StopIteration, RuntimeError, KeyError):
                 pass
         self[key] = value
