@@ -464,7 +464,8 @@ def rule_base_growth(kb: KnowledgeBase, engine: Engine, workdir: Path, batch_sou
         "the C core builds and deletes a state for every fresh sid at a cost that grows with its ruleset (about "
         "0.25 µs per rule on this machine, measured while building this suite), once per ruleset. `assess()` "
         "grows with the fired rules' basis records, with \"why not\", which lists every rule that names an option "
-        "not in the plan, and with the needs prompts, which try each undecided value of a missing detail against "
+        "not in the plan (on the grown copy most of `assess()`: each plan's \"why not\" lists about ten times as many "
+        "rules), and with the needs prompts, which try each undecided value of a missing detail against "
         "every rule that reads it.",
         "",
         f"The batch command on the {batch_lines:,}-presentation file, one worker, `MYOTOMY_CDS_DATA` set to the "
@@ -481,7 +482,9 @@ def rule_base_growth(kb: KnowledgeBase, engine: Engine, workdir: Path, batch_sou
     )
     batch_ratio = wall["grown"] / wall["base"]
     section.target(
-        "rule_base_10x_time_per_assessment", f"{in_process:.2f}x in process, {batch_ratio:.2f}x batch wall time",
+        "rule_base_10x_time_per_assessment",
+        f"{in_process:.2f}x in process ({fired['grown'] / fired['base']:.2f}x the rules fired, Engine.fire "
+        f"{fire.ratio('grown', 'base'):.2f}x), {batch_ratio:.2f}x batch wall time",
         "< 2.00x", in_process < 2.0,
     )
     return section
