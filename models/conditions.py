@@ -10,6 +10,8 @@ durable-rules, and a test checks that both agree.
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -23,7 +25,16 @@ class Clause:
     op: str
     value: Any
 
-    def holds(self, facts: dict[str, Any]) -> bool:
+    def __post_init__(self) -> None:
+        # `holds` is compiled once per clause into a closure for its operator: rules, definitions,
+        # "why not" and needs evaluate clauses hundreds of times per assessment, and the generic
+        # method below spent most of its time choosing the branch (see BENCHMARKS.md).
+        object.__setattr__(self, "holds", _compiled(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Clause, (self.field, self.op, self.value))  # the compiled closure is rebuilt, not pickled
+
+    def holds(self, facts: dict[str, Any]) -> bool:  # the reference; each instance uses `_compiled`
         present = self.field in facts
         if self.op == "missing":
             return present != bool(self.value)
@@ -76,7 +87,13 @@ class AnyOf:
     options: tuple[tuple[Clause, ...], ...]
 
     def holds(self, facts: dict[str, Any]) -> bool:
-        return any(all(c.holds(facts) for c in option) for option in self.options)
+        for option in self.options:
+            for clause in option:
+                if not clause.holds(facts):
+                    break
+            else:
+                return True
+        return False
 
     def describe(self, words_for: "Words | None" = None) -> str:
         return "either " + " or ".join(
@@ -173,7 +190,45 @@ def fields(tests: tuple[Test, ...]) -> Iterator[str]:
 
 
 def holds(tests: tuple[Test, ...], facts: dict[str, Any]) -> bool:
-    return all(test.holds(facts) for test in tests)
+    for test in tests:
+        if not test.holds(facts):
+            return False
+    return True
+
+
+_ABSENT = object()  # equal to no value: a comparison on a finding that was not recorded is false
+
+
+def _compiled(clause: Clause) -> Any:
+    """`Clause.holds` for one clause, with its operator chosen once; the same answers as the
+    reference method (tests/test_engine.py compares them on generated findings)."""
+    name, op, value = clause.field, clause.op, clause.value
+    if op == "missing":
+        if value:
+            return lambda facts: name not in facts
+        return lambda facts: name in facts
+    if op == "is_not":
+        return lambda facts: facts.get(name, _ABSENT) != value
+    if op == "eq":
+        return lambda facts: facts.get(name, _ABSENT) == value
+    if op == "ne":
+        return lambda facts: (actual := facts.get(name, _ABSENT)) is not _ABSENT and actual != value
+    if op in ("in", "not_in"):
+        values = tuple(value) if isinstance(value, list) else value
+        if op == "in":
+            return lambda facts: facts.get(name, _ABSENT) in values
+        return lambda facts: (actual := facts.get(name, _ABSENT)) is not _ABSENT and actual not in values
+    compare = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}.get(op)
+    if compare is None:
+        return functools.partial(Clause.holds, clause)  # an operator parse() refuses: keep the reference
+
+    def number(facts: dict[str, Any]) -> bool:
+        actual = facts.get(name)
+        if type(actual) is bool or not isinstance(actual, (int, float)):
+            return False
+        return compare(actual, value)
+
+    return number
 
 
 def unmet(tests: tuple[Test, ...], facts: dict[str, Any]) -> tuple[str, ...]:

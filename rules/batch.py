@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import json
 import multiprocessing
 import os
@@ -27,7 +28,7 @@ from pydantic import TypeAdapter
 from models.plan import Plan, SourceCaveat
 from rules.engine import RuleExecutionError
 from rules.json_input import MAX_INPUT_BYTES, UsageError, parse_json
-from rules.planner import InputError, assess, default_context
+from rules.planner import InputError, assess, default_context, prepare
 
 BATCH_CHUNK = 32  # lines per run of lines handed to a worker process
 BATCH_WINDOW = 3  # runs queued or assessed ahead per worker: bounds memory whatever the size of the file
@@ -209,7 +210,12 @@ class _Workers:
     wait per worker, so memory does not grow with the file."""
 
     def __init__(self, count: int, fd: int, output: str = "full") -> None:
-        default_context()  # built once here and shared by fork; a broken knowledge base fails now
+        kb, _ = default_context()  # built once here and shared by fork; a broken knowledge base fails now
+        prepare(kb)  # the planner's derived tables too, not once per worker
+        # what exists now lives as long as the workers: out of the collector's sight, so that
+        # neither its scans nor its writes to the objects' headers copy the shared pages per worker
+        gc.collect()
+        gc.freeze()
         context = multiprocessing.get_context("fork")
         self.count = count
         self.stop = context.Event()
@@ -277,6 +283,7 @@ class _Workers:
                 self.counts["errors"] += message[2]
         for pipe in self.pipes:
             pipe.close()
+        gc.unfreeze()  # the workers are gone: this process's objects are the collector's again
 
 
 def _progress(total_bytes: int | None) -> Any:

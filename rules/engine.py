@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import re
 import threading
 from dataclasses import dataclass
@@ -61,27 +60,21 @@ _NOT_HANDLED = 1
 # presentation's anchor work, about 100 fail with error 303 (ERR_MAX_STACK_SIZE), and a failure
 # there was followed by heap corruption (measured on a 10x knowledge base). Rulesets stay below:
 SHARD_PATHS = 48
-_ENCODE_ANY = json.JSONEncoder(ensure_ascii=False).encode
-_STRING = json.encoder.encode_basestring  # type: ignore[attr-defined]
+# The C encoder of the json module, called directly: the whole fact in one C call, compact, as
+# `json.dumps(fact, separators=(",", ":"), ensure_ascii=False)` writes it, without the Python layers
+# of JSONEncoder around it (a third of the Python-side cost of a fire was the hand-written encoder
+# this replaces, cProfile in BENCHMARKS.md). Findings are flat scalars: no circular-reference check.
+_C_ENCODE = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, json.JSONEncoder().default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+) if json.encoder.c_make_encoder is not None else None  # type: ignore[attr-defined]
+_ENCODE_ANY = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _encode(fact: dict[str, Any]) -> str:
-    """The fact as compact JSON for the C core. Findings are flat scalars, which this writes in half
-    the time of `json.dumps`; anything else goes through the json module."""
-    parts = []
-    for name, value in fact.items():
-        if value is True:
-            text = "true"
-        elif value is False:
-            text = "false"
-        elif type(value) is str:
-            text = _STRING(value)
-        elif type(value) is int or (type(value) is float and math.isfinite(value)):
-            text = repr(value)
-        else:
-            return _ENCODE_ANY(fact)
-        parts.append(f"{_STRING(name)}:{text}")
-    return "{" + ",".join(parts) + "}"
+    """The fact as compact JSON for the C core."""
+    if _C_ENCODE is None:
+        return _ENCODE_ANY(fact)
+    return "".join(_C_ENCODE(fact, 0))
 
 
 class RuleExecutionError(RuntimeError):
@@ -183,6 +176,10 @@ class Engine:
             pid: frozenset(f for r in kb.rules_for(pid) for f in conditions.fields(kb.tests[r.id]))
             for pid in kb.presentations
         }
+        # findings whose value false matches every clause on them as "not recorded" does (only `eq true`
+        # and `is_not true` test them): left out of the fact when false, so the C core parses, and
+        # writes into each activation, a shorter fact (decision step 0.90x, BENCHMARKS.md)
+        self._false_as_absent = {pid: _false_as_absent(kb, pid) for pid in kb.presentations}
         with _LOCK:
             number = next(_ENGINES)
             for pid in kb.presentations:
@@ -229,16 +226,17 @@ class Engine:
                 rulesets = rulesets + groups.get((type(value), value), ())
         read = self._read[presentation]
         # only the findings some rule of this presentation tests: the others cannot change a match
-        fact = {name: value for name, value in facts.items() if name in read}
+        drop = self._false_as_absent[presentation]
+        fact = {name: value for name, value in facts.items() if name in read and (value is not False or name not in drop)}
         fact["presentation"] = presentation
         fired: list[str] = []
         with _LOCK:
-            fact["sid"] = f"a{next(_SIDS)}"
+            sid = fact["sid"] = f"a{next(_SIDS)}"
             payload = _encode(fact)
             for ruleset in rulesets:
-                fired += self._rule_names(ruleset, self._run(ruleset.handle, payload, fact["sid"]))
-        # the C core activates a rule once per any_of alternative that holds: one firing per rule
-        fired = sorted(set(fired), key=self._order.__getitem__)
+                _run(ruleset, payload, sid, fired)
+        if len(fired) > 1:  # the C core activates a rule once per any_of alternative that holds: one firing per rule
+            fired = sorted(set(fired), key=self._order.__getitem__)
         if self._hook is not None:
             for rule_id in fired:
                 try:
@@ -247,51 +245,50 @@ class Engine:
                     raise RuleExecutionError(f"rule {rule_id} failed: {type(error).__name__}: {error}") from None
         return fired
 
-    @staticmethod
-    def _run(handle: int, payload: str, sid: str) -> list[str]:
-        """Assert the one fact into one ruleset under a fresh sid, collect the activations, and
-        delete the sid's state whatever happens. Called with the lock held."""
-        activated: list[str] = []
-        try:
-            code, state = core.assert_fact(handle, payload)
-            if code == _NOT_HANDLED:
-                raise RuleExecutionError("no rule handled the findings (the catch-all rule is missing)")
-            if code != 0:
-                raise RuleExecutionError(f"the rule engine refused the findings (code {code})")
-            try:
-                result = core.start_action_for_state(handle, state)
-                message = result[1] if result else None
-                while message:
-                    activated.append(message)
-                    message = core.complete_and_start_action(handle, state)
-            except core.error:
-                _abandon(handle, state)
-                raise
-        except core.error as error:
-            raise RuleExecutionError(f"the rule engine failed: {error}") from None
-        finally:
-            try:
-                core.delete_state(handle, sid)
-            except core.error:
-                pass  # nothing was stored for this sid
-        return activated
 
-    @staticmethod
-    def _rule_names(ruleset: _Ruleset, activated: list[str]) -> list[str]:
-        """Our rule ids for the C core's activation messages (`{"r_<i>":{"m":{...}}}`)."""
-        names = ruleset.names
-        fired = []
-        for message in activated:
-            name = message[2 : message.find('"', 2)] if message.startswith('{"') else None
-            if name not in names:
-                match = _ACTION.match(message)
-                name = match.group(1) if match else None
-                if name not in names:
-                    raise RuleExecutionError(f"the rule engine activated an unknown rule: {message[:80]!r}")
-            rule_id = names[name]
-            if rule_id is not None:
-                fired.append(rule_id)
-        return fired
+def _run(ruleset: _Ruleset, payload: str, sid: str, fired: list[str]) -> None:
+    """Assert the one fact into one ruleset under a fresh sid, add the ids of the rules it activates
+    to `fired`, and delete the sid's state whatever happens. Called with the lock held. The
+    activations are named as they come (one pass, no list of messages: cProfile in BENCHMARKS.md)."""
+    handle, names = ruleset.handle, ruleset.names
+    try:
+        code, state = core.assert_fact(handle, payload)
+        if code == _NOT_HANDLED:
+            raise RuleExecutionError("no rule handled the findings (the catch-all rule is missing)")
+        if code != 0:
+            raise RuleExecutionError(f"the rule engine refused the findings (code {code})")
+        try:
+            result = core.start_action_for_state(handle, state)
+            message = result[1] if result else None
+            while message:
+                rule_id = names.get(message[2 : message.find('"', 2)], _UNKNOWN)
+                if rule_id is _UNKNOWN:
+                    rule_id = _rule_id(names, message)
+                if rule_id is not None:
+                    fired.append(rule_id)
+                message = core.complete_and_start_action(handle, state)
+        except BaseException:
+            _abandon(handle, state)
+            raise
+    except core.error as error:
+        raise RuleExecutionError(f"the rule engine failed: {error}") from None
+    finally:
+        try:
+            core.delete_state(handle, sid)
+        except core.error:
+            pass  # nothing was stored for this sid
+
+
+_UNKNOWN = object()
+
+
+def _rule_id(names: dict[str, str | None], message: str) -> str | None:
+    """Our rule id for an activation message that does not open with `{"r_<i>"` as expected."""
+    match = _ACTION.match(message)
+    name = match.group(1) if match else None
+    if name not in names:
+        raise RuleExecutionError(f"the rule engine activated an unknown rule: {message[:80]!r}")
+    return names[name]
 
 
 def _shards(kb: KnowledgeBase, rules: tuple[Rule, ...]) -> list[list[Rule]]:
@@ -348,6 +345,17 @@ def _index(
 
 
 _NO_VALUE = object()
+
+
+def _false_as_absent(kb: KnowledgeBase, presentation: str) -> frozenset[str]:
+    """The findings of a presentation for which the value false and "not recorded" give every
+    clause that tests them the same answer, so leaving a false one out cannot change a match."""
+    found: dict[str, bool] = {}
+    for rule in kb.rules_for(presentation):
+        for clause in conditions.clauses(kb.tests[rule.id]):
+            same = conditions.Clause.holds(clause, {clause.field: False}) == conditions.Clause.holds(clause, {})
+            found[clause.field] = found.get(clause.field, True) and same
+    return frozenset(field for field, same in found.items() if same)
 
 
 def _abandon(handle: int, state: int) -> None:

@@ -21,6 +21,7 @@ compares against byte for byte.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import itertools
@@ -59,9 +60,11 @@ def records_cached(enabled: bool) -> Iterator[None]:
         _CACHING[0] = before
 
 
-class _Memo(dict):  # type: ignore[type-arg]
+class _Memo(collections.OrderedDict):  # type: ignore[type-arg]
     """A bounded memo: past its limit the oldest entry goes. Safe under threads: a lost race only
-    builds a record twice."""
+    builds a record twice. An OrderedDict, because `next(iter(d))` on a plain dict that keeps
+    losing its first entries walks over every deleted slot (a full memo spent more time evicting
+    than it saved on the 10x knowledge base: profile in BENCHMARKS.md)."""
 
     def __init__(self, limit: int = MEMO_LIMIT) -> None:
         super().__init__()
@@ -72,7 +75,7 @@ class _Memo(dict):  # type: ignore[type-arg]
             return value
         if len(self) >= self.limit:
             try:
-                del self[next(iter(self))]
+                self.popitem(last=False)
             except (StopIteration, RuntimeError, KeyError):
                 pass
         self[key] = value
@@ -269,6 +272,9 @@ class _Derived:
         self.options: _Memo = _Memo()
         self.flags: _Memo = _Memo()
         self.why: _Memo = _Memo()
+        self.unmet: _Memo = _Memo(4 * MEMO_LIMIT)  # (rule id, its unmet words) -> its part of a "why not"; small records
+        self.basis: _Memo = _Memo()  # (rule ids, extra citations) -> a validated template, see _basis
+        self.unmet_steps: dict[int, tuple[tuple[Any, str, Any], ...]] = {}  # see _unmet
         self.needs: _Memo = _Memo()
         self.pair_needs: _Memo = _Memo()  # its own memo, so pairs never evict single needs
         self.steps: _Memo = _Memo()
@@ -391,6 +397,12 @@ def forget_records(kb: KnowledgeBase) -> None:
             memo.clear()
 
 
+def prepare(kb: KnowledgeBase) -> None:
+    """Build what the planner derives from a knowledge base now (a batch does it once before it
+    forks its workers, which then share it instead of each building its own)."""
+    _derived(kb)
+
+
 def merge(strengths: Iterable[Strength]) -> Strength:
     """The strength of an option named by several rules (see MERGE_PRIORITY)."""
     return min(strengths, key=_MERGE_RANK.__getitem__)
@@ -502,17 +514,27 @@ def _plan_one(d: _Derived, engine: Engine, pid: str, facts: dict[str, Any]) -> d
 
 def _basis(d: _Derived, rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...], extra: tuple[str, ...] = ()) -> out.Basis:
     # a named definition is shown with the details it rests on, so the basis can be checked
-    used = d.used_fields(tuple(r.id for r in rules))
-    return out.Basis(
-        rule_ids=tuple(r.id for r in rules),
-        rule_versions={r.id: r.version for r in rules},
-        statements=tuple(r.statement for r in rules),
-        inputs_used={f: facts[f] for f in used if f in facts},
-        inputs_missing=missing,
-        citations=d.cite([*(k for r in rules for k in r.citations), *extra]),
-        evidence=tuple(e for r in rules for e in d.evidence[r.id]),
-        uncertain=any(r.uncertain for r in rules),
-    )
+    ids = tuple(r.id for r in rules)
+    used = d.used_fields(ids)
+    # what the rules alone decide is validated once per set of rules (a template), and each basis
+    # is that template with this patient's inputs: building and validating the whole record per
+    # option and flag was most of their cost (profile in BENCHMARKS.md)
+    template = d.basis.find((ids, extra))
+    if template is None:
+        template = d.basis.put((ids, extra), out.Basis(
+            rule_ids=ids,
+            rule_versions={r.id: r.version for r in rules},
+            statements=tuple(r.statement for r in rules),
+            inputs_used={},
+            inputs_missing=(),
+            citations=d.cite([*(k for r in rules for k in r.citations), *extra]),
+            evidence=tuple(e for r in rules for e in d.evidence[r.id]),
+            uncertain=any(r.uncertain for r in rules),
+        ))
+    inputs_used = {f: facts[f] for f in used if f in facts}
+    if not _CACHING[0]:  # the reference path validates every record whole
+        return out.Basis(**{**dict(template), "inputs_used": inputs_used, "inputs_missing": missing})
+    return template.model_copy(update={"inputs_used": inputs_used, "inputs_missing": tuple(missing)})
 
 
 def _flags(d: _Derived, rules: list[Rule], pid: str, facts: dict[str, Any], missing: tuple[str, ...]) -> list[out.Flag]:
@@ -782,32 +804,57 @@ def _unique_rules(rules: Iterable[Rule]) -> Iterator[Rule]:
             yield rule
 
 
-def _unmet(d: _Derived, pid: str, tests: Iterable[conditions.Test], facts: dict[str, Any]) -> Iterable[str]:
+def _unmet(d: _Derived, pid: str, tests: tuple[conditions.Test, ...], facts: dict[str, Any]) -> list[str]:
     """The conditions that do not hold, in words; a named definition that should hold is opened up
     into its own unmet parts, so "why not" names the detail to look at."""
-    for test in tests:
-        if test.holds(facts):
+    steps = d.unmet_steps.get(id(tests))  # the tests' tuples live as long as the knowledge base
+    if steps is None:
+        steps = d.unmet_steps[id(tests)] = _unmet_steps(d, pid, tests)
+    found: list[str] = []
+    for holds, words, inner in steps:
+        if holds(facts):
             continue
-        inner = d.definition_tests[pid].get(test.field) if isinstance(test, conditions.Clause) else None
-        if inner is not None and test.op == "eq" and test.value is True:
-            yield from _unmet(d, pid, inner, facts)
+        if inner is None:
+            found.append(words)
         else:
-            yield d.described[id(test)]
-
-
-def _why_not(d: _Derived, oid: str, pid: str, facts: dict[str, Any], withheld: tuple[str, ...]) -> out.WhyNot:
-    key = (oid, pid, withheld, _pattern(facts, d.why_fields[(pid, oid)]))
-    found = d.why.find(key)
-    if found is None:
-        found = d.why.put(key, _new_why_not(d, oid, pid, facts, withheld))
+            found += _unmet(d, pid, inner, facts)
     return found
 
 
-def _new_why_not(d: _Derived, oid: str, pid: str, facts: dict[str, Any], withheld: tuple[str, ...]) -> out.WhyNot:
+def _unmet_steps(d: _Derived, pid: str, tests: tuple[conditions.Test, ...]) -> tuple[tuple[Any, str, Any], ...]:
+    """For each test, worked out once: its check, its words, and the definition's tests to open up
+    when it is a named definition that should hold (else None)."""
+    steps = []
+    for test in tests:
+        inner = d.definition_tests[pid].get(test.field) if isinstance(test, conditions.Clause) else None
+        opened = inner if inner is not None and test.op == "eq" and test.value is True else None
+        steps.append((test.holds, d.described[id(test)], opened))
+    return tuple(steps)
+
+
+def _why_not(d: _Derived, oid: str, pid: str, facts: dict[str, Any], withheld: tuple[str, ...]) -> out.WhyNot:
+    # kept by what the record says (the option, what withheld it, each naming rule's unmet
+    # conditions in words), not by the findings it was read from: working out the unmet
+    # conditions is cheaper than a key of every finding the naming rules read, and far fewer
+    # records differ than findings do (profile in BENCHMARKS.md)
     tests = d.kb.tests
+    unmet = tuple(
+        (r, found) for r in d.naming[(pid, oid)] if (found := tuple(_unmet(d, pid, tests[r.id], facts)))
+    )
+    key = (oid, pid, withheld, tuple((r.id, found) for r, found in unmet))
+    record = d.why.find(key)
+    if record is None:
+        record = d.why.put(key, _new_why_not(d, oid, pid, withheld, unmet))
+    return record
+
+
+def _new_why_not(
+    d: _Derived, oid: str, pid: str, withheld: tuple[str, ...], unmet: tuple[tuple[Rule, tuple[str, ...]], ...]
+) -> out.WhyNot:
     rules = []
-    for r in d.naming[(pid, oid)]:
-        unmet = tuple(_unmet(d, pid, tests[r.id], facts))
-        if unmet:
-            rules.append(out.UnmetRule(rule_id=r.id, statement=r.statement, unmet=unmet))
+    for r, found in unmet:  # one rule's part recurs in many records (10x knowledge base: most of their cost)
+        part = d.unmet.find((r.id, found))
+        if part is None:
+            part = d.unmet.put((r.id, found), out.UnmetRule(rule_id=r.id, statement=r.statement, unmet=found))
+        rules.append(part)
     return out.WhyNot(option=oid, name=d.kb.options[oid].name, presentation=pid, withheld_by=withheld, rules=tuple(rules))

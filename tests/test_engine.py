@@ -123,3 +123,24 @@ def test_tiny_and_exponent_numbers_reach_the_engine_safely() -> None:
         result = assess({"age": {"value": 1e-7, "unit": "days"},
                          "conditions": [{"presentation": "achalasia", "symptom_duration_months": value}]})
         assert result.flags
+
+
+def test_compiled_clauses_match_the_reference_method(kb: KnowledgeBase) -> None:
+    """Each clause's `holds` is compiled once per operator (models/conditions.py); on values around
+    every threshold and choice, absent findings and wrong types included, it answers as the
+    reference `Clause.holds` does."""
+    odd = [None, "", 0, 1, 0.0, True, False, "x", -1.5]
+    checked = 0
+    for tests in kb.tests.values():
+        for clause in conditions.clauses(tests):
+            for value in [*_values_for(kb, clause.field), *odd]:
+                facts = {clause.field: value}
+                assert clause.holds(facts) == conditions.Clause.holds(clause, facts), (clause, value)
+                checked += 1
+            assert clause.holds({}) == conditions.Clause.holds(clause, {}), clause
+    for op, value in (("ne", "a"), ("not_in", ["a", "b"]), ("gt", 3), ("lte", 2.5), ("missing", False)):
+        clause = conditions.Clause("f", op, value)
+        for actual in [*odd, "a", "b", 3, 2.5, 4]:
+            assert clause.holds({"f": actual}) == conditions.Clause.holds(clause, {"f": actual}), (clause, actual)
+        assert clause.holds({}) == conditions.Clause.holds(clause, {})
+    assert checked > 1000
