@@ -21,9 +21,11 @@ import streamlit.components.v1 as components
 
 from models.loader import load_cases
 from models.plan import INTENDED_USER, KNOWN_LIMITS, Need
-from rules import InputError, KnowledgeBaseError, RuleExecutionError, assess, default_context
+from models.loader import KnowledgeBase
+from rules import InputError, KnowledgeBaseError, RuleExecutionError, assess
 from rules.render import to_markdown
-from webapp import export, form, graph, results, state
+from webapp import export, form, graph, layout, results, state
+from webapp.knowledge import Knowledge, knowledge_bar, problem_list
 from webapp.text import esc
 from webapp.words import Words
 
@@ -31,14 +33,16 @@ st.set_page_config(page_title="Myotomy decision support", page_icon=":material/m
 
 
 @st.cache_resource(show_spinner="Loading the knowledge base…")
-def context():
-    return default_context()
+def knowledge() -> Knowledge:
+    """One per process: the knowledge base in use, reloaded when data/ changes (webapp/knowledge.py)."""
+    held = Knowledge()
+    held.refresh()
+    return held
 
 
-@st.cache_resource
-def teaching_cases():
-    kb, _ = context()
-    return {case.id: case for _, case in load_cases(kb)}
+@st.cache_resource(max_entries=4)
+def teaching_cases(_kb: KnowledgeBase, content_hash: str):
+    return {case.id: case for _, case in load_cases(_kb)}
 
 
 st.title("Myotomy decision support")
@@ -48,10 +52,12 @@ st.caption(
 )
 
 try:
-    kb, engine = context()
-    cases = teaching_cases()
+    held = knowledge()
+    held.refresh(force=st.session_state.pop("reload_knowledge", False))
+    kb, engine = held.context
+    cases = teaching_cases(kb, kb.content_hash)
 except KnowledgeBaseError as error:
-    st.error(f"The knowledge base could not be loaded, so no plan can be made.\n\n{esc(error)}")
+    st.error(f"The knowledge base could not be loaded, so no plan can be made.\n\n{problem_list(error.problems)}")
     st.stop()
 words = Words(kb)
 
@@ -115,6 +121,7 @@ def step_case(offset: int) -> None:
 
 
 print_view: bool = st.session_state.get("print_view", False)
+knowledge_bar(kb, held.problems, button=not print_view)  # the version in use; the problems of an edit that failed
 hide = False
 teaching_point = None
 if not print_view:
@@ -178,41 +185,44 @@ if print_view:
     chosen = [c.get("presentation") for c in (raw or {}).get("conditions", [])]
     st.info("Print view: the whole plan, every section expanded, without the form. Print it with your browser "
             "(Ctrl+P or ⌘P).", icon=":material/print:")
+    answer = layout.print_page()
 else:
-    # --- 1. The patient: the presentations drive which details show, so they sit outside the form ---
-    st.header("1. The patient")
-    st.multiselect(
-        "Presentations",
-        sorted(kb.presentations, key=lambda pid: kb.presentations[pid].name),
-        format_func=lambda pid: kb.presentations[pid].name,
-        key=form.PRESENTATIONS_KEY,
-        placeholder="Choose one or more presentations",
-    )
-    chosen = st.session_state.get(form.PRESENTATIONS_KEY, [])
-    need_at = {(n.presentation, n.detail): n for n in needs}
+    form_column, answer = layout.columns()  # side by side on a wide screen, stacked on a phone
+    with form_column:
+        # --- 1. The patient: the presentations drive which details show, so they sit outside the form ---
+        st.header("1. The patient")
+        st.multiselect(
+            "Presentations",
+            sorted(kb.presentations, key=lambda pid: kb.presentations[pid].name),
+            format_func=lambda pid: kb.presentations[pid].name,
+            key=form.PRESENTATIONS_KEY,
+            placeholder="Choose one or more presentations",
+        )
+        chosen = st.session_state.get(form.PRESENTATIONS_KEY, [])
+        need_at = {(n.presentation, n.detail): n for n in needs}
 
-    # --- 2. Age and the details: one form, read when Assess is pressed ---
-    with st.form("details", border=False):
-        left, _ = st.columns([1, 1])
-        with left:
-            form.age_widgets(placed.get("age", ()))
-        st.header("2. Details")
-        if not chosen:
-            st.caption("Choose a presentation above to see the details that matter for it.")
-        for pid in chosen:
-            with st.expander(kb.presentations[pid].name, expanded=True):
-                st.caption(esc(kb.presentations[pid].summary))
-                for message in placed.get(pid, []):
-                    st.error(esc(message), icon=":material/error:")
-                plain = [d for d in kb.details[pid] if d.type != "treatments"]
-                cols = st.columns(3)
-                for index, detail in enumerate(plain):
-                    with cols[index % 3]:
-                        form.detail_widget(kb, pid, detail, need=need_at.get((pid, detail.id)),
-                                           errors=placed.get(form.key(pid, detail.id), ()))
-                for detail in (d for d in kb.details[pid] if d.type == "treatments"):
-                    form.detail_widget(kb, pid, detail, errors=placed.get(form.key(pid, detail.id), ()))
-        st.form_submit_button("Assess", type="primary", disabled=not chosen, key="assess", on_click=submit)
+        # --- 2. Age and the details: one form, read when Assess is pressed ---
+        with st.form("details", border=False):
+            left, _ = st.columns([1, 1])
+            with left:
+                form.age_widgets(placed.get("age", ()))
+            st.header("2. Details")
+            if not chosen:
+                st.caption("Choose a presentation above to see the details that matter for it.")
+            for pid in chosen:
+                with st.expander(kb.presentations[pid].name, expanded=True):
+                    st.caption(esc(kb.presentations[pid].summary))
+                    for message in placed.get(pid, []):
+                        st.error(esc(message), icon=":material/error:")
+                    plain = [d for d in kb.details[pid] if d.type != "treatments"]
+                    cols = st.columns(2)  # half the page wide: two details a row
+                    for index, detail in enumerate(plain):
+                        with cols[index % 2]:
+                            form.detail_widget(kb, pid, detail, need=need_at.get((pid, detail.id)),
+                                               errors=placed.get(form.key(pid, detail.id), ()))
+                    for detail in (d for d in kb.details[pid] if d.type == "treatments"):
+                        form.detail_widget(kb, pid, detail, errors=placed.get(form.key(pid, detail.id), ()))
+            st.form_submit_button("Assess", type="primary", disabled=not chosen, key="assess", on_click=submit)
 state.form_drawn(st.session_state)
 
 if st.session_state.get("url_written") != raw:  # the URL carries what is assessed, so a link opens it again
@@ -233,78 +243,80 @@ if case is not None and teaching_point is not None:
         elif not case_assessed:
             st.caption("The plan on the page is not this case as written: the form was changed before Assess.")
 
-if raw is None:
-    st.stop()  # nothing submitted yet
+with answer:  # the rest of the page is the answer, in its column
+    if raw is None:
+        st.caption("The plan appears here when you press Assess: flags first, then the plan in steps.")
+        st.stop()  # nothing submitted yet
 
-if refused or (plan is None and failure is None):
-    st.error(
-        "**Not assessed:** these details cannot be used as entered, so no plan is shown. Correct them (see "
-        "the messages beside the fields) and press Assess again.\n\n"
-        + "\n".join(f"- **{esc(where)}**: {esc(message)}" for where, message in refused),
-        icon=":material/error:",
-    )
-    st.stop()
+    if refused or (plan is None and failure is None):
+        st.error(
+            "**Not assessed:** these details cannot be used as entered, so no plan is shown. Correct them (see "
+            "the messages beside the fields) and press Assess again.\n\n"
+            + "\n".join(f"- **{esc(where)}**: {esc(message)}" for where, message in refused),
+            icon=":material/error:",
+        )
+        st.stop()
 
-if failure is not None:
-    st.error(
-        "The plan could not be made because a rule failed. No partial result is shown, "
-        f"because a shorter plan could mislead.\n\n{esc(failure)}",
-        icon=":material/error:",
-    )
-    st.stop()
+    if failure is not None:
+        st.error(
+            "The plan could not be made because a rule failed. No partial result is shown, "
+            f"because a shorter plan could mislead.\n\n{esc(failure)}",
+            icon=":material/error:",
+        )
+        st.stop()
 
-# --- 3. The plan ---
-st.header("3. The plan and its basis", anchor="results")
-if st.session_state.pop("scroll_to_results", False) and not print_view:
-    # bring the flags and the plan box into view after Assess (fixed script, no text from the page or the user)
-    components.html(_SCROLL.replace("NONCE", assessed_at_iso()), height=0)
-if [c.get("presentation") for c in raw.get("conditions", [])] != chosen:
-    st.warning(
-        "The presentations chosen above have changed since this plan was made: press Assess to assess them. "
-        "The plan below is for the inputs listed with it.",
-        icon=":material/sync_problem:",
-    )
-assessed_at: datetime = st.session_state.get("assessed_at") or datetime.now().astimezone()
-entered = export.inputs_as_entered(kb, raw)
-recorded, total = export.recorded_count(entered)
-st.caption(f"Assessed {esc(export.assessed_at_text(assessed_at))} · knowledge base {esc(kb.version)} · "
-           f"content hash `{kb.content_hash}`")
-st.markdown("  \n".join(
-    f"**{esc(line.presentation)}**"
-    + (f" — {esc(' · '.join(line.recorded))}" if line.recorded else "")
-    + (f"  \n:gray[Not recorded: {esc(', '.join(line.not_recorded))}]" if line.not_recorded else "")
-    for line in export.summary(entered)
-))
-with st.expander(f"Inputs as entered, as a table ({recorded} of {total} details recorded)", expanded=print_view):
-    st.markdown(export.table_markdown(entered, cell=esc))
+    # --- 3. The plan ---
+    st.header("3. The plan and its basis", anchor="results")
+    if st.session_state.pop("scroll_to_results", False) and not print_view:
+        # bring the flags and the plan box into view after Assess (fixed script, no text from the page or the user)
+        components.html(_SCROLL.replace("NONCE", assessed_at_iso()), height=0)
+    if [c.get("presentation") for c in raw.get("conditions", [])] != chosen:
+        st.warning(
+            "The presentations chosen above have changed since this plan was made: press Assess to assess them. "
+            "The plan below is for the inputs listed with it.",
+            icon=":material/sync_problem:",
+        )
+    assessed_at: datetime = st.session_state.get("assessed_at") or datetime.now().astimezone()
+    entered = export.inputs_as_entered(kb, raw)
+    recorded, total = export.recorded_count(entered)
+    st.caption(f"Assessed {esc(export.assessed_at_text(assessed_at))} · knowledge base {esc(kb.version)} · "
+               f"content hash `{kb.content_hash}`")
+    st.markdown("  \n".join(
+        f"**{esc(line.presentation)}**"
+        + (f" — {esc(' · '.join(line.recorded))}" if line.recorded else "")
+        + (f"  \n:gray[Not recorded: {esc(', '.join(line.not_recorded))}]" if line.not_recorded else "")
+        for line in export.summary(entered)
+    ))
+    with st.expander(f"Inputs as entered, as a table ({recorded} of {total} details recorded)", expanded=print_view):
+        st.markdown(export.table_markdown(entered, cell=esc))
 
-if hidden:
-    st.info("The answer is hidden. Commit to a guess, then reveal it.", icon=":material/visibility_off:")
-    st.button("Reveal the answer", type="primary", key="reveal", on_click=lambda: st.session_state.update(revealed=True))
-    st.stop()
-if case_assessed:
-    st.info(f"**Teaching point** ({esc(case.title)}). {esc(case.teaching_point)}", icon=":material/school:")
+    if hidden:
+        st.info("The answer is hidden. Commit to a guess, then reveal it.", icon=":material/visibility_off:")
+        st.button("Reveal the answer", type="primary", key="reveal", on_click=lambda: st.session_state.update(revealed=True))
+        st.stop()
+    if case_assessed:
+        st.info(f"**Teaching point** ({esc(case.title)}). {esc(case.teaching_point)}", icon=":material/school:")
 
-results.flags(plan, words)
-results.summary(plan, words)
-graph.show(plan, expanded=print_view)
-results.needs(plan, words)
-results.cards(plan, words, expanded=print_view)
-results.cleared_flags(plan, words)
-results.why_not(plan, words, expanded=print_view)
-results.presentations(plan, expanded=print_view)
-results.source_quotes(plan, expanded=print_view)
+    results.flags(plan, words)
+    results.summary(plan, words)
+    graph.show(plan, expanded=print_view)
+    results.needs(plan, words)
+    results.cards(plan, words, expanded=print_view)
+    results.cleared_flags(plan, words)
+    results.why_not(plan, words, expanded=print_view)
+    results.presentations(plan, expanded=print_view)
+    results.source_quotes(plan, expanded=print_view)
 
-st.subheader("Export")
-e1, e2, e3 = st.columns(3)
-# the report is written when the button is pressed, not on every run
-e1.download_button("Download report (Markdown)", lambda: export.markdown_report(kb, raw, assessed_at, to_markdown(plan)),
-                   file_name=export.file_name(raw, assessed_at, "md"), mime="text/markdown", on_click="ignore")
-e2.download_button("Download plan (JSON)", export.json_report(kb, raw, assessed_at, plan.model_dump(mode="json")),
-                   file_name=export.file_name(raw, assessed_at, "json"), mime="application/json", on_click="ignore")
-print_link = "?" + urlencode({**state.to_query(kb, raw), state.PRINT: "1"}, doseq=True)
-e3.link_button("Print view", print_link, icon=":material/print:",
-               help="The whole plan with every section expanded, without the form, in a new tab.")
-st.caption(esc(plan.disclaimer))
-st.caption(f"Intended user: {esc(INTENDED_USER)} Known limits: {esc(KNOWN_LIMITS)}")
-st.caption(f"Knowledge base {esc(plan.knowledge_base.version)} · content hash `{plan.knowledge_base.content_hash}`")
+    st.subheader("Export")
+    e1, e2, e3 = st.columns(3)
+    # the report is written when the button is pressed, not on every run
+    e1.download_button("Download report (Markdown)", lambda: export.markdown_report(kb, raw, assessed_at, to_markdown(plan)),
+                       file_name=export.file_name(raw, assessed_at, "md"), mime="text/markdown", on_click="ignore")
+    e2.download_button("Download plan (JSON)", export.json_report(kb, raw, assessed_at, plan.model_dump(mode="json")),
+                       file_name=export.file_name(raw, assessed_at, "json"), mime="application/json", on_click="ignore")
+    print_link = "?" + urlencode({**state.to_query(kb, raw), state.PRINT: "1"}, doseq=True)
+    e3.link_button("Print view", print_link, icon=":material/print:",
+                   help="The whole plan with every section expanded, without the form, in a new tab.")
+    st.caption(esc(plan.disclaimer))
+    st.caption(f"Intended user: {esc(INTENDED_USER)} Known limits: {esc(KNOWN_LIMITS)}")
+    st.caption(f"Knowledge base {esc(plan.knowledge_base.version)} · content hash `{plan.knowledge_base.content_hash}`")
