@@ -61,8 +61,9 @@ except KnowledgeBaseError as error:
     st.stop()
 words = Words(kb)
 
-# Scrolls Streamlit's main area so the results heading is at the top, then further if the plan box would
-# start low: at 1280x800 the flags and the plan box are in view after Assess. NONCE makes each run's copy new.
+# Scrolls the results heading to the top (of Streamlit's main area, or of the answer column, which scrolls
+# on its own on a wide screen), then further if the plan box would start below the middle: at 1280x800 and on
+# a phone the flags and the plan box are in view after Assess. NONCE makes each run's copy new.
 _SCROLL = """<script>/* NONCE */
 const doc = window.parent.document;
 let tries = 0;
@@ -74,7 +75,7 @@ function go() {
   while (box && !(box.scrollHeight > box.clientHeight && /auto|scroll/.test(window.parent.getComputedStyle(box).overflowY))) {
     box = box.parentElement;
   }
-  const low = plan.getBoundingClientRect().top - window.parent.innerHeight * 0.4;
+  const low = plan.getBoundingClientRect().top - window.parent.innerHeight * 0.5;
   if (box && low > 0) box.scrollBy(0, low);
 }
 go();
@@ -203,7 +204,7 @@ else:
 
         # --- 2. Age and the details: one form, read when Assess is pressed ---
         with st.form("details", border=False):
-            left, _ = st.columns([1, 1])
+            left, _ = st.columns([3, 1])
             with left:
                 form.age_widgets(placed.get("age", ()))
             st.header("2. Details")

@@ -18,7 +18,7 @@ from tests.browser import ROOT, chromium, require_browser, streamlit_server, wai
 
 SIZES = [(1280, 800), (390, 844)]
 ADULT_ACHALASIA = {"age": {"value": 58, "unit": "years"}, "conditions": [
-    {"presentation": "achalasia", "subtype": "type_iii", "diagnosis_confirmed": True, "fitness_for_surgery": "high_risk"}]}
+    {"presentation": "achalasia", "subtype": "type_iii", "diagnosis_confirmed": True, "malignancy_excluded": True, "operative_risk": "high"}]}
 INFANT_IHPS = {"age": {"value": 4, "unit": "weeks"}, "conditions": [
     {"presentation": "infantile_hypertrophic_pyloric_stenosis", "bilious_vomiting": True, "diagnosis_confirmed": True}]}
 CHILDREN_QUOTE = "often performed on children"

@@ -20,6 +20,7 @@ from webapp.words import SEVERITY_WORDS, strength
 
 NARROW_PX = 700
 PICTURE_KEY = "plan_graph_picture"
+EXPANDER_KEY = "plan_graph_open"
 _LIST_ONLY_WHEN_NARROW = f"""<style>
 @media (max-width: {NARROW_PX - 0.02}px) {{ .st-key-{PICTURE_KEY} {{ display: none !important; }} }}
 </style>"""
@@ -110,10 +111,14 @@ def show(plan: Plan, expanded: bool = False) -> None:
     The list below it is the graph's text alternative, always there; narrow screens show only it."""
     if not plan.steps:
         return
-    with st.expander("The plan as a graph (the steps above, drawn)", expanded=expanded):
+    # drawn only while open (on_change="rerun" makes the expander report it): a closed graph costs nothing
+    with st.expander("The plan as a graph (the steps above, drawn)", expanded=expanded, key=EXPANDER_KEY,
+                     on_change="rerun") as box:
+        if not (box.open or expanded):
+            return
         st.html(_LIST_ONLY_WHEN_NARROW)
-        dot = decision_graph(plan)
         with st.container(key=PICTURE_KEY):
+            dot = decision_graph(plan)
             svg = _svg(dot)
             if svg is None:
                 st.graphviz_chart(dot)
