@@ -17,7 +17,6 @@ from urllib.parse import urlencode
 from typing import Any
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from models.loader import load_cases
 from models.plan import INTENDED_USER, KNOWN_LIMITS, Need
@@ -63,23 +62,26 @@ words = Words(kb)
 
 # Scrolls the results heading to the top (of Streamlit's main area, or of the answer column, which scrolls
 # on its own on a wide screen), then further if the plan box would start below the middle: at 1280x800 and on
-# a phone the flags and the plan box are in view after Assess. NONCE makes each run's copy new.
+# a phone the flags and the plan box are in view after Assess. NONCE makes each run's copy new. It runs in the
+# page (window.parent is the window itself there); the same lines worked from an iframe before.
 _SCROLL = """<script>/* NONCE */
-const doc = window.parent.document;
-let tries = 0;
-function go() {
-  const head = doc.getElementById("results"), plan = doc.getElementById("plan");
-  if (!head || !plan) { if (tries++ < 30) setTimeout(go, 100); return; }
-  head.scrollIntoView({block: "start"});
-  let box = plan.parentElement;
-  while (box && !(box.scrollHeight > box.clientHeight && /auto|scroll/.test(window.parent.getComputedStyle(box).overflowY))) {
-    box = box.parentElement;
+(() => {  // its own scope: the page keeps the names of every copy that has run
+  const doc = window.parent.document;
+  let tries = 0;
+  function go() {
+    const head = doc.getElementById("results"), plan = doc.getElementById("plan");
+    if (!head || !plan) { if (tries++ < 30) setTimeout(go, 100); return; }
+    head.scrollIntoView({block: "start"});
+    let box = plan.parentElement;
+    while (box && !(box.scrollHeight > box.clientHeight && /auto|scroll/.test(window.parent.getComputedStyle(box).overflowY))) {
+      box = box.parentElement;
+    }
+    const low = plan.getBoundingClientRect().top - window.parent.innerHeight * 0.5;
+    if (box && low > 0) box.scrollBy(0, low);
   }
-  const low = plan.getBoundingClientRect().top - window.parent.innerHeight * 0.5;
-  if (box && low > 0) box.scrollBy(0, low);
-}
-go();
-setTimeout(() => { tries = 0; go(); }, 600);  // again once the page below has settled
+  go();
+  setTimeout(() => { tries = 0; go(); }, 600);  // again once the page below has settled
+})();
 </script>"""
 
 
@@ -270,7 +272,8 @@ with answer:  # the rest of the page is the answer, in its column
     st.header("3. The plan and its basis", anchor="results")
     if st.session_state.pop("scroll_to_results", False) and not print_view:
         # bring the flags and the plan box into view after Assess (fixed script, no text from the page or the user)
-        components.html(_SCROLL.replace("NONCE", assessed_at_iso()), height=0)
+        # run in the page itself, not in an iframe (a new document per Assess costs the browser more)
+        st.html(_SCROLL.replace("NONCE", assessed_at_iso()), unsafe_allow_javascript=True)
     if [c.get("presentation") for c in raw.get("conditions", [])] != chosen:
         st.warning(
             "The presentations chosen above have changed since this plan was made: press Assess to assess them. "
