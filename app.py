@@ -85,10 +85,6 @@ _SCROLL = """<script>/* NONCE */
 </script>"""
 
 
-def assessed_at_iso() -> str:
-    at = st.session_state.get("assessed_at")
-    return at.isoformat() if isinstance(at, datetime) else ""
-
 # --- A link opens the same plan: the URL is read once per session, before any widget exists ---
 if "url_read" not in st.session_state:
     st.session_state["url_read"] = True
@@ -273,7 +269,8 @@ with answer:  # the rest of the page is the answer, in its column
     if st.session_state.pop("scroll_to_results", False) and not print_view:
         # bring the flags and the plan box into view after Assess (fixed script, no text from the page or the user)
         # run in the page itself, not in an iframe (a new document per Assess costs the browser more)
-        st.html(_SCROLL.replace("NONCE", assessed_at_iso()), unsafe_allow_javascript=True)
+        scrolls = st.session_state["scrolls"] = st.session_state.get("scrolls", 0) + 1  # the same in every session's nth
+        st.html(_SCROLL.replace("NONCE", str(scrolls)), unsafe_allow_javascript=True)
     if [c.get("presentation") for c in raw.get("conditions", [])] != chosen:
         st.warning(
             "The presentations chosen above have changed since this plan was made: press Assess to assess them. "

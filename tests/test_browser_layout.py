@@ -89,12 +89,16 @@ def test_source_passages_are_the_patients_and_name_their_presentation(server: st
     with chromium() as browser:
         adult = _open(browser, server + _link(ADULT_ACHALASIA), size)
         adult.get_by_text("From the source documents", exact=False).first.click()
+        adult.get_by_text("About myotomy in general", exact=False).first.wait_for(timeout=60_000)  # drawn once open
+        wait_for_app(adult)
         text = adult.locator(".st-key-answer_column").inner_text()
         assert "For Oesophageal achalasia." in text and "About myotomy in general" in text
         assert CHILDREN_QUOTE not in text, "no passage about children for a 58-year-old"
 
         infant = _open(browser, server + _link(INFANT_IHPS), size)
         infant.get_by_text("From the source documents", exact=False).first.click()
+        infant.get_by_text(CHILDREN_QUOTE, exact=False).first.wait_for(timeout=60_000)
+        wait_for_app(infant)
         text = infant.locator(".st-key-answer_column").inner_text()
         assert CHILDREN_QUOTE in text and "about children" in text
         assert "For Oesophageal achalasia" not in text

@@ -18,17 +18,21 @@ WIDE_PX = 1100
 FORM_KEY = "patient_form_column"
 ANSWER_KEY = "answer_column"
 
+ROW_KEY = "form_and_answer"
+# The row of the two columns, found from its keyed container without :has(), which makes Chromium
+# re-check the selector on every change below it (every rerun changes hundreds of nodes).
+_ROW = f'.st-key-{ROW_KEY} > [data-testid="stLayoutWrapper"] > [data-testid="stHorizontalBlock"]'
 _STACK_BELOW_WIDE = f"""<style>
 @media (min-width: {WIDE_PX}px) {{
   [data-testid="stMainBlockContainer"] {{ padding-left: 2rem; padding-right: 2rem; }}
-  [data-testid="stLayoutWrapper"]:has(> .st-key-{ANSWER_KEY}) {{ position: sticky; top: 3.75rem; }}
-  .st-key-{ANSWER_KEY} {{ max-height: calc(100vh - 4.5rem); overflow-y: auto; padding-right: 0.5rem; }}
+  {_ROW} > [data-testid="stColumn"]:last-child {{
+    position: sticky; top: 3.75rem; align-self: flex-start;
+    max-height: calc(100vh - 4.5rem); overflow-y: auto; padding-right: 0.5rem;
+  }}
 }}
 @media (max-width: {WIDE_PX - 0.02}px) {{
-  [data-testid="stHorizontalBlock"]:has(.st-key-{ANSWER_KEY}) {{ flex-direction: column; }}
-  [data-testid="stHorizontalBlock"]:has(.st-key-{ANSWER_KEY}) > [data-testid="stColumn"] {{
-    width: 100% !important; flex: 1 1 auto !important; min-width: 100% !important;
-  }}
+  {_ROW} {{ flex-direction: column; }}
+  {_ROW} > [data-testid="stColumn"] {{ width: 100% !important; flex: 1 1 auto !important; min-width: 100% !important; }}
 }}
 </style>"""
 
@@ -44,7 +48,7 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
 def columns() -> tuple[DeltaGenerator, DeltaGenerator]:
     """The form's column and the answer's column (each a keyed container, which the CSS finds)."""
     st.html(_STACK_BELOW_WIDE)
-    form_column, answer_column = st.columns([1, 1], gap="large")
+    form_column, answer_column = st.container(key=ROW_KEY).columns([1, 1], gap="large")
     return form_column.container(key=FORM_KEY), answer_column.container(key=ANSWER_KEY)
 
 
