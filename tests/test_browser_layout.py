@@ -22,6 +22,8 @@ ADULT_ACHALASIA = {"age": {"value": 58, "unit": "years"}, "conditions": [
 INFANT_IHPS = {"age": {"value": 4, "unit": "weeks"}, "conditions": [
     {"presentation": "infantile_hypertrophic_pyloric_stenosis", "bilious_vomiting": True, "diagnosis_confirmed": True}]}
 CHILDREN_QUOTE = "often performed on children"
+ANSWER_COLUMN = ('.st-key-form_and_answer > [data-testid="stLayoutWrapper"] > [data-testid="stHorizontalBlock"]'
+                 ' > [data-testid="stColumn"]:last-child')
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,11 @@ def test_the_answer_is_beside_the_form_when_wide_and_below_it_on_a_phone(server:
         form, answer = _box(page, ".st-key-patient_form_column"), _box(page, ".st-key-answer_column")
         if size[0] >= 1100:
             assert answer["x"] >= form["x"] + form["width"], "the answer is in the column right of the form"
-            assert abs(answer["y"] - form["y"]) < 120, "both columns start at the top"
+            column = _box(page, ANSWER_COLUMN)
+            assert 0 <= column["y"] < size[1] / 3, "the answer's column starts at the top, beside the form"
+            assert page.evaluate("(sel) => { const s = getComputedStyle(document.querySelector(sel));"
+                                 " return s.position === 'sticky' && s.overflowY === 'auto'; }", ANSWER_COLUMN), \
+                "it stays in view and scrolls on its own"
         else:
             assert answer["y"] >= form["y"] + form["height"] - 1, "on a phone the answer comes below the form"
             assert answer["width"] > size[0] * 0.8
