@@ -17,13 +17,14 @@ from urllib.parse import urlencode
 from typing import Any
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from models.loader import load_cases
 from models.plan import INTENDED_USER, KNOWN_LIMITS, Need
-from rules import InputError, KnowledgeBaseError, RuleExecutionError, assess, default_context
+from models.loader import KnowledgeBase
+from rules import InputError, KnowledgeBaseError, RuleExecutionError, assess
 from rules.render import to_markdown
-from webapp import export, form, graph, presenter, results, state, teaching
+from webapp import export, form, graph, layout, presenter, results, state, teaching
+from webapp.knowledge import Knowledge, knowledge_bar, problem_list
 from webapp.text import esc
 from webapp.words import Words
 
@@ -31,14 +32,16 @@ st.set_page_config(page_title="Myotomy decision support", page_icon=":material/m
 
 
 @st.cache_resource(show_spinner="Loading the knowledge base…")
-def context():
-    return default_context()
+def knowledge() -> Knowledge:
+    """One per process: the knowledge base in use, reloaded when data/ changes (webapp/knowledge.py)."""
+    held = Knowledge()
+    held.refresh()
+    return held
 
 
-@st.cache_resource
-def teaching_cases():
-    kb, _ = context()
-    return {case.id: case for _, case in load_cases(kb)}
+@st.cache_resource(max_entries=4)
+def teaching_cases(_kb: KnowledgeBase, content_hash: str):
+    return {case.id: case for _, case in load_cases(_kb)}
 
 
 presenting = presenter.requested(st.query_params)  # the presenter view has its own, larger heading
@@ -50,10 +53,12 @@ if not presenting:
     )
 
 try:
-    kb, engine = context()
-    cases = teaching_cases()
+    held = knowledge()
+    held.refresh(force=st.session_state.pop("reload_knowledge", False))
+    kb, engine = held.context
+    cases = teaching_cases(kb, kb.content_hash)
 except KnowledgeBaseError as error:
-    st.error(f"The knowledge base could not be loaded, so no plan can be made.\n\n{esc(error)}")
+    st.error(f"The knowledge base could not be loaded, so no plan can be made.\n\n{problem_list(error.problems)}")
     st.stop()
 words = Words(kb)
 
@@ -61,30 +66,30 @@ if presenting:  # ?present=1: one teaching case in large type, no form
     presenter.show(kb, engine, cases)
     st.stop()
 
-# Scrolls Streamlit's main area so the results heading is at the top, then further if the plan box would
-# start low: at 1280x800 the flags and the plan box are in view after Assess. NONCE makes each run's copy new.
+# Scrolls the results heading to the top (of Streamlit's main area, or of the answer column, which scrolls
+# on its own on a wide screen), then further if the plan box would start below the middle: at 1280x800 and on
+# a phone the flags and the plan box are in view after Assess. NONCE makes each run's copy new. It runs in the
+# page (window.parent is the window itself there); the same lines worked from an iframe before.
 _SCROLL = """<script>/* NONCE */
-const doc = window.parent.document;
-let tries = 0;
-function go() {
-  const head = doc.getElementById("results"), plan = doc.getElementById("plan");
-  if (!head || !plan) { if (tries++ < 30) setTimeout(go, 100); return; }
-  head.scrollIntoView({block: "start"});
-  let box = plan.parentElement;
-  while (box && !(box.scrollHeight > box.clientHeight && /auto|scroll/.test(window.parent.getComputedStyle(box).overflowY))) {
-    box = box.parentElement;
+(() => {  // its own scope: the page keeps the names of every copy that has run
+  const doc = window.parent.document;
+  let tries = 0;
+  function go() {
+    const head = doc.getElementById("results"), plan = doc.getElementById("plan");
+    if (!head || !plan) { if (tries++ < 30) setTimeout(go, 100); return; }
+    head.scrollIntoView({block: "start"});
+    let box = plan.parentElement;
+    while (box && !(box.scrollHeight > box.clientHeight && /auto|scroll/.test(window.parent.getComputedStyle(box).overflowY))) {
+      box = box.parentElement;
+    }
+    const low = plan.getBoundingClientRect().top - window.parent.innerHeight * 0.5;
+    if (box && low > 0) box.scrollBy(0, low);
   }
-  const low = plan.getBoundingClientRect().top - window.parent.innerHeight * 0.4;
-  if (box && low > 0) box.scrollBy(0, low);
-}
-go();
-setTimeout(() => { tries = 0; go(); }, 600);  // again once the page below has settled
+  go();
+  setTimeout(() => { tries = 0; go(); }, 600);  // again once the page below has settled
+})();
 </script>"""
 
-
-def assessed_at_iso() -> str:
-    at = st.session_state.get("assessed_at")
-    return at.isoformat() if isinstance(at, datetime) else ""
 
 # --- A link opens the same plan: the URL is read once per session, before any widget exists ---
 if "url_read" not in st.session_state:
@@ -103,6 +108,7 @@ if "url_read" not in st.session_state:
 state.apply_pending(st.session_state, datetime.now().astimezone())
 
 print_view: bool = st.session_state.get("print_view", False)
+knowledge_bar(kb, held.problems, button=not print_view)  # the version in use; the problems of an edit that failed
 controls = teaching.Controls()
 if not print_view:
     with st.sidebar:
@@ -149,41 +155,44 @@ if print_view:
     chosen = [c.get("presentation") for c in (raw or {}).get("conditions", [])]
     st.info("Print view: the whole plan, every section expanded, without the form. Print it with your browser "
             "(Ctrl+P or ⌘P).", icon=":material/print:")
+    answer = layout.print_page()
 else:
-    # --- 1. The patient: the presentations drive which details show, so they sit outside the form ---
-    st.header("1. The patient")
-    st.multiselect(
-        "Presentations",
-        sorted(kb.presentations, key=lambda pid: kb.presentations[pid].name),
-        format_func=lambda pid: kb.presentations[pid].name,
-        key=form.PRESENTATIONS_KEY,
-        placeholder="Choose one or more presentations",
-    )
-    chosen = st.session_state.get(form.PRESENTATIONS_KEY, [])
-    need_at = {(n.presentation, n.detail): n for n in needs}
+    form_column, answer = layout.columns()  # side by side on a wide screen, stacked on a phone
+    with form_column:
+        # --- 1. The patient: the presentations drive which details show, so they sit outside the form ---
+        st.header("1. The patient")
+        st.multiselect(
+            "Presentations",
+            sorted(kb.presentations, key=lambda pid: kb.presentations[pid].name),
+            format_func=lambda pid: kb.presentations[pid].name,
+            key=form.PRESENTATIONS_KEY,
+            placeholder="Choose one or more presentations",
+        )
+        chosen = st.session_state.get(form.PRESENTATIONS_KEY, [])
+        need_at = {(n.presentation, n.detail): n for n in needs}
 
-    # --- 2. Age and the details: one form, read when Assess is pressed ---
-    with st.form("details", border=False):
-        left, _ = st.columns([1, 1])
-        with left:
-            form.age_widgets(placed.get("age", ()))
-        st.header("2. Details")
-        if not chosen:
-            st.caption("Choose a presentation above to see the details that matter for it.")
-        for pid in chosen:
-            with st.expander(kb.presentations[pid].name, expanded=True):
-                st.caption(esc(kb.presentations[pid].summary))
-                for message in placed.get(pid, []):
-                    st.error(esc(message), icon=":material/error:")
-                plain = [d for d in kb.details[pid] if d.type != "treatments"]
-                cols = st.columns(3)
-                for index, detail in enumerate(plain):
-                    with cols[index % 3]:
-                        form.detail_widget(kb, pid, detail, need=need_at.get((pid, detail.id)),
-                                           errors=placed.get(form.key(pid, detail.id), ()))
-                for detail in (d for d in kb.details[pid] if d.type == "treatments"):
-                    form.detail_widget(kb, pid, detail, errors=placed.get(form.key(pid, detail.id), ()))
-        st.form_submit_button("Assess", type="primary", disabled=not chosen, key="assess", on_click=submit)
+        # --- 2. Age and the details: one form, read when Assess is pressed ---
+        with st.form("details", border=False):
+            left, _ = st.columns([3, 1])
+            with left:
+                form.age_widgets(placed.get("age", ()))
+            st.header("2. Details")
+            if not chosen:
+                st.caption("Choose a presentation above to see the details that matter for it.")
+            for pid in chosen:
+                with st.expander(kb.presentations[pid].name, expanded=True):
+                    st.caption(esc(kb.presentations[pid].summary))
+                    for message in placed.get(pid, []):
+                        st.error(esc(message), icon=":material/error:")
+                    plain = [d for d in kb.details[pid] if d.type != "treatments"]
+                    cols = st.columns(2)  # half the page wide: two details a row
+                    for index, detail in enumerate(plain):
+                        with cols[index % 2]:
+                            form.detail_widget(kb, pid, detail, need=need_at.get((pid, detail.id)),
+                                               errors=placed.get(form.key(pid, detail.id), ()))
+                    for detail in (d for d in kb.details[pid] if d.type == "treatments"):
+                        form.detail_widget(kb, pid, detail, errors=placed.get(form.key(pid, detail.id), ()))
+            st.form_submit_button("Assess", type="primary", disabled=not chosen, key="assess", on_click=submit)
 state.form_drawn(st.session_state)
 
 if st.session_state.get("url_written") != raw:  # the URL carries what is assessed, so a link opens it again
@@ -195,77 +204,81 @@ case = teaching.current_case(cases)
 case_assessed = teaching.case_assessed(kb, case, raw, plan)
 teaching.sidebar_point(controls, case, hidden, raw, case_assessed)
 
-if raw is None:
-    st.stop()  # nothing submitted yet
+with answer:  # the rest of the page is the answer, in its column
+    if raw is None:
+        st.caption("The plan appears here when you press Assess: flags first, then the plan in steps.")
+        st.stop()  # nothing submitted yet
 
-if refused or (plan is None and failure is None):
-    st.error(
-        "**Not assessed:** these details cannot be used as entered, so no plan is shown. Correct them (see "
-        "the messages beside the fields) and press Assess again.\n\n"
-        + "\n".join(f"- **{esc(where)}**: {esc(message)}" for where, message in refused),
-        icon=":material/error:",
-    )
-    st.stop()
+    if refused or (plan is None and failure is None):
+        st.error(
+            "**Not assessed:** these details cannot be used as entered, so no plan is shown. Correct them (see "
+            "the messages beside the fields) and press Assess again.\n\n"
+            + "\n".join(f"- **{esc(where)}**: {esc(message)}" for where, message in refused),
+            icon=":material/error:",
+        )
+        st.stop()
 
-if failure is not None:
-    st.error(
-        "The plan could not be made because a rule failed. No partial result is shown, "
-        f"because a shorter plan could mislead.\n\n{esc(failure)}",
-        icon=":material/error:",
-    )
-    st.stop()
+    if failure is not None:
+        st.error(
+            "The plan could not be made because a rule failed. No partial result is shown, "
+            f"because a shorter plan could mislead.\n\n{esc(failure)}",
+            icon=":material/error:",
+        )
+        st.stop()
 
-# --- 3. The plan ---
-st.header("3. The plan and its basis", anchor="results")
-if st.session_state.pop("scroll_to_results", False) and not print_view:
-    # bring the flags and the plan box into view after Assess (fixed script, no text from the page or the user)
-    components.html(_SCROLL.replace("NONCE", assessed_at_iso()), height=0)
-if [c.get("presentation") for c in raw.get("conditions", [])] != chosen:
-    st.warning(
-        "The presentations chosen above have changed since this plan was made: press Assess to assess them. "
-        "The plan below is for the inputs listed with it.",
-        icon=":material/sync_problem:",
-    )
-assessed_at: datetime = st.session_state.get("assessed_at") or datetime.now().astimezone()
-entered = export.inputs_as_entered(kb, raw)
-recorded, total = export.recorded_count(entered)
-st.caption(f"Assessed {esc(export.assessed_at_text(assessed_at))} · knowledge base {esc(kb.version)} · "
-           f"content hash `{kb.content_hash}`")
-st.markdown("  \n".join(
-    f"**{esc(line.presentation)}**"
-    + (f" — {esc(' · '.join(line.recorded))}" if line.recorded else "")
-    + (f"  \n:gray[Not recorded: {esc(', '.join(line.not_recorded))}]" if line.not_recorded else "")
-    for line in export.summary(entered)
-))
-with st.expander(f"Inputs as entered, as a table ({recorded} of {total} details recorded)", expanded=print_view):
-    st.markdown(export.table_markdown(entered, cell=esc))
+    # --- 3. The plan ---
+    st.header("3. The plan and its basis", anchor="results")
+    if st.session_state.pop("scroll_to_results", False) and not print_view:
+        # bring the flags and the plan box into view after Assess (fixed script, no text from the page or the user)
+        # run in the page itself, not in an iframe (a new document per Assess costs the browser more)
+        scrolls = st.session_state["scrolls"] = st.session_state.get("scrolls", 0) + 1  # the same in every session's nth
+        st.html(_SCROLL.replace("NONCE", str(scrolls)), unsafe_allow_javascript=True)
+    if [c.get("presentation") for c in raw.get("conditions", [])] != chosen:
+        st.warning(
+            "The presentations chosen above have changed since this plan was made: press Assess to assess them. "
+            "The plan below is for the inputs listed with it.",
+            icon=":material/sync_problem:",
+        )
+    assessed_at: datetime = st.session_state.get("assessed_at") or datetime.now().astimezone()
+    entered = export.inputs_as_entered(kb, raw)
+    recorded, total = export.recorded_count(entered)
+    st.caption(f"Assessed {esc(export.assessed_at_text(assessed_at))} · knowledge base {esc(kb.version)} · "
+               f"content hash `{kb.content_hash}`")
+    st.markdown("  \n".join(
+        f"**{esc(line.presentation)}**"
+        + (f" — {esc(' · '.join(line.recorded))}" if line.recorded else "")
+        + (f"  \n:gray[Not recorded: {esc(', '.join(line.not_recorded))}]" if line.not_recorded else "")
+        for line in export.summary(entered)
+    ))
+    with st.expander(f"Inputs as entered, as a table ({recorded} of {total} details recorded)", expanded=print_view):
+        st.markdown(export.table_markdown(entered, cell=esc))
 
-if hidden:
-    teaching.reveal_prompt()
-    st.stop()
-if case_assessed and case is not None:
-    teaching.page_point(case)
+    if hidden:
+        teaching.reveal_prompt()
+        st.stop()
+    if case_assessed and case is not None:
+        teaching.page_point(case)
 
-results.flags(plan, words)
-results.summary(plan, words)
-graph.show(plan, expanded=print_view)
-results.needs(plan, words)
-results.cards(plan, words, expanded=print_view)
-results.cleared_flags(plan, words)
-results.why_not(plan, words, expanded=print_view)
-results.presentations(plan, expanded=print_view)
-results.source_quotes(plan, expanded=print_view)
+    results.flags(plan, words)
+    results.summary(plan, words)
+    graph.show(plan, expanded=print_view)
+    results.needs(plan, words)
+    results.cards(plan, words, expanded=print_view)
+    results.cleared_flags(plan, words)
+    results.why_not(plan, words, expanded=print_view)
+    results.presentations(plan, expanded=print_view)
+    results.source_quotes(plan, expanded=print_view)
 
-st.subheader("Export")
-e1, e2, e3 = st.columns(3)
-# the report is written when the button is pressed, not on every run
-e1.download_button("Download report (Markdown)", lambda: export.markdown_report(kb, raw, assessed_at, to_markdown(plan)),
-                   file_name=export.file_name(raw, assessed_at, "md"), mime="text/markdown", on_click="ignore")
-e2.download_button("Download plan (JSON)", export.json_report(kb, raw, assessed_at, plan.model_dump(mode="json")),
-                   file_name=export.file_name(raw, assessed_at, "json"), mime="application/json", on_click="ignore")
-print_link = "?" + urlencode({**state.to_query(kb, raw), state.PRINT: "1"}, doseq=True)
-e3.link_button("Print view", print_link, icon=":material/print:",
-               help="The whole plan with every section expanded, without the form, in a new tab.")
-st.caption(esc(plan.disclaimer))
-st.caption(f"Intended user: {esc(INTENDED_USER)} Known limits: {esc(KNOWN_LIMITS)}")
-st.caption(f"Knowledge base {esc(plan.knowledge_base.version)} · content hash `{plan.knowledge_base.content_hash}`")
+    st.subheader("Export")
+    e1, e2, e3 = st.columns(3)
+    # the report is written when the button is pressed, not on every run
+    e1.download_button("Download report (Markdown)", lambda: export.markdown_report(kb, raw, assessed_at, to_markdown(plan)),
+                       file_name=export.file_name(raw, assessed_at, "md"), mime="text/markdown", on_click="ignore")
+    e2.download_button("Download plan (JSON)", export.json_report(kb, raw, assessed_at, plan.model_dump(mode="json")),
+                       file_name=export.file_name(raw, assessed_at, "json"), mime="application/json", on_click="ignore")
+    print_link = "?" + urlencode({**state.to_query(kb, raw), state.PRINT: "1"}, doseq=True)
+    e3.link_button("Print view", print_link, icon=":material/print:",
+                   help="The whole plan with every section expanded, without the form, in a new tab.")
+    st.caption(esc(plan.disclaimer))
+    st.caption(f"Intended user: {esc(INTENDED_USER)} Known limits: {esc(KNOWN_LIMITS)}")
+    st.caption(f"Knowledge base {esc(plan.knowledge_base.version)} · content hash `{plan.knowledge_base.content_hash}`")

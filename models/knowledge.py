@@ -40,6 +40,7 @@ SEVERITY_ORDER: tuple[str, ...] = ("stop", "do_first", "caution")
 DetailType = Literal["yes_no", "choice", "number", "integer", "treatments"]
 Grade = Literal["G", "S", "C", "R", "L"]
 Verdict = Literal["supports", "qualifies", "contradicts"]
+Patients = Literal["any", "children", "adults"]  # whom a source passage speaks of
 Step = Literal["first", "treatment"]
 
 
@@ -363,6 +364,9 @@ class SourceCaveat(Knowledge):
     source: str = Field(description="File name under data/sources/.")
     quote: str = Field(min_length=10)
     applies_to: tuple[Id, ...] = Field((), description="Presentations; empty = every assessment.")
+    patients: Patients = Field(
+        "any", description="Whom the passage speaks of, read from its own words: children, adults or any. "
+        "A passage about children is not shown for an adult, nor the reverse; with no age given it is shown.")
     audit: AuditNote | None = None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from models.knowledge import AuditNote, OptionKind, Severity, Strength
 
@@ -164,6 +164,9 @@ class SourceCaveat(Output):
     id: str
     source: str
     quote: str
+    presentations: tuple[str, ...] = Field(
+        (), description="The assessed presentations the passage belongs to (ids); empty = myotomy in general.")
+    patients: Literal["any", "children", "adults"] = "any"
     audit: AuditNote | None
     audit_citations: tuple[CitationRef, ...] = ()
 

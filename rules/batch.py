@@ -39,7 +39,7 @@ OUTPUTS = ("full", "summary")  # what a record holds: the whole plan, or `plan_s
 def plan_json(result: Plan) -> bytes:
     """`result.model_dump_json()` as UTF-8, with the source caveats (most of the bytes, the same
     for every plan of the same presentations) serialized once per process, not per line."""
-    key = (result.knowledge_base.content_hash, tuple(c.id for c in result.source_caveats))
+    key = (result.knowledge_base.content_hash, tuple((c.id, c.presentations) for c in result.source_caveats))
     caveats = _CAVEATS_JSON.get(key)
     if caveats is None:
         caveats = _CAVEATS_ADAPTER.dump_json(result.source_caveats)
@@ -54,7 +54,7 @@ def plan_json(result: Plan) -> bytes:
 
 _PLAN_ADAPTER = TypeAdapter(Plan)
 _CAVEATS_ADAPTER = TypeAdapter(tuple[SourceCaveat, ...])
-_CAVEATS_JSON: dict[tuple[str, tuple[str, ...]], bytes] = {}
+_CAVEATS_JSON: dict[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], bytes] = {}
 _AFTER_CAVEATS = b',"fired_rules":'
 
 

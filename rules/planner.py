@@ -235,9 +235,10 @@ class _Derived:
         }
         self.source_caveats = tuple(
             (
-                frozenset(c.applies_to),
+                c.applies_to,
+                c.patients,
                 out.SourceCaveat(
-                    id=c.id, source=c.source, quote=c.quote, audit=c.audit,
+                    id=c.id, source=c.source, quote=c.quote, patients=c.patients, audit=c.audit,
                     audit_citations=self.cite(c.audit.citations) if c.audit else (),
                 ),
             )
@@ -416,6 +417,26 @@ def _merged(rules: Iterable[Rule]) -> dict[str, Strength]:
     return {oid: merge(s) for oid, s in named.items()}
 
 
+ADULT_YEARS = 18.0  # a passage about children is not shown from this age on, one about adults not before it
+
+
+def _source_caveats(d: _Derived, presentation: Presentation) -> tuple[out.SourceCaveat, ...]:
+    """The passages that apply to this patient: general or for a presentation assessed, and not about
+    children for an adult or about adults for a child (with no age given, both show). Each names the
+    assessed presentations it belongs to, so that a reader knows why it is there."""
+    present = [c.presentation for c in presentation.conditions]
+    years = presentation.age.years if presentation.age is not None else None
+    shown = []
+    for applies_to, patients, caveat in d.source_caveats:
+        belongs = tuple(pid for pid in dict.fromkeys(present) if pid in applies_to)
+        if applies_to and not belongs:
+            continue
+        if years is not None and (patients == "children" and years >= ADULT_YEARS or patients == "adults" and years < ADULT_YEARS):
+            continue
+        shown.append(caveat.model_copy(update={"presentations": belongs}) if belongs else caveat)
+    return tuple(shown)
+
+
 def assess(raw: Presentation | dict[str, Any], *, context: tuple[KnowledgeBase, Engine] | None = None) -> out.Plan:
     """Assess a presentation. Raises InputError for invalid input, RuleExecutionError if a rule fails."""
     kb, engine = context or default_context()
@@ -435,7 +456,6 @@ def assess(raw: Presentation | dict[str, Any], *, context: tuple[KnowledgeBase, 
     for step in steps:
         for term in step.workup:
             workup.setdefault(term.id, term)
-    present_ids = {c.presentation for c in presentation.conditions}
     return out.Plan(
         presentations=tuple(d.info[c.presentation] for c in presentation.conditions),
         stopped=any(part["stopped"] for part in parts),
@@ -446,7 +466,7 @@ def assess(raw: Presentation | dict[str, Any], *, context: tuple[KnowledgeBase, 
         needs=tuple(n for part in parts for n in part["needs"]),
         workup=tuple(workup.values()),
         why_not=tuple(w for part in parts for w in part["why_not"]),
-        source_caveats=tuple(c for applies_to, c in d.source_caveats if not applies_to or present_ids & applies_to),
+        source_caveats=_source_caveats(d, presentation),
         fired_rules=tuple(r for part in parts for r in part["fired"]),
         knowledge_base=out.KnowledgeBaseStamp(version=kb.version, content_hash=kb.content_hash),
     )

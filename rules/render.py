@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from models.plan import Basis, CitationRef, Flag, Need, Plan, PlanOption, Statement, WhyNot
+from models.plan import Basis, CitationRef, Flag, Need, Plan, PlanOption, SourceCaveat, Statement, WhyNot
 
 STRENGTH_WORDS = {
     "preferred": "preferred",
@@ -190,6 +190,16 @@ def _why_not(w: WhyNot, names: _Names) -> str:
     return head + "no rule suggests it for this presentation."
 
 
+PATIENT_WORDS = {"children": "about children", "adults": "about adults"}
+
+
+def caveat_scope(caveat: SourceCaveat, names: dict[str, str]) -> str:
+    """Which presentation a source passage belongs to, and whom it speaks of, in words."""
+    scope = ("For " + ", ".join(names.get(p, p) for p in caveat.presentations)) if caveat.presentations \
+        else "About myotomy in general, not one presentation"
+    return scope + (f"; {PATIENT_WORDS[caveat.patients]}" if caveat.patients in PATIENT_WORDS else "") + "."
+
+
 def to_markdown(plan: Plan) -> str:
     names = _Names(plan)
     standing = plan.standing_flags
@@ -234,8 +244,10 @@ def to_markdown(plan: Plan) -> str:
                   f"- Intended use: {escape(p.intended_use)}", f"- Not for: {escape(p.misuse)}", ""]
     if plan.source_caveats:
         lines += ["## From the source documents", ""]
+        names = {p.id: p.name for p in plan.presentations}
         for c in plan.source_caveats:
             lines.append(f"> \"{escape(c.quote)}\" ({escape(c.source)})")
+            lines += ["", f"- {escape(caveat_scope(c, names))}"]
             if c.audit:
                 lines += ["", f"- What the evidence says ({c.audit.verdict}): {escape(c.audit.note)} {cite(c.audit_citations)}"]
             lines.append("")

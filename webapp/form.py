@@ -101,9 +101,9 @@ def _treatments(kb: KnowledgeBase, pid: str, detail: Detail, shown: str, help_te
     """Treatments already given: the outcome of each of the presentation's options ('not recorded' = not given
     or not known). One picker per option, so the form needs no rerun to ask for an outcome."""
     st.markdown(f"**{shown}**", help=help_text)
-    cols = st.columns(3)
+    cols = st.columns(2)  # the form is half the page wide on a wide screen
     for index, oid in enumerate(kb.presentations[pid].options):
-        with cols[index % 3]:
+        with cols[index % 2]:
             _pick(esc(kb.options[oid].name), OUTCOME_WORDS, outcome_key(pid, detail.id, oid))
 
 

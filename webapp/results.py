@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import streamlit as st
 
 from models.plan import Basis, Flag, Plan, PlanOption, PlanStep, Statement
+from rules.render import caveat_scope
 from webapp.form import need_text
 from webapp.text import cites, esc, esc_links, listing
 from webapp.words import SEVERITY_WORDS, Words, strength
@@ -226,11 +227,13 @@ def presentations(plan: Plan, expanded: bool = False) -> None:
 
 
 def source_quotes(plan: Plan, expanded: bool = False) -> None:
+    """The passages the planner kept for this patient, each saying which presentation it belongs to."""
     if not plan.source_caveats:
         return
+    names = {p.id: p.name for p in plan.presentations}
     blocks = []
     for c in plan.source_caveats:
-        block = f"> {esc(c.quote)}\n>\n> — *{esc(c.source)}*"
+        block = f"**{esc(caveat_scope(c, names))}**\n\n> {esc(c.quote)}\n>\n> — *{esc(c.source)}*"
         if c.audit:
             block += f"\n\n{_VERDICT[c.audit.verdict]} {esc(c.audit.note)} {cites(c.audit_citations)}"
         blocks.append(block)
