@@ -84,9 +84,11 @@ def test_a_do_first_flag_puts_its_work_up_first_and_the_options_after_it() -> No
 
 
 def test_a_cleared_flag_stays_visible_and_holds_nothing_back() -> None:
-    """Age alone raises the pseudoachalasia flag; a negative endoscopy, no weight loss and an easily
-    passed junction clear it."""
-    plan = assess(_achalasia(age=66, subtype="type_iii", rapid_weight_loss=False, difficult_gej_passage=False, **CONFIRMED))
+    """Age alone raises the pseudoachalasia flag; with a history of a year or more recorded, a negative
+    endoscopy, no weight loss and an easily passed junction clear it (older age with a short or unrecorded
+    history needs EUS or CT as well)."""
+    plan = assess(_achalasia(age=66, subtype="type_iii", rapid_weight_loss=False, difficult_gej_passage=False,
+                             symptom_duration_months=36, **CONFIRMED))
     flag = next(f for f in plan.flags if f.id == "possible_pseudoachalasia")
     assert flag.status == "cleared" and flag.cleared_by and flag.severity == "stop"
     assert flag not in plan.standing_flags and not plan.stopped

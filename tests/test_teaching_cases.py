@@ -104,7 +104,10 @@ def _coverage() -> dict[str, set[str]]:
                 f.id == "no_conservative_trial" and f.presentation == pid for f in plan.standing_flags
             ):
                 found[pid].add("first-line care not tried")
-            tops[pid].add(frozenset(o.id for o in mine if o.strength in ("preferred", "equivalent")))
+            # the treatment choice: top-rank options beyond the first step; a stopped or empty plan is no choice
+            top = frozenset(o.id for o in mine if o.strength in ("preferred", "equivalent") and o.step != "first")
+            if top:
+                tops[pid].add(top)
     for pid, sets in tops.items():
         if len(sets) > 1:
             found[pid].add("a detail that changes the choice")
@@ -112,14 +115,48 @@ def _coverage() -> dict[str, set[str]]:
 
 
 KINDS = {"indication", "red flag", "not indicated", "first-line care not tried", "a detail that changes the choice"}
-# Presentations where a kind cannot exist, and why (checked: the reason must still hold).
+CHOICE = "a detail that changes the choice"
+# Presentations where a kind cannot exist, and why (checked: an exemption for a kind the cases already
+# show is stale and fails test_no_stale_exemption).
 NOT_APPLICABLE = {
-    "nonspecific_muscle_weakness": {"indication": "myotomy is never indicated", "first-line care not tried": "no first-line care for myotomy"},
-    "nonspecific_muscle_spasm": {"indication": "myotomy is never indicated", "first-line care not tried": "no first-line care for myotomy"},
-    "nonspecific_joint_pain": {"indication": "myotomy is never indicated", "first-line care not tried": "no first-line care for myotomy"},
+    "nonspecific_muscle_weakness": {
+        "indication": "myotomy is never indicated",
+        CHOICE: "no treatment is ranked: the plan is the diagnostic work-up, and myotomy is not indicated [AFP20-WEAK]",
+    },
+    "nonspecific_muscle_spasm": {
+        "indication": "myotomy is never indicated",
+        CHOICE: "no treatment is ranked top: the work-up comes first and stretching stays an alternative [AFP12-CRAMPS]",
+    },
+    "nonspecific_joint_pain": {
+        "indication": "myotomy is never indicated",
+        CHOICE: "no treatment is ranked: the plan is the diagnostic work-up, and myotomy is not indicated [AFP23-JOINT]",
+    },
     "zenker_diverticulum": {"first-line care not tried": "no non-surgical trial applies to a symptomatic pouch [NABI20]"},
-    "volkmann_ischaemic_contracture": {"first-line care not tried": "a non-surgical trial does not apply to an established contracture"},
     "idiopathic_toe_walking": {"first-line care not tried": "with a contracture, casting and lengthening are a shared first choice [VANKUIJK14]"},
+    "infantile_hypertrophic_pyloric_stenosis": {
+        CHOICE: "one operation: pyloromyotomy (open or laparoscopic, equivalent [HALL09; COCH-PYL21]); the details "
+                "change its timing (correct fluids first) or stop it (bilious vomiting), not the choice",
+    },
+    "refractory_gastroparesis": {
+        CHOICE: "medical therapy is the only top-rank choice; G-POEM and gastric electrical stimulation stay alternatives "
+                "for refractory, objectively delayed emptying [ESGE20; ACG22]",
+    },
+    "distal_esophageal_spasm": {
+        CHOICE: "medical therapy is the only top-rank choice; POEM for refractory disease stays an alternative because "
+                "ESGE advises caution with POEM for spastic disorders other than achalasia [ESGE20]",
+    },
+    "hypercontractile_esophagus": {
+        CHOICE: "medical therapy is the only top-rank choice; POEM stays an alternative (ESGE caution; CCv4.0 warns that "
+                "myotomy irreversibly destroys LES competence) [ESGE20; CC4-R]",
+    },
+    "egj_outflow_obstruction": {
+        CHOICE: "watchful waiting is the only top-rank choice; CCv4.0 urges caution with dilation or myotomy, so LES "
+                "therapies stay alternatives [CC4-R]",
+    },
+    "cosmetic_face_neck_request": {
+        CHOICE: "neurotoxin is the only top-rank choice; the sources encoded rank no cosmetic myotomy first, so the "
+                "details decide whether surgery is later, an alternative or not indicated [PSK-TPCR; SP-PLATY]",
+    },
 }
 
 
@@ -132,3 +169,10 @@ def test_each_presentation_has_the_five_kinds_of_case() -> None:
     }
     missing = {pid: kinds for pid, kinds in missing.items() if kinds}
     assert not missing, f"presentations missing kinds of teaching case: {missing}"
+
+
+def test_no_stale_exemption() -> None:
+    """An exemption for a kind that the cases already show no longer holds and must be removed."""
+    stale = {pid: sorted(set(reasons) & kinds) for pid, kinds in _coverage().items()
+             for reasons in [NOT_APPLICABLE.get(pid, {})] if set(reasons) & kinds}
+    assert not stale, f"exemptions for kinds the teaching cases already show: {stale}"
