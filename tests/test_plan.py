@@ -374,7 +374,8 @@ def test_a_usual_age_is_checked_at_load(tmp_path: Path) -> None:
 def test_a_cleared_flag_is_not_worked_up_again(plans: list[tuple[str, Plan]], kb: KnowledgeBase) -> None:
     """Once a flag is cleared, the work-up of the rules that raised it is not asked for again: it leaves
     the steps, while the flag stays visible as cleared with what cleared it (issue 12 follow-up)."""
-    plan = assess(_achalasia(age=66, subtype="type_iii", rapid_weight_loss=False, difficult_gej_passage=False, **CONFIRMED))
+    plan = assess(_achalasia(age=66, subtype="type_iii", rapid_weight_loss=False, difficult_gej_passage=False,
+                               symptom_duration_months=24, **CONFIRMED))
     flag = next(f for f in plan.flags if f.id == "possible_pseudoachalasia")
     assert flag.status == "cleared" and flag.cleared_by and {t.id for t in flag.workup} >= {"upper_endoscopy"}
     asked = {t.id for step in plan.steps for t in step.workup}
