@@ -192,9 +192,14 @@
   =>
   (assert (fired achalasia_sigmoid_end_stage_specialist_decision))
   (assert (option heller_myotomy_fundoplication equivalent))
-  (assert (option poem equivalent))
   (assert (option esophagectomy later))
   (assert (flag specialist_mdt_decision)))
+
+(defrule achalasia_sigmoid_poem_option
+  (findings (diagnosis_confirmed TRUE) (sigmoid_esophagus TRUE))
+  =>
+  (assert (fired achalasia_sigmoid_poem_option))
+  (assert (option poem equivalent)))
 
 ; Several rules name one option: the strength that wins the merge stays, the others go.
 (defrule merge-option-strengths

@@ -225,9 +225,10 @@ def floor(findings: dict[str, Any]) -> tuple[Options, list[str], list[str]]:
     if confirmed and sigmoid:
         fired.append("achalasia_sigmoid_end_stage_specialist_decision")
         _name(named, "heller_myotomy_fundoplication", "equivalent")
-        _name(named, "poem", "equivalent")
         _name(named, "esophagectomy", "later")
         flags.append("specialist_mdt_decision")
+        fired.append("achalasia_sigmoid_poem_option")
+        _name(named, "poem", "equivalent")
     return tuple(sorted(named.items())), fired, flags
 
 
