@@ -9,7 +9,7 @@ all three.
 - product: the presentation's named definitions applied as `facts_of` applies them, then
   `Engine.fire("achalasia", findings)`, the fired rules' `then.options` merged as the planner
   merges them;
-- CLIPS: the same 17 rules and 5 definitions translated by hand (benchmarks/achalasia.clp),
+- CLIPS: the same 18 rules and 5 definitions translated by hand (benchmarks/achalasia.clp),
   merging included, one deffunction call that resets, asserts the findings, runs and collects;
 - floor: the same rules and definitions as Python `if` statements, written for this decision only;
   it also lists the rules it fired and the flags they raise.
