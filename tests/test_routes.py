@@ -38,11 +38,15 @@ GROUPS: dict[str, tuple[tuple[float, ...], dict[str, dict[str, Any]]]] = {
     }),
     "upper oesophageal sphincter": ((75,), {"zenker_diverticulum": {}, "cricopharyngeal_dysfunction": {}}),
     "torticollis": ((16,), {"cervical_dystonia": {}, "congenital_muscular_torticollis": {}}),
+    "boy with Duchenne and a fixed equinus": ((7, 12), {
+        "duchenne_contracture": {"fixed_equinus": True},
+        "muscle_contracture": {"subtype": "equinus_contracture", "contracture_type": "fixed", "duchenne_muscular_dystrophy": True},
+    }),
 }
 # Looked at and left out, because the two routes share no flag to compare (each keeps its own): toe
-# walking or Duchenne or a forearm contracture under muscle_contracture, arthrogryposis with clubfoot.
-# A boy with Duchenne entered under muscle_contracture gets no anaesthesia-risk flag: that route has no
-# Duchenne detail (see the report of branch routes13).
+# walking or a forearm contracture under muscle_contracture, arthrogryposis with clubfoot. A boy with
+# Duchenne is compared: muscle_contracture asks whether the cause is Duchenne muscular dystrophy and
+# raises the same anaesthesia-risk flag (shared details duchenne_muscular_dystrophy, preoperative_assessment_done).
 
 # A flag compared only where the routes mean the same by the same blank, with the reason.
 COMPARED_ONLY_WHEN: dict[tuple[str, frozenset[str]], tuple[dict[str, Any], str]] = {
@@ -126,7 +130,7 @@ def test_routes_compared_share_details_and_flags() -> None:
     for _, _, a, b in _pairs():
         shared = {d.id for d in KB.details[a]} & {d.id for d in KB.details[b]}
         useful += bool(shared and _raisable(a) & _raisable(b))
-    assert useful >= 8
+    assert useful >= 9
 
 
 def test_cp_first_line_flag_agrees_for_a_dynamic_equinus() -> None:
@@ -139,3 +143,15 @@ def test_cp_first_line_flag_agrees_for_a_dynamic_equinus() -> None:
         plan = assess({"age": {"value": 6, "unit": "years"}, "conditions": [{"presentation": pid, **route, **base}]})
         flags[pid] = {f.id for f in plan.standing_flags}
     assert flags["spasticity"] == flags["muscle_contracture"] == {"no_conservative_trial"}
+
+
+def test_duchenne_anaesthesia_flag_agrees_across_routes() -> None:
+    """The gap that was found: a boy with Duchenne under muscle contracture got no anaesthesia-risk flag."""
+    routes = GROUPS["boy with Duchenne and a fixed equinus"][1]
+    for done, expected in ((None, {"dmd_anaesthesia_risk"}), (True, set())):
+        flags = {}
+        for pid, route in routes.items():
+            details = {"conservative_care": "failed", **({"preoperative_assessment_done": done} if done else {})}
+            plan = assess({"age": {"value": 9, "unit": "years"}, "conditions": [{"presentation": pid, **route, **details}]})
+            flags[pid] = {f.id for f in plan.standing_flags} & {"dmd_anaesthesia_risk"}
+        assert flags["duchenne_contracture"] == flags["muscle_contracture"] == expected
