@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -98,6 +99,13 @@ def batch_input(export, path: Path) -> int:
     return len(lines)
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process and of the children they waited for
+    (the screen's Dask workers, batch's forks): what a run cost, whatever else shares the cores."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def capacity(seconds_alone: float = 1.5) -> tuple[float, float, float]:
     """The machine's parallel capacity now: the same CPU-bound loop in one process, then in two at once;
     (capacity = 2 x time alone / time of the pair, 2.0 on two free cores; seconds alone; seconds of the pair).
@@ -149,25 +157,32 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  round {r + 1}: load {load}; capacity {cap:.2f}x (loop {alone:.1f} s alone, {both:.1f} s as a pair)",
                       flush=True)
                 rows.append(f"| capacity: a CPU loop, 2 processes vs 1 | {size:,} | {r + 1} | {load} | "
-                            f"{alone:.1f} alone, {both:.1f} as a pair | | {cap:.2f}x | | |")
+                            f"{alone:.1f} alone, {both:.1f} as a pair | | {cap:.2f}x | | | |")
                 for workers in ((1, 2) if size == small else (2,)):
                     load = timing.load_average()
+                    cpu = children_cpu()
                     run = run_screen(export.folder, work / f"out-{size}-{workers}", workers)
+                    cpu = children_cpu() - cpu
                     runs[(size, workers, r)] = run
+                    runs[("cpu", size, workers, r)] = cpu
                     phases = ", ".join(f"{k} {v:.1f}" for k, v in run.phases.items())
                     print(f"  screen --workers {workers}: load {load}; {run.seconds:.1f} s ({phases}), {run.plans:,} plans, "
                           f"{run.plans_per_second:.0f} plans/s, {run.patients_per_second_running:.0f} patients/s once "
-                          f"started, largest worker {run.peak_worker_mb:.0f} MB", flush=True)
+                          f"started, largest worker {run.peak_worker_mb:.0f} MB, {cpu:.1f} CPU s ({cpu / run.plans * 1000:.1f} ms per plan)",
+                          flush=True)
                     rows.append(f"| screen --workers {workers} | {size:,} | {r + 1} | {load} | {run.seconds:.1f} ({phases}) | "
                                 f"{run.plans:,} | {run.plans_per_second:.0f} | {run.patients_per_second_running:.0f} | "
-                                f"{run.peak_worker_mb:.0f} |")
+                                f"{cpu:.1f} ({cpu / run.plans * 1000:.1f}) | {run.peak_worker_mb:.0f} |")
                 load = timing.load_average()
+                cpu = children_cpu()
                 batch = run_batch(work / f"batch-{size}.jsonl", lines, 2, work)
+                cpu = children_cpu() - cpu
                 runs[("batch", size, r)] = batch
+                runs[("cpu", "batch", size, r)] = cpu
                 print(f"  batch --workers 2: load {load}; {batch.seconds:.1f} s, {lines:,} plans, "
-                      f"{lines / batch.seconds:.0f} plans/s", flush=True)
+                      f"{lines / batch.seconds:.0f} plans/s, {cpu:.1f} CPU s ({cpu / lines * 1000:.1f} ms per plan)", flush=True)
                 rows.append(f"| batch --workers 2 | {size:,} | {r + 1} | {load} | {batch.seconds:.1f} | {lines:,} | "
-                            f"{lines / batch.seconds:.0f} | | {batch.peak_worker_rss_mb:.0f} |")
+                            f"{lines / batch.seconds:.0f} | | {cpu:.1f} ({cpu / lines * 1000:.1f}) | {batch.peak_worker_rss_mb:.0f} |")
     med = timing.median
     for size in sizes:
         ratios = [runs[(size, 2, r)].plans_per_second / (runs[("batch", size, r)].lines / runs[("batch", size, r)].seconds)
@@ -191,6 +206,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{SPEEDUP_GOAL}x or {CAPACITY_SHARE:.0%} of the machine capacity measured in that round, whichever is lower "
             f"(rounds: {', '.join(f'{x:.2f}x vs goal {g:.2f}x' for x, g in zip(speedups, goals))}): "
             + ("goal met" if met == rounds else f"goal met in {met} of {rounds} rounds"))
+    for size in sizes:
+        per_plan = med([runs[("cpu", size, 2, r)] / runs[(size, 2, r)].plans for r in range(rounds)])
+        batch_per_plan = med([runs[("cpu", "batch", size, r)] / runs[("batch", size, r)].lines for r in range(rounds)])
+        verdicts.append(f"CPU, whatever the load: at {size:,} patients the screen on 2 workers spends {per_plan * 1000:.2f} ms "
+                        f"of CPU per plan (every process: client, scheduler, workers), batch --workers 2 "
+                        f"{batch_per_plan * 1000:.2f} ms ({batch_per_plan / per_plan:.2f}x the screen's)")
+    one_cpu = med([runs[("cpu", small, 1, r)] for r in range(rounds)])
+    two_cpu = med([runs[("cpu", small, 2, r)] for r in range(rounds)])
+    verdicts.append(f"CPU, whatever the load: at {small:,} patients 2 workers spend {two_cpu:.1f} CPU s, 1 worker {one_cpu:.1f} "
+                    f"({two_cpu / one_cpu:.2f}x: the work that going parallel adds)")
     rate = med([runs[(large, 2, r)].patients_per_second_running for r in range(rounds)])
     verdicts.append(f"estimate: 10 million patients at the {large:,}-patient rate once started ({rate:.0f} patients/s "
                     f"on 2 workers): {10_000_000 / rate / 3600:.1f} hours on 2 workers, "
@@ -210,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             "averages (1, 5, 15 min) are read just before each run. Wall time from start to exit of the command; "
             "memory is the kernel's high-water mark (VmHWM) of the largest worker process.",
             "",
-            "| run | patients | round | load before | seconds (phases) | plans | plans/s (capacity) | patients/s once started | largest worker MB |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| run | patients | round | load before | seconds (phases) | plans | plans/s (capacity) | patients/s once started | CPU s (ms per plan) | largest worker MB |",
+            "|---|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             *(f"- {v}" for v in verdicts),

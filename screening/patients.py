@@ -23,7 +23,7 @@ from models.terminology import Terminology
 from rules.engine import RuleExecutionError
 from rules.planner import default_context
 from service.cards import card_summary
-from service.fhir_input import FhirInputError, FhirReading, code_map, read_prefetch
+from service.fhir_input import FhirInputError, FhirReading, code_map, read_prefetch, reads_observations
 from service.record_assessment import NotAssessed, assess_reading
 
 SEVERITY_ORDER = ("stop", "do_first", "caution")
@@ -189,6 +189,21 @@ def _not_assessed(pid: str, reason: str, kind: str, kb: Any, tally: Tally, prese
     return _row(pid, "not_assessed", presentation, kb, reason=reason)
 
 
+def text_read() -> frozenset[str]:
+    """The resource types whose content the reading uses; of the others, pass 1 keeps only where they are
+    (an Observation is read only when a declared detail names a LOINC code: service/fhir_input.py)."""
+    kb, _, _ = context()
+    return frozenset({"Patient", "Condition", *(("Observation",) if reads_observations(kb) else ())})
+
+
+def _resource(record: tuple, pid: str) -> dict[str, Any]:
+    """A record's resource; one whose text was not kept (a type the reading only counts) as the little
+    the reading looks at: its type and its patient (pass 1 checked both)."""
+    if record[5] is None:
+        return {"resourceType": record[2], "subject": {"reference": f"Patient/{pid}"}}
+    return json.loads(record[5])
+
+
 def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally) -> tuple[list[dict[str, Any]], list[tuple[str, Plan]]]:
     """The rows of one patient, and its plan (for --full); never raises for what the record holds."""
     kb, engine, terms = context()
@@ -212,7 +227,7 @@ def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally) ->
         found = by_type.get(rtype, [])
         places[key] = [(r[3], r[4]) for r in found]
         bundles[key] = {"resourceType": "Bundle", "type": "searchset",
-                        "entry": [{"resource": json.loads(r[5])} for r in found]}
+                        "entry": [{"resource": _resource(r, pid)} for r in found]}
     try:
         reading = read_prefetch({"patient": json.loads(patients[0][5]), **bundles}, pid, kb, terms, today)
     except FhirInputError as error:
