@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_per_plan = med([runs[("cpu", "batch", size, r)] / runs[("batch", size, r)].lines for r in range(rounds)])
         verdicts.append(f"CPU, whatever the load: at {size:,} patients the screen on 2 workers spends {per_plan * 1000:.2f} ms "
                         f"of CPU per plan (every process: client, scheduler, workers), batch --workers 2 "
-                        f"{batch_per_plan * 1000:.2f} ms ({batch_per_plan / per_plan:.2f}x the screen's)")
+                        f"{batch_per_plan * 1000:.2f} ms (the screen spends {per_plan / batch_per_plan:.1f}x batch's CPU per plan)")
     one_cpu = med([runs[("cpu", small, 1, r)] for r in range(rounds)])
     two_cpu = med([runs[("cpu", small, 2, r)] for r in range(rounds)])
     verdicts.append(f"CPU, whatever the load: at {small:,} patients 2 workers spend {two_cpu:.1f} CPU s, 1 worker {one_cpu:.1f} "
