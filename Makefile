@@ -59,4 +59,4 @@ bench-memory: $(STAMP)
 # The cohort screen on generated FHIR Bulk Data exports of 10,000 and 100,000 patients vs batch --workers 2;
 # worker memory at both sizes; 2 workers vs 1 (3 to 8 minutes on 2 cores). SIZES="10000 50000" for a shorter run.
 bench-screen: $(STAMP)
-	$(BIN)/python -m benchmarks.screen $(if $(SIZES),--sizes $(SIZES),)
+	$(BIN)/python -m benchmarks.screen $(if $(SIZES),--sizes $(SIZES),) $(if $(ROUNDS),--rounds $(ROUNDS),)

@@ -23,8 +23,8 @@ from models.terminology import Terminology
 from rules.engine import RuleExecutionError
 from rules.planner import default_context
 from service.cards import card_summary
-from service.fhir_input import FhirInputError, FhirReading, code_map, read_prefetch
-from service.record_assessment import assess_reading
+from service.fhir_input import FhirInputError, FhirReading, code_map, read_prefetch, reads_observations
+from service.record_assessment import NotAssessed, assess_reading
 
 SEVERITY_ORDER = ("stop", "do_first", "caution")
 MAX_LISTED = 1000  # not-assessed patients listed per partition in the summary (all are in the table)
@@ -87,31 +87,81 @@ def _row(pid: str, status: str, presentation: str | None, kb: Any, **values: Any
     return row
 
 
-def plan_rows(pid: str, plan: Plan, reading: FhirReading, kb: Any, tally: Tally) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Part:
+    """What a plan says about one of its presentations, as the table and the counts take it."""
+
+    stopped: bool
+    summary: str
+    top_options: list[str]
+    top_strength: str | None
+    standing_flags: list[str]
+    worst_flag: str | None
+    needs: list[str]
+    flag_keys: tuple[tuple[str, str, str], ...]  # (presentation, severity, flag id)
+    top_keys: tuple[tuple[str, str, str], ...]  # (presentation, option name, strength)
+
+
+def plan_part(plan: Plan, p: str) -> Part:
+    flags = [f for f in plan.flags if f.presentation == p and f.status == "standing"]
+    severities = {f.severity for f in flags}
+    options = [o for o in plan.options if o.presentation == p and o.strength in TOP_RANK]
+    treatment = [o for o in options if o.step == "treatment"] or options
+    return Part(
+        stopped="stop" in severities, summary=card_summary(plan, p), top_options=[o.name for o in treatment],
+        top_strength=treatment[0].strength if treatment else None, standing_flags=_ids(flags),
+        worst_flag=next((s for s in SEVERITY_ORDER if s in severities), None),
+        needs=[n.label for n in plan.needs if n.presentation == p],
+        flag_keys=tuple((p, f.severity, f.id) for f in flags), top_keys=tuple((p, o.name, o.strength) for o in treatment),
+    )
+
+
+@dataclass
+class Assessed:
+    """One input's plan, the presentations the planner refused, and the parts of the plan by presentation."""
+
+    plan: Plan | None
+    refused: list[NotAssessed]
+    parts: dict[str, Part]
+
+
+# The same input gives the same plan (a frozen model; nothing in it depends on the time or the
+# patient), and a population repeats inputs a lot: ages in years times a few presentations, while
+# no detail is read from the record. So each worker keeps the plans of the inputs it has seen; the
+# memory is bounded (emptied when full) and the table is the same as assessing every patient.
+PLAN_MEMO = 4096
+_MEMO: dict[str, Assessed] = {}
+
+
+def assessed(reading: FhirReading, kb: Any, engine: Any) -> Assessed:
+    """The plan of the reading's input, from this worker's memo or assessed now (raises RuleExecutionError)."""
+    key = kb.content_hash + json.dumps(reading.presentation, sort_keys=True, separators=(",", ":"))
+    found = _MEMO.get(key)
+    if found is None:
+        plan, refused = assess_reading(reading, (kb, engine))
+        found = Assessed(plan, refused, {i.id: plan_part(plan, i.id) for i in plan.presentations} if plan else {})
+        if len(_MEMO) >= PLAN_MEMO:
+            _MEMO.clear()
+        _MEMO[key] = found
+    return found
+
+
+def plan_rows(pid: str, found: Assessed, reading: FhirReading, kb: Any, tally: Tally) -> list[dict[str, Any]]:
     """One row per presentation of the plan."""
     rows = []
     age = reading.presentation.get("age") if reading.presentation else None
     age_text = f"{age['value']:g} {age['unit']}" if age else None
-    for info in plan.presentations:
-        p = info.id
-        flags = [f for f in plan.flags if f.presentation == p and f.status == "standing"]
-        severities = {f.severity for f in flags}
-        worst = next((s for s in SEVERITY_ORDER if s in severities), None)
-        options = [o for o in plan.options if o.presentation == p and o.strength in TOP_RANK]
-        treatment = [o for o in options if o.step == "treatment"] or options
-        needs = [n.label for n in plan.needs if n.presentation == p]
-        stopped = "stop" in severities
+    for p, part in found.parts.items():
         rows.append(_row(
-            pid, "assessed", p, kb, codes=list(reading.mapped_codes.get(p, ())), age=age_text, stopped=stopped,
-            summary=card_summary(plan, p), top_options=[o.name for o in treatment],
-            top_strength=treatment[0].strength if treatment else None, standing_flags=_ids(flags),
-            worst_flag=worst, needs=needs,
+            pid, "assessed", p, kb, codes=list(reading.mapped_codes.get(p, ())), age=age_text, stopped=part.stopped,
+            summary=part.summary, top_options=list(part.top_options), top_strength=part.top_strength,
+            standing_flags=list(part.standing_flags), worst_flag=part.worst_flag, needs=list(part.needs),
         ))
         tally.assessed[p] += 1
-        tally.stopped[p] += stopped
-        tally.flags.update((p, f.severity, f.id) for f in flags)
-        tally.needs.update((p, label) for label in needs)
-        tally.top.update((p, o.name, o.strength) for o in treatment)
+        tally.stopped[p] += part.stopped
+        tally.flags.update(part.flag_keys)
+        tally.needs.update((p, label) for label in part.needs)
+        tally.top.update(part.top_keys)
     return rows
 
 
@@ -139,6 +189,21 @@ def _not_assessed(pid: str, reason: str, kind: str, kb: Any, tally: Tally, prese
     return _row(pid, "not_assessed", presentation, kb, reason=reason)
 
 
+def text_read() -> frozenset[str]:
+    """The resource types whose content the reading uses; of the others, pass 1 keeps only where they are
+    (an Observation is read only when a declared detail names a LOINC code: service/fhir_input.py)."""
+    kb, _, _ = context()
+    return frozenset({"Patient", "Condition", *(("Observation",) if reads_observations(kb) else ())})
+
+
+def _resource(record: tuple, pid: str) -> dict[str, Any]:
+    """A record's resource; one whose text was not kept (a type the reading only counts) as the little
+    the reading looks at: its type and its patient (pass 1 checked both)."""
+    if record[5] is None:
+        return {"resourceType": record[2], "subject": {"reference": f"Patient/{pid}"}}
+    return json.loads(record[5])
+
+
 def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally) -> tuple[list[dict[str, Any]], list[tuple[str, Plan]]]:
     """The rows of one patient, and its plan (for --full); never raises for what the record holds."""
     kb, engine, terms = context()
@@ -162,7 +227,7 @@ def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally) ->
         found = by_type.get(rtype, [])
         places[key] = [(r[3], r[4]) for r in found]
         bundles[key] = {"resourceType": "Bundle", "type": "searchset",
-                        "entry": [{"resource": json.loads(r[5])} for r in found]}
+                        "entry": [{"resource": _resource(r, pid)} for r in found]}
     try:
         reading = read_prefetch({"patient": json.loads(patients[0][5]), **bundles}, pid, kb, terms, today)
     except FhirInputError as error:
@@ -178,12 +243,13 @@ def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally) ->
         tally.nothing_mapped += 1
         return [], []
     try:
-        plan, refused = assess_reading(reading, (kb, engine))
+        found = assessed(reading, kb, engine)
     except RuleExecutionError as error:
         tally.not_assessed_patients += 1
         return [_not_assessed(pid, f"a rule failed: {error}", "a rule failed", kb, tally, p) for p in reading.mapped_codes], []
-    rows = plan_rows(pid, plan, reading, kb, tally) if plan is not None else []
-    for item in refused:
+    plan = found.plan
+    rows = plan_rows(pid, found, reading, kb, tally) if plan is not None else []
+    for item in found.refused:
         rows.append(_not_assessed(pid, "; ".join(item.reasons), "refused by the planner", kb, tally, item.presentation))
     if rows and plan is not None:
         tally.assessed_patients += 1

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from screening.export import Export, ExportFile, Problem, discover, read_file
-from screening.patients import Tally, assess_patient
+from screening.patients import Tally, assess_patient, text_read
 
 TABLE = "table"  # OUT/table/part-*.parquet: read it whole with pandas.read_parquet(OUT + "/table")
 PLANS = "plans.jsonl"
@@ -110,10 +110,13 @@ def split_file(file: ExportFile, buckets: int, scratch: str) -> list[tuple]:
         pending.clear()
         held, chunk = 0, chunk + 1
 
+    keep_text = file.rtype in text_read()
     for record in read_file(file):
         if record[0] == "p":
             problems.append(record)
             continue
+        if not keep_text:  # only counted in pass 2: its JSON text need not travel through the buckets
+            record = record[:5] + (None,)
         pending.setdefault(bucket_of(record[1], buckets), []).append(record)
         held += 1
         if held >= FLUSH_RECORDS:
@@ -204,9 +207,12 @@ def _bar(total: int, show: bool, desc: str, unit: str) -> Any:
 
 def _warm() -> None:
     """Build this worker's knowledge base, engine and terminology (cached per process)."""
+    import pyarrow.parquet  # noqa: F401 - with pandas, which pyarrow imports on its first table
+
     from screening.patients import context
 
     context()
+    pa.Table.from_pylist([], schema=SCHEMA)
 
 
 def _run_distributed(split: Any, assessed: Any, address: str | None, workers: int, show: bool,

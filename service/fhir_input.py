@@ -16,7 +16,9 @@ not hold are listed with the reading. Nothing else is guessed:
   (deceasedBoolean true or a deceasedDateTime) gets no presentation at all.
 The FHIR models come from `fhir.resources` (its R4B package: for Patient and Condition, R4B has the
 same elements as R4 4.0.1). Only what is read is validated: the Patient's id, birth date and
-deceased flag; each Condition's subject, code and statuses. A Bundle is walked as JSON: an entry
+deceased flag; each Condition's subject, code and statuses. Those elements in their plainly valid
+shapes are read by a light reader without building the model (same values, a subset of what the
+model accepts); anything else goes through the model, which names what is wrong. A Bundle is walked as JSON: an entry
 of another type, a malformed entry or an Observation no detail asks for is never parsed, only
 counted, so one odd resource among many does not turn the call into an error. A Condition with a
 modifierExtension (which could change its meaning) is skipped and counted, never read.
@@ -25,6 +27,7 @@ modifierExtension (which could change its meaning) is skipped and counted, never
 from __future__ import annotations
 
 import calendar
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Mapping
@@ -93,13 +96,128 @@ def _where(prefix: str, loc: tuple[Any, ...]) -> str:
     return ".".join([prefix, *(str(part) for part in loc)])
 
 
+# The light reader: the few shapes of the read elements that are plainly valid FHIR R4, read without
+# building the FHIR model (most of a cohort screen's reading time went into fhir.resources' validators).
+# It only ever accepts a subset of what the model accepts, and gives the same values; anything else
+# (a partial birth date, a deceasedDateTime, an empty string, an element it does not know, a null)
+# goes to the FHIR model, which accepts it or names the error. tests/test_fhir_light.py holds it to that.
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_FULL_DATE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])")
+_CODE = re.compile(r"[^\s]+(\s[^\s]+)*")
+_URI = re.compile(r"\S+")
+_CODING_KEYS = frozenset({"system", "version", "code", "display", "userSelected"})
+_CONCEPT_KEYS = frozenset({"coding", "text"})
+_SUBJECT_KEYS = frozenset({"reference", "display"})
+_PATIENT_LIGHT = frozenset({"resourceType", "id", "birthDate", "deceasedBoolean"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Coding:
+    system: str | None
+    code: str | None
+    display: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Concept:
+    coding: tuple[_Coding, ...]
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _LightPatient:
+    id: str | None
+    birthDate: date | None
+    deceasedBoolean: bool | None
+    deceasedDateTime: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _LightCondition:
+    id: str | None
+    code: _Concept | None
+    clinicalStatus: _Concept | None
+    verificationStatus: _Concept | None
+
+
+def _text(value: Any) -> bool:
+    """A FHIR string that is plainly valid: a str with something other than whitespace."""
+    return type(value) is str and value != "" and not value.isspace()
+
+
+def _light_id(raw: dict[str, Any]) -> bool:
+    return "id" not in raw or (type(raw["id"]) is str and _ID.fullmatch(raw["id"]) is not None)
+
+
+def _light_concept(value: Any) -> _Concept | None:
+    """A CodeableConcept of codings (system, code, display, version, userSelected) and text, or None."""
+    if type(value) is not dict or not value or not value.keys() <= _CONCEPT_KEYS:
+        return None
+    text = value.get("text")
+    if "text" in value and not _text(text):
+        return None
+    codings = value.get("coding", ())
+    if "coding" in value and (type(codings) is not list or not codings):
+        return None
+    out = []
+    for coding in codings:
+        if type(coding) is not dict or not coding or not coding.keys() <= _CODING_KEYS:
+            return None
+        system, code = coding.get("system"), coding.get("code")
+        if ("system" in coding and (type(system) is not str or not _URI.fullmatch(system))
+                or "code" in coding and (type(code) is not str or not _CODE.fullmatch(code))
+                or any(k in coding and not _text(coding[k]) for k in ("display", "version"))
+                or "userSelected" in coding and type(coding["userSelected"]) is not bool):
+            return None
+        out.append(_Coding(system, code, coding.get("display")))
+    return _Concept(tuple(out), text)
+
+
+def _light_patient(raw: dict[str, Any]) -> _LightPatient | None:
+    if not raw.keys() <= _PATIENT_LIGHT or not _light_id(raw):
+        return None
+    born, deceased = raw.get("birthDate"), raw.get("deceasedBoolean")
+    if "deceasedBoolean" in raw and type(deceased) is not bool:
+        return None
+    if "birthDate" in raw:
+        if type(born) is not str or not _FULL_DATE.fullmatch(born):
+            return None
+        try:
+            born = date.fromisoformat(born)
+        except ValueError:
+            return None
+    return _LightPatient(raw.get("id"), born, deceased)
+
+
+def _light_condition(raw: dict[str, Any]) -> _LightCondition | None:
+    if not raw.keys() <= set(CONDITION_READ) or not _light_id(raw):
+        return None
+    subject = raw.get("subject")
+    if type(subject) is not dict or not subject or not subject.keys() <= _SUBJECT_KEYS:
+        return None
+    if not all(_text(v) for v in subject.values()):
+        return None
+    concepts = {}
+    for name in ("code", "clinicalStatus", "verificationStatus"):
+        if name in raw:
+            concepts[name] = _light_concept(raw[name])
+            if concepts[name] is None:
+                return None
+    return _LightCondition(raw.get("id"), concepts.get("code"), concepts.get("clinicalStatus"),
+                           concepts.get("verificationStatus"))
+
+
 def _validate(model: type[Any], raw: Any, where: str) -> Any:
-    """Parse with the FHIR model; every failure is the client's, reported with its path."""
+    """Parse with the FHIR model; every failure is the client's, reported with its path.
+    What the light reader accepts is plainly valid and gives the same values: the model is skipped."""
     if not isinstance(raw, dict):
         raise FhirInputError(f"{where}: expected a FHIR resource (a JSON object), got {type(raw).__name__}")
     expected = model.get_resource_type()
     if raw.get("resourceType") != expected:
         raise FhirInputError(f"{where}.resourceType: expected {expected!r}, got {raw.get('resourceType')!r}")
+    light = _LIGHT.get(expected)
+    if light is not None and (read := light(raw)) is not None:
+        return read
     try:
         return model.model_validate(raw)
     except ValidationError as error:
@@ -110,6 +228,9 @@ def _validate(model: type[Any], raw: Any, where: str) -> Any:
         raise FhirInputError(f"{_where(where, first['loc'])}: {reason}") from None
     except Exception as error:  # the library raises KeyError for an unknown resourceType, among others
         raise FhirInputError(f"{where}: cannot be read as FHIR R4 ({type(error).__name__}: {error})") from None
+
+
+_LIGHT = {"Patient": _light_patient, "Condition": _light_condition}
 
 
 def _reference_patient(resource: dict[str, Any]) -> str | None:
@@ -172,7 +293,7 @@ def _entries(
     return found, skipped
 
 
-def _codes(condition: Condition) -> list[tuple[str, str, str]]:
+def _codes(condition: Condition | _LightCondition) -> list[tuple[str, str, str]]:
     """(system, code, display) of every coding of the condition."""
     out = []
     for coding in (condition.code.coding if condition.code else None) or ():
@@ -190,7 +311,7 @@ def _statuses(concept: Any, system: str) -> set[str]:
     }
 
 
-def _describe(codes: list[tuple[str, str, str]], condition: Condition) -> str:
+def _describe(codes: list[tuple[str, str, str]], condition: Condition | _LightCondition) -> str:
     if not codes:
         text = condition.code.text if condition.code and condition.code.text else None
         return f"no code ({text})" if text else "no code"
@@ -201,7 +322,7 @@ def _describe(codes: list[tuple[str, str, str]], condition: Condition) -> str:
     return "; ".join(shown)
 
 
-def _read_condition(condition: Condition, terms: Terminology) -> tuple[str, str] | NotMapped:
+def _read_condition(condition: Condition | _LightCondition, terms: Terminology) -> tuple[str, str] | NotMapped:
     """(presentation id, code as read) for a condition that maps to exactly one presentation, else why not."""
     codes = _codes(condition)
     result = terms.resolve((system, code) for system, code, _ in codes)
@@ -259,8 +380,17 @@ def age_from_birth_date(birth: date | str | None, today: date) -> tuple[dict[str
 
 
 def reads_observations(kb: KnowledgeBase) -> bool:
-    """Whether any declared detail is read from an Observation (a `loinc:` entry in data)."""
-    return any(d.loinc for details in kb.details.values() for d in details)
+    """Whether any declared detail is read from an Observation (a `loinc:` entry in data).
+    Remembered per knowledge base object (a screen asks once per patient)."""
+    held = _READS_OBSERVATIONS.get(id(kb))
+    if held is None or held[0] is not kb:
+        if len(_READS_OBSERVATIONS) > 16:
+            _READS_OBSERVATIONS.clear()
+        held = _READS_OBSERVATIONS[id(kb)] = (kb, any(d.loinc for details in kb.details.values() for d in details))
+    return held[1]
+
+
+_READS_OBSERVATIONS: dict[int, tuple[Any, bool]] = {}
 
 
 def condition_input(
@@ -280,7 +410,7 @@ def condition_input(
     return condition, tuple(d for d in kb.details[pid] if d.id not in condition)
 
 
-def not_current(condition: Condition) -> bool:
+def not_current(condition: Condition | _LightCondition) -> bool:
     """Resolved, inactive or in remission, or refuted or entered in error: not part of the current picture."""
     return bool(
         _statuses(condition.clinicalStatus, CLINICAL_STATUS) & NOT_CURRENT
@@ -320,7 +450,7 @@ def read_prefetch(
     deceased = patient.deceasedBoolean is True or patient.deceasedDateTime is not None
 
     skipped = 0
-    conditions: list[Condition] = []
+    conditions: list[Condition | _LightCondition] = []
     if prefetch["conditions"] is not None:  # null: the client holds no data for this key
         entries, skipped = _entries(prefetch["conditions"], "prefetch.conditions", "Condition", patient_id)
         for index, raw in entries:
