@@ -131,8 +131,12 @@ def _raise_pseudoachalasia_age(data: Path) -> None:
 # months) and achalasia_type_ii_unfit_no_dilation (70, 48 months). Each flag was raised and cleared
 # (malignancy excluded); at 75 it is not raised at all. achalasia_older_patient_weight_loss (72) has
 # rapid weight loss and a 4-month history, so the rule still holds; every other case is under 60.
+# achalasia_older_long_history_features_blank_stays_stopped (70, 24 months, weight loss and GEJ passage
+# blank) keeps the flag standing at 60 (a blank is not an absence); at 75 the flag is not raised, so its
+# options return and it is no longer stopped.
 CHANGED_BY_THE_AGE_THRESHOLD = {
     "achalasia_type_iii_on_opioids", "achalasia_type_iii_with_reflux_still_poem", "achalasia_type_ii_unfit_no_dilation",
+    "achalasia_older_long_history_features_blank_stays_stopped",
 }
 
 
@@ -159,7 +163,10 @@ def test_kb_diff_between_two_revisions_prints_the_changes_and_a_summary(repo: Pa
     assert text.splitlines()[0].startswith("kb diff: HEAD~1 (knowledge base ")
     assert "achalasia_type_iii_on_opioids (data/presentations/achalasia/cases.yaml)\n" \
            "  flag possible_pseudoachalasia removed (was cleared)\n" in text
-    assert text.splitlines()[-1] == f"3 of {len(load_cases(root=DATA_DIR))} teaching cases changed (flag removed: 3)"
+    assert text.splitlines()[-1] == (
+        f"4 of {len(load_cases(root=DATA_DIR))} teaching cases changed "
+        "(flag removed: 4, needs changed: 4, option added: 3, stopped changed: 1)"
+    )
 
 
 def test_kb_diff_reports_a_strength_change(repo: Path) -> None:
