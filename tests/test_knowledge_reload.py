@@ -8,6 +8,7 @@ the reverse), and each says which presentation it belongs to.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ def data(tmp_path: Path) -> Path:
 def _bump_version(data: Path, version: str) -> None:
     manifest = data / "knowledge_base.yaml"
     text = manifest.read_text(encoding="utf-8")
-    manifest.write_text(text.replace("version: 0.2.0", f"version: {version}", 1), encoding="utf-8")
+    manifest.write_text(re.sub(r"(?m)^version: .*$", f"version: {version}", text, count=1), encoding="utf-8")
 
 
 def _break_a_rule(data: Path) -> int:
