@@ -587,47 +587,43 @@ def _age_flag(d: _Derived, pid: str, facts: dict[str, Any]) -> out.Flag | None:
     years = facts.get("age_years")
     if usual is None or years is None or not usual.unusual(years):
         return None
-    definition = d.kb.flags[AGE_FLAG]
-    cleared = any(conditions.holds(tests, facts) for tests in d.kb.flag_clears[AGE_FLAG])
     lo, hi = usual.min_years, usual.max_years
     usual_words = (
         f"{lo:g} years or older" if hi is None else f"up to {hi:g} years" if lo is None else f"{lo:g} to {hi:g} years"
     )
     statement = f"Usual age for {d.kb.presentations[pid].name}: {usual_words}. {usual.note}"
     used = {"age_years": years, **({"diagnosis_confirmed": facts["diagnosis_confirmed"]} if "diagnosis_confirmed" in facts else {})}
-    return out.Flag(
-        id=AGE_FLAG,
-        meaning=definition.meaning,
-        severity=definition.severity,
-        status="cleared" if cleared else "standing",
-        presentation=pid,
-        concerns=(),
-        workup=tuple(d.workup[w] for w in definition.workup),
-        cleared_by=(definition.cleared_meaning or "the recorded work-up") if cleared else None,
-        basis=out.Basis(
-            rule_ids=(), rule_versions={}, statements=(statement,), inputs_used=used, inputs_missing=(),
-            citations=d.cite(usual.citations),
-        ),
+    basis = out.Basis(
+        rule_ids=(), rule_versions={}, statements=(statement,), inputs_used=used, inputs_missing=(),
+        citations=d.cite(usual.citations),
     )
+    return _flag(d, AGE_FLAG, pid, facts, concerns=(), workup=d.kb.flags[AGE_FLAG].workup, basis=basis)
 
 
 def _new_flag(
     d: _Derived, fid: str, pid: str, flag_rules: list[Rule], concerns: list[str], facts: dict[str, Any], missing: tuple[str, ...]
 ) -> out.Flag:
-    kb = d.kb
-    definition = kb.flags[fid]
-    cleared = any(conditions.holds(tests, facts) for tests in kb.flag_clears[fid])
-    workup = _unique([*definition.workup, *(w for r in flag_rules for w in r.then.workup)])
+    workup = _unique([*d.kb.flags[fid].workup, *(w for r in flag_rules for w in r.then.workup)])
+    return _flag(d, fid, pid, facts, concerns=_unique(concerns), workup=workup,
+                 basis=_basis(d, flag_rules, facts, missing))
+
+
+def _flag(
+    d: _Derived, fid: str, pid: str, facts: dict[str, Any], *, concerns: Iterable[str], workup: Iterable[str], basis: out.Basis
+) -> out.Flag:
+    """A flag as the vocabulary defines it, standing or cleared by what the facts record."""
+    definition = d.kb.flags[fid]
+    cleared = any(conditions.holds(tests, facts) for tests in d.kb.flag_clears[fid])
     return out.Flag(
         id=fid,
         meaning=definition.meaning,
         severity=definition.severity,
         status="cleared" if cleared else "standing",
         presentation=pid,
-        concerns=tuple(_unique(concerns)),
+        concerns=tuple(concerns),
         workup=tuple(d.workup[w] for w in workup),
         cleared_by=(definition.cleared_meaning or "the recorded work-up") if cleared else None,
-        basis=_basis(d, flag_rules, facts, missing),
+        basis=basis,
     )
 
 
