@@ -3,8 +3,9 @@
 Performance work changes how a plan is built, never what it says: this catches a change to the
 bytes of any teaching case's plan that the memo-free comparison in tests/test_plan.py cannot (both
 paths share most of the planner). The hashes belong to one knowledge base (its content hash); when
-the knowledge files change, plans may change with them and the test is skipped until the hashes
-are written again. After an intended change of the planner's output, write them again with
+the knowledge files change, the test fails until the hashes are written again, so that nobody
+changes plans without seeing it (`myotomy-cds kb diff` lists what changed). After an intended
+change of the knowledge or the planner's output, write them again with
 
     .venv/bin/python -m tests.test_plan_golden --update
 """
@@ -15,8 +16,6 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-
-import pytest
 
 from models.loader import KnowledgeBase, load_cases
 from rules import assess, default_context
@@ -35,8 +34,10 @@ def plan_hashes(kb: KnowledgeBase) -> dict[str, str]:
 
 def test_teaching_case_plans_match_the_golden_hashes(kb: KnowledgeBase) -> None:
     golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
-    if golden["content_hash"] != kb.content_hash:
-        pytest.skip("the knowledge files changed since the golden hashes were written (see the module doc)")
+    assert golden["content_hash"] == kb.content_hash, (
+        "the knowledge files changed since the golden hashes were written: check the changed plans with "
+        "`myotomy-cds kb diff`, then write the hashes again with `.venv/bin/python -m tests.test_plan_golden --update`"
+    )
     found = plan_hashes(kb)
     changed = sorted(cid for cid in found if golden["plans"].get(cid) != found[cid])
     assert not changed, f"plans changed for {len(changed)} teaching case(s), e.g. {changed[:5]}; see the module doc"
