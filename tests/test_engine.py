@@ -104,6 +104,28 @@ def test_a_failing_rule_action_raises_instead_of_dropping_a_suggestion(kb: Knowl
     assert ok.flags
 
 
+def test_the_engine_holds_no_fact_between_assessments(kb: KnowledgeBase) -> None:
+    """Each fact is retracted once its activations are read (rules/engine.py): the same fact twice
+    fires the same rules (no "already observed"), a failing action leaves nothing behind, and
+    every ruleset's state is empty afterwards."""
+    engine = Engine(kb, action_hook=lambda rule_id: None)
+    for _, case in load_cases(kb):
+        presentation = parse_presentation(case.input, kb)
+        for condition in presentation.conditions:
+            facts = facts_of(condition, presentation, kb)
+            assert engine.fire(condition.presentation, facts) == engine.fire(condition.presentation, facts)
+    assert engine.held_facts() == 0
+
+    def explode(rule_id: str) -> None:
+        raise ZeroDivisionError("injected fault")
+
+    failing = Engine(kb, action_hook=explode)
+    raw = {"age": {"value": 45}, "conditions": [{"presentation": "achalasia", "subtype": "type_iii"}]}
+    with pytest.raises(RuleExecutionError):
+        assess(raw, context=(kb, failing))
+    assert failing.held_facts() == 0
+
+
 def test_same_input_gives_same_plan(kb: KnowledgeBase) -> None:
     _, case = load_cases(kb)[0]
     assert assess(case.input) == assess(case.input)
