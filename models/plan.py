@@ -157,7 +157,11 @@ class WhyNot(Output):
     name: str
     presentation: str
     withheld_by: tuple[str, ...] = ()
-    rules: tuple[UnmetRule, ...]
+    rules: tuple[UnmetRule, ...] = Field(
+        description="The rules naming this option that came nearest to holding: the fewest unmet conditions, "
+                    "at most three, in rule-file order.")
+    further_rules: int = Field(
+        0, description="How many other rules name this option, each with more conditions unmet (not listed).")
 
 
 class SourceCaveat(Output):

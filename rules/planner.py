@@ -42,6 +42,10 @@ from rules.render import STRENGTH_WORDS
 
 DEFAULT_TIPS = ("patient preference", "local expertise")
 PAIR_LIMIT = 64  # value combinations tried for a pair of blank details that a rule reads together
+# "why not" lists, for an option not in the plan, the rules that name it nearest to holding: those
+# with the fewest unmet conditions (rule-file order among equals), so it reads the same and costs
+# about the same whatever the number of rules (the rest are counted, not listed)
+WHY_NOT_RULES = 3
 MEMO_LIMIT = 2048  # records per kind and knowledge base: about 25 MB in all when every memo is full
 _MERGE_RANK = {s: i for i, s in enumerate(MERGE_PRIORITY)}
 _STRENGTH_RANK = {s: i for i, s in enumerate(STRENGTH_ORDER)}
@@ -279,6 +283,26 @@ class _Derived:
         self.needs: _Memo = _Memo()
         self.pair_needs: _Memo = _Memo()  # its own memo, so pairs never evict single needs
         self.steps: _Memo = _Memo()
+        self._splits: dict[tuple[str, frozenset[str]], tuple[tuple[str, tuple[Any, ...], tuple[Any, ...]], ...]] = {}
+
+    def splits(self, pid: str, probes: tuple["_Probe", ...]) -> tuple[tuple[str, tuple[Any, ...], tuple[Any, ...]], ...]:
+        """For each rule these probes' details can change: its id, its tests that no value of those
+        details can change (steady) and the others (varying), through definitions. Worked out once
+        per set of details (they come from the knowledge base, so the dict stays bounded)."""
+        details = frozenset(p.detail.id for p in probes)
+        key = (pid, details)
+        found = self._splits.get(key)
+        if found is None:
+            made = []
+            for rule in _unique_rules(r for p in probes for r in p.affected):
+                steady: list[Any] = []
+                varying: list[Any] = []
+                for test in self.kb.tests[rule.id]:
+                    reads = _closure(conditions.fields((test,)), self.definition_tests[pid])
+                    (varying if details.intersection(reads) else steady).append(test)
+                made.append((rule.id, tuple(steady), tuple(varying)))
+            found = self._splits[key] = tuple(made)
+        return found
 
     def used_fields(self, rule_ids: tuple[str, ...]) -> tuple[str, ...]:
         found = self.used.find(rule_ids)
@@ -772,18 +796,26 @@ def _need(
     kb = d.kb
     definitions = kb.definitions[pid]
     affected_ids = frozenset().union(*(p.affected_ids for p in probes))
-    affected = tuple(_unique_rules(r for p in probes for r in p.affected))
     via = any(p.via_definition for p in probes)
     before = fired & affected_ids
     kept = fired - affected_ids
+    # only a rule that fires now, or whose tests on other details all hold, can change with a value
+    # of these details, and then only its tests on them can (every affected rule was evaluated
+    # whole for every value: most of the needs' cost on a large knowledge base)
+    candidates = [
+        (rule_id, varying) for rule_id, steady, varying in d.splits(pid, probes)
+        if rule_id in before or conditions.holds(steady, facts)
+    ]
     changed: list[str] = []
+    if not candidates:
+        return None
     for values in itertools.product(*(p.values for p in probes)):
         trial = dict(facts)
         for probe, value in zip(probes, values):
             trial[probe.detail.id] = value
         if via:
             definitions.apply(trial)
-        after = {r.id for r in affected if conditions.holds(kb.tests[r.id], trial)}
+        after = {rule_id for rule_id, varying in candidates if conditions.holds(varying, trial)}
         if after == before:
             continue
         active = kept | after
@@ -820,9 +852,10 @@ def _unique_rules(rules: Iterable[Rule]) -> Iterator[Rule]:
             yield rule
 
 
-def _unmet(d: _Derived, pid: str, tests: tuple[conditions.Test, ...], facts: dict[str, Any]) -> list[str]:
+def _unmet(d: _Derived, pid: str, tests: tuple[conditions.Test, ...], facts: dict[str, Any], bound: int | None = None) -> list[str]:
     """The conditions that do not hold, in words; a named definition that should hold is opened up
-    into its own unmet parts, so "why not" names the detail to look at."""
+    into its own unmet parts, so "why not" names the detail to look at. Past `bound` of them the
+    count is all that matters: the list stops there."""
     steps = d.unmet_steps.get(id(tests))  # the tests' tuples live as long as the knowledge base
     if steps is None:
         steps = d.unmet_steps[id(tests)] = _unmet_steps(d, pid, tests)
@@ -833,7 +866,9 @@ def _unmet(d: _Derived, pid: str, tests: tuple[conditions.Test, ...], facts: dic
         if inner is None:
             found.append(words)
         else:
-            found += _unmet(d, pid, inner, facts)
+            found += _unmet(d, pid, inner, facts, None if bound is None else bound - len(found))
+        if bound is not None and len(found) > bound:
+            break
     return found
 
 
@@ -854,18 +889,33 @@ def _why_not(d: _Derived, oid: str, pid: str, facts: dict[str, Any], withheld: t
     # conditions is cheaper than a key of every finding the naming rules read, and far fewer
     # records differ than findings do (profile in BENCHMARKS.md)
     tests = d.kb.tests
-    unmet = tuple(
-        (r, found) for r in d.naming[(pid, oid)] if (found := tuple(_unmet(d, pid, tests[r.id], facts)))
-    )
-    key = (oid, pid, withheld, tuple((r.id, found) for r, found in unmet))
+    scored = []
+    bound: int | None = None  # a rule with more unmet conditions than the last of the nearest cannot join them
+    missed = 0  # naming rules that do not hold
+    for index, r in enumerate(d.naming[(pid, oid)]):
+        found = _unmet(d, pid, tests[r.id], facts, bound)
+        if not found:
+            continue
+        missed += 1
+        if bound is not None and len(found) > bound:
+            continue
+        scored.append((len(found), index, r, tuple(found)))
+        if len(scored) >= WHY_NOT_RULES:
+            scored.sort(key=lambda s: s[:2])
+            del scored[WHY_NOT_RULES:]
+            bound = scored[-1][0]
+    unmet = tuple((r, found) for _, _, r, found in sorted(scored, key=lambda s: s[1]))
+    further = missed - len(unmet)
+    key = (oid, pid, withheld, tuple((r.id, found) for r, found in unmet), further)
     record = d.why.find(key)
     if record is None:
-        record = d.why.put(key, _new_why_not(d, oid, pid, withheld, unmet))
+        record = d.why.put(key, _new_why_not(d, oid, pid, withheld, unmet, further))
     return record
 
 
 def _new_why_not(
-    d: _Derived, oid: str, pid: str, withheld: tuple[str, ...], unmet: tuple[tuple[Rule, tuple[str, ...]], ...]
+    d: _Derived, oid: str, pid: str, withheld: tuple[str, ...], unmet: tuple[tuple[Rule, tuple[str, ...]], ...],
+    further: int,
 ) -> out.WhyNot:
     rules = []
     for r, found in unmet:  # one rule's part recurs in many records (10x knowledge base: most of their cost)
@@ -873,4 +923,7 @@ def _new_why_not(
         if part is None:
             part = d.unmet.put((r.id, found), out.UnmetRule(rule_id=r.id, statement=r.statement, unmet=found))
         rules.append(part)
-    return out.WhyNot(option=oid, name=d.kb.options[oid].name, presentation=pid, withheld_by=withheld, rules=tuple(rules))
+    return out.WhyNot(
+        option=oid, name=d.kb.options[oid].name, presentation=pid, withheld_by=withheld, rules=tuple(rules),
+        further_rules=further,
+    )

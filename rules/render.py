@@ -186,8 +186,16 @@ def _why_not(w: WhyNot, names: _Names) -> str:
         return head + "withheld until this is addressed: " + "; ".join(names.flag(f) for f in w.withheld_by)
     if w.rules:
         unmet = "; ".join(f"{code(r.rule_id)} needs {', '.join(escape(u) for u in r.unmet)}" for r in w.rules)
-        return head + "conditions not met: " + unmet
+        return head + "conditions not met: " + unmet + further_rules_words(w, "; ")
     return head + "no rule suggests it for this presentation."
+
+
+def further_rules_words(w: WhyNot, lead: str) -> str:
+    """The rules naming the option that "why not" does not list (more unmet conditions), counted."""
+    if not w.further_rules:
+        return ""
+    many = w.further_rules > 1
+    return f"{lead}{w.further_rules} further rule{'s' if many else ''} name{'' if many else 's'} it, with more conditions unmet"
 
 
 PATIENT_WORDS = {"children": "about children", "adults": "about adults"}

@@ -138,6 +138,33 @@ def test_why_not_names_the_unmet_condition() -> None:
     assert type_iii.unmet == ("Diagnosis confirmed is yes", "Subtype is type III (spastic)")
 
 
+def test_why_not_lists_the_nearest_naming_rules_and_counts_the_rest(kb: KnowledgeBase) -> None:
+    """Each option not in the plan lists the rules naming it with the fewest unmet conditions (at most
+    WHY_NOT_RULES, rule-file order among equals, each with all its unmet conditions) and counts the
+    others that do not hold: checked against every naming rule worked out whole, on generated inputs."""
+    from benchmarks import inputs
+    from rules import planner
+
+    d = planner._derived(kb)
+    raws = list(inputs.variations(kb, [case.input for _, case in load_cases(kb)], 600, seed=31))
+    counted = 0
+    for raw in raws:
+        plan = assess(raw)
+        presentation = planner.parse_presentation(raw, kb)
+        facts = {c.presentation: planner.facts_of(c, presentation, kb) for c in presentation.conditions}
+        for item in plan.why_not:
+            whole = [
+                (len(found), index, r.id, tuple(found))
+                for index, r in enumerate(d.naming[(item.presentation, item.option)])
+                if (found := planner._unmet(d, item.presentation, kb.tests[r.id], facts[item.presentation]))
+            ]
+            nearest = sorted(sorted(whole)[:planner.WHY_NOT_RULES], key=lambda s: s[1])
+            assert [(r.rule_id, r.unmet) for r in item.rules] == [(rid, found) for _, _, rid, found in nearest]
+            assert item.further_rules == len(whole) - len(nearest)
+            counted += item.further_rules > 0
+    assert counted > 0, "no option had rules left out: the count went untested"
+
+
 def test_basis_lists_inputs_used_and_missing() -> None:
     plan = assess(_achalasia(subtype="type_iii", **CONFIRMED))
     poem = next(o for o in plan.options if o.id == "poem")

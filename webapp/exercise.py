@@ -80,7 +80,7 @@ def flag_choices(kb: KnowledgeBase, raw: dict[str, Any]) -> list[Choice]:
 
 def _why_not_offered(plan: Plan, w: Words, pid: str, oid: str) -> str:
     """Why an option is not in the plan, in one or two sentences: the stop flag that withholds it, else the
-    rule that came closest (fewest conditions unmet) and what it lacks; the page's "why not" lists them all."""
+    rule that came closest (fewest conditions unmet) and what it lacks; the page's "why not" lists the nearest."""
     held = [f.meaning for f in plan.standing_flags if f.severity == "stop" and oid in f.concerns and f.presentation == pid]
     item = next((i for i in plan.why_not if (i.presentation, i.option) == (pid, oid)), None)
     held += [w.flag(f) for f in (item.withheld_by if item else ()) if w.flag(f) not in held]

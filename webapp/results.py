@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import streamlit as st
 
 from models.plan import Basis, Flag, Plan, PlanOption, PlanStep, Statement
-from rules.render import caveat_scope
+from rules.render import caveat_scope, further_rules_words
 from webapp.form import need_text
 from webapp.text import cites, esc, esc_links, listing
 from webapp.words import SEVERITY_WORDS, Words, strength
@@ -211,6 +211,8 @@ def why_not(plan: Plan, w: Words, expanded: bool = False) -> None:
         for rule in item.rules:
             unmet = "; ".join(w.unmet(item.presentation, rule.rule_id, u) for u in rule.unmet)
             lines.append(f"- {esc(rule.statement)} Not met: {esc(unmet)}.")
+        if item.further_rules:
+            lines.append(f"- {further_rules_words(item, '')}.")
         if not item.withheld_by and not item.rules:
             lines.append("- no rule offers it for these details")
         blocks.append("\n".join(lines))
