@@ -823,7 +823,7 @@ def _need(
             for oid, _ in d.effects[rule_id]:
                 if oid in changed:
                     continue
-                named = [st for r in d.naming[(pid, oid)] if r.id in active for o, st in d.effects[r.id] if o == oid]
+                named = [st for rule_id in active for o, st in d.effects[rule_id] if o == oid]  # merge is order-free
                 if (merge(named) if named else None) != strengths.get(oid):
                     changed.append(oid)
     if not changed:
@@ -890,14 +890,16 @@ def _why_not(d: _Derived, oid: str, pid: str, facts: dict[str, Any], withheld: t
     # records differ than findings do (profile in BENCHMARKS.md)
     tests = d.kb.tests
     scored = []
-    bound: int | None = None  # a rule with more unmet conditions than the last of the nearest cannot join them
+    # once the nearest are found, a later rule joins them only with fewer unmet conditions than the
+    # last of them (rule-file order among equals): its count stops there
+    bound: int | None = None
     missed = 0  # naming rules that do not hold
     for index, r in enumerate(d.naming[(pid, oid)]):
-        found = _unmet(d, pid, tests[r.id], facts, bound)
+        found = _unmet(d, pid, tests[r.id], facts, None if bound is None else bound - 1)
         if not found:
             continue
         missed += 1
-        if bound is not None and len(found) > bound:
+        if bound is not None and len(found) >= bound:
             continue
         scored.append((len(found), index, r, tuple(found)))
         if len(scored) >= WHY_NOT_RULES:
