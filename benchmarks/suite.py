@@ -460,13 +460,12 @@ def rule_base_growth(kb: KnowledgeBase, engine: Engine, workdir: Path, batch_sou
         f"Rulesets in durable-rules' C core: {engine.ruleset_count} for data/, {big_engine.ruleset_count} for the "
         "grown copy (a presentation whose rules add more than `SHARD_PATHS` alternatives is split, and its rules "
         "grouped by the value of one decisive finding so that a fact meets only the rulesets that can match it, "
-        "see rules/engine.py). `Engine.fire` grows with the rules per ruleset, not only with the rules that fire: "
-        "the C core builds and deletes a state for every fresh sid at a cost that grows with its ruleset (about "
-        "0.25 µs per rule on this machine, measured while building this suite), once per ruleset. `assess()` "
-        "grows with the fired rules' basis records, with \"why not\", which lists every rule that names an option "
-        "not in the plan (on the grown copy most of `assess()`: each plan's \"why not\" lists about ten times as many "
-        "rules), and with the needs prompts, which try each undecided value of a missing detail against "
-        "every rule that reads it.",
+        "see rules/engine.py). Each engine asserts under one sid and retracts the fact once read, so no state "
+        "is built and deleted per fact. `Engine.fire` grows with the rules that match (the grown copy's synthetic "
+        "rules refine real ones and fire with them) and with the size of each ruleset's network. `assess()` grows "
+        "with the fired rules' basis records; \"why not\" works out each naming rule's unmet conditions only until "
+        "it cannot be among the three nearest (it lists those and counts the rest); the needs prompts re-test, for "
+        "each blank deciding detail, only the rules that fire or whose other conditions all hold.",
         "",
         f"The batch command on the {batch_lines:,}-presentation file, one worker, `MYOTOMY_CDS_DATA` set to the "
         f"copy, alternating with the plain knowledge base ({repeats} runs each, median):",
