@@ -11,15 +11,17 @@ the client, which gets only the counts of each bucket and the problems, and writ
 (screening/summary.py).
 
 Scheduler: by default a local cluster of `workers` single-threaded processes on this machine
-(dask.distributed's LocalCluster), nothing to set up; `--scheduler ADDRESS` runs on an existing
+(dask.distributed's LocalCluster), nothing to set up; its workers are forked from a forkserver that
+imported screening/preload.py, so they start with the engine built; `--scheduler ADDRESS` runs on an existing
 Dask cluster, whose workers must be able to import this project and read EXPORT_DIR and write OUT
 (a shared file system or object storage). Without dask.distributed, the multiprocessing scheduler.
-Both start worker processes by spawn, which re-runs the caller's main module: from a script of your
+Both start worker processes from a fresh interpreter (forkserver, spawn), which re-runs the caller's main module: from a script of your
 own, call `screen()` under `if __name__ == "__main__":`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -29,7 +31,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Iterator
 
 import fsspec
 import pyarrow as pa
@@ -37,6 +39,7 @@ import pyarrow.parquet as pq
 
 from screening.export import Export, ExportFile, Problem, discover, read_file
 from screening.patients import Tally, assess_patient, text_read
+from screening.summary import Labels, labels_of, write_summary
 
 TABLE = "table"  # OUT/table/part-*.parquet: read it whole with pandas.read_parquet(OUT + "/table")
 PLANS = "plans.jsonl"
@@ -72,6 +75,7 @@ class Result:
     out: str
     scheduler: str
     seconds: dict[str, float]  # start (cluster up), reading (pass 1), assessing (pass 2), summary
+    labels: Labels | None = None  # the workers' knowledge base, as the summary names it; None: load it
 
 
 def buckets_for(files: list[ExportFile]) -> int:
@@ -205,28 +209,65 @@ def _bar(total: int, show: bool, desc: str, unit: str) -> Any:
     return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, disable=not show)
 
 
-def _warm() -> None:
-    """Build this worker's knowledge base, engine and terminology (cached per process)."""
+def warm() -> Labels:
+    """Build this process's knowledge base, engine and terminology (cached per process), import what a
+    task needs; return the knowledge base's labels for the summary, so the client need not load it."""
     import pyarrow.parquet  # noqa: F401 - with pandas, which pyarrow imports on its first table
 
     from screening.patients import context
 
-    context()
+    kb = context()[0]
     pa.Table.from_pylist([], schema=SCHEMA)
+    return labels_of(kb)
+
+
+@contextlib.contextmanager
+def _forkserver() -> Iterator[None]:
+    """Local workers forked from one process that imported screening/preload.py (imports done, engine
+    built) rather than each spawned afresh and building its own: the CPU of that start is paid once,
+    not once per worker. Spawn and forkserver both start from a fresh interpreter (never a fork of
+    this multi-threaded client); where there is no forkserver (Windows), spawn as before."""
+    import multiprocessing
+
+    import dask
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        yield
+        return
+    from distributed.utils import get_mp_context
+
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        get_mp_context()  # distributed sets its own preload list once; ours, set after, replaces it
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["screening.preload"])
+        yield
+
+
+def _stop_forkserver() -> None:
+    """Once the local cluster is closed, stop its forkserver and wait for it, as for any child process:
+    none is left behind, and its CPU time (with that of the workers it forked and waited for) counts
+    among this process's children's, where `make bench-screen` reads it. multiprocessing has no public
+    call for this; `_stop` is the one its own tests use, and a later screen starts a new server."""
+    from multiprocessing import forkserver
+
+    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        stop()
 
 
 def _run_distributed(split: Any, assessed: Any, address: str | None, workers: int, show: bool,
-                     seconds: dict[str, float]) -> tuple[list, list, str]:
+                     seconds: dict[str, float], labels: list[Labels]) -> tuple[list, list, str]:
     from distributed import Client, LocalCluster, as_completed
 
     if address:
         client, cluster, where = Client(address), None, f"the Dask cluster at {address}"
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        with _forkserver():
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.ERROR)
         client, where = Client(cluster), f"a local Dask cluster of {workers} processes"
     try:
-        client.run(_warm)  # every worker builds its engine now, in parallel, not inside the first task
+        # every worker builds its engine now, in parallel, not inside the first task (done already when forked)
+        labels.extend(client.run(warm).values())
         seconds["start"] = time.perf_counter() - seconds.pop("t0")
         results = []
         for bag, desc, unit in ((split, "reading", " file"), (assessed, "assessing", " bucket")):
@@ -244,6 +285,7 @@ def _run_distributed(split: Any, assessed: Any, address: str | None, workers: in
         client.close()
         if cluster is not None:
             cluster.close()
+            _stop_forkserver()
 
 
 def _run_multiprocessing(split: Any, assessed: Any, workers: int, show: bool,
@@ -277,6 +319,7 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
     _prepare(out)
     split, assessed = passes(export, out, full)
     show = sys.stderr.isatty() if show_progress is None else show_progress
+    labels: list[Labels] = []
     have_distributed = use_distributed
     if have_distributed is None:
         try:
@@ -286,7 +329,7 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
             have_distributed = False
     try:
         if have_distributed:
-            found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show, seconds)
+            found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show, seconds, labels)
         elif scheduler:
             raise RuntimeError("--scheduler needs dask.distributed (pip install distributed)")
         else:
@@ -302,9 +345,7 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
                     key=lambda p: (p.file, p.line))
     if full:
         _join_plans(out)
-    result = Result(export, total, listed, out, where, seconds)
-    from screening.summary import write_summary
-
+    result = Result(export, total, listed, out, where, seconds, labels[0] if labels else None)
     t = time.perf_counter()
     write_summary(result)
     seconds["summary"] = time.perf_counter() - t
