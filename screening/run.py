@@ -150,7 +150,7 @@ def assess_bucket(bucket: int, scratch: str, today: date, out: str, full: bool) 
     rows: list[dict[str, Any]] = []
     plans: list[bytes] = []
     for pid, records in sorted(_bucket_records(scratch, bucket).items()):
-        patient_rows, patient_plans = assess_patient(pid, records, today, tally)
+        patient_rows, patient_plans = assess_patient(pid, records, today, tally, full)
         rows.extend(patient_rows)
         if full:
             plans.extend(b'{"patient_id": %s, "plan": %s}\n' % (json.dumps(p).encode(), plan_json(plan))
@@ -221,25 +221,29 @@ def warm() -> Labels:
     return labels_of(kb)
 
 
-@contextlib.contextmanager
-def _forkserver() -> Iterator[None]:
-    """Local workers forked from one process that imported screening/preload.py (imports done, engine
-    built) rather than each spawned afresh and building its own: the CPU of that start is paid once,
-    not once per worker. Spawn and forkserver both start from a fresh interpreter (never a fork of
-    this multi-threaded client); where there is no forkserver (Windows), spawn as before."""
+FORKSERVER = "distributed.worker.multiprocessing-method"
+
+
+def _start_forkserver() -> bool:
+    """Start the process the local workers will be forked from, with screening/preload.py imported in it
+    (imports done, engine built), so that its CPU is paid once, not once per worker; started first thing,
+    it builds while this process reads the manifest and starts the scheduler. Spawn and forkserver both
+    start from a fresh interpreter (never a fork of this multi-threaded client). False where there is
+    no forkserver (Windows): the workers are spawned and build their own, as before."""
     import multiprocessing
+    from multiprocessing import forkserver
 
     import dask
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
-        yield
-        return
+        return False
     from distributed.utils import get_mp_context
 
-    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-        get_mp_context()  # distributed sets its own preload list once; ours, set after, replaces it
-        multiprocessing.get_context("forkserver").set_forkserver_preload(["screening.preload"])
-        yield
+    with dask.config.set({FORKSERVER: "forkserver"}):
+        get_mp_context()  # distributed sets its own preload list, once; ours, set after, replaces it
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["screening.preload"])
+    forkserver.ensure_running()
+    return True
 
 
 def _stop_forkserver() -> None:
@@ -255,13 +259,23 @@ def _stop_forkserver() -> None:
 
 
 def _run_distributed(split: Any, assessed: Any, address: str | None, workers: int, show: bool,
-                     seconds: dict[str, float], labels: list[Labels]) -> tuple[list, list, str]:
+                     seconds: dict[str, float], labels: list[Labels], forked: bool) -> tuple[list, list, str]:
+    try:
+        return _on_cluster(split, assessed, address, workers, show, seconds, labels, forked)
+    finally:
+        if forked:
+            _stop_forkserver()
+
+
+def _on_cluster(split: Any, assessed: Any, address: str | None, workers: int, show: bool,
+                seconds: dict[str, float], labels: list[Labels], forked: bool) -> tuple[list, list, str]:
+    import dask
     from distributed import Client, LocalCluster, as_completed
 
     if address:
         client, cluster, where = Client(address), None, f"the Dask cluster at {address}"
     else:
-        with _forkserver():
+        with dask.config.set({FORKSERVER: "forkserver"} if forked else {}):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None, silence_logs=logging.ERROR)
         client, where = Client(cluster), f"a local Dask cluster of {workers} processes"
@@ -285,7 +299,6 @@ def _run_distributed(split: Any, assessed: Any, address: str | None, workers: in
         client.close()
         if cluster is not None:
             cluster.close()
-            _stop_forkserver()
 
 
 def _run_multiprocessing(split: Any, assessed: Any, workers: int, show: bool,
@@ -315,11 +328,6 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
     """Screen every patient of the export; write OUT/table, OUT/summary.* (and OUT/plans.jsonl).
     `use_distributed`: None uses dask.distributed when it is installed, else the multiprocessing scheduler."""
     seconds = {"t0": time.perf_counter()}
-    export = discover(export_dir, as_of)
-    _prepare(out)
-    split, assessed = passes(export, out, full)
-    show = sys.stderr.isatty() if show_progress is None else show_progress
-    labels: list[Labels] = []
     have_distributed = use_distributed
     if have_distributed is None:
         try:
@@ -327,9 +335,21 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
             have_distributed = True
         except ImportError:
             have_distributed = False
+    forked = False
+    try:
+        forked = bool(have_distributed and not scheduler) and _start_forkserver()
+        export = discover(export_dir, as_of)
+        _prepare(out)
+    except BaseException:
+        if forked:
+            _stop_forkserver()
+        raise
+    split, assessed = passes(export, out, full)
+    show = sys.stderr.isatty() if show_progress is None else show_progress
+    labels: list[Labels] = []
     try:
         if have_distributed:
-            found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show, seconds, labels)
+            found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show, seconds, labels, forked)
         elif scheduler:
             raise RuntimeError("--scheduler needs dask.distributed (pip install distributed)")
         else:

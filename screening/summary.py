@@ -8,6 +8,7 @@ could not be read are shown by file, line and reason, never by content.
 from __future__ import annotations
 
 import html
+import textwrap
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,12 +115,10 @@ def _sections(result: "Result", kb: Labels) -> list[tuple[str, list[str], list[l
 
 
 def _plots(result: "Result", kb: Labels, folder: str) -> list[tuple[str, str]]:
-    """(file name, caption) of the PNGs written; none without matplotlib."""
+    """(file name, caption) of the PNGs written; none without matplotlib. A Figure drawn on its own (no
+    pyplot: no global figure state, less to import); long labels wrapped, so that the layout fits them."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         return []
     t = result.tally
@@ -127,30 +126,44 @@ def _plots(result: "Result", kb: Labels, folder: str) -> list[tuple[str, str]]:
     written = []
     pids = [p for p, _ in sorted(t.assessed.items(), key=lambda kv: kv[1])]
     if pids:
-        fig, ax = plt.subplots(figsize=(8, 0.35 * len(pids) + 1.2))
+        labels = [_wrap(names[p]) for p in pids]
+        fig = Figure(figsize=(8, _height(labels)))
+        ax = fig.subplots()
         left = [0] * len(pids)
         for sev in SEVERITY_WORDS:
             counts = [sum(n for (p, s, _), n in t.flags.items() if p == pid and s == sev) for pid in pids]
-            ax.barh([names[p] for p in pids], counts, left=left, color=SEVERITY_COLOURS[sev], label=SEVERITY_WORDS[sev])
+            ax.barh(labels, counts, left=left, color=SEVERITY_COLOURS[sev], label=SEVERITY_WORDS[sev])
             left = [a + b for a, b in zip(left, counts)]
         ax.set_xlabel("standing flags (rows)")
         ax.legend(loc="lower right")
         fig.suptitle("Standing flags by presentation")
         fig.tight_layout()
         _save(fig, folder, "flags_by_presentation.png")
-        plt.close(fig)
         written.append(("flags_by_presentation.png", "Standing flags by presentation and severity"))
     needs = sorted(t.needs.items(), key=lambda kv: kv[1])[-15:]
     if needs:
-        fig, ax = plt.subplots(figsize=(8, 0.35 * len(needs) + 1.2))
-        ax.barh([f"{names[p]}: {label}" for (p, label), _ in needs], [n for _, n in needs], color="#4575b4")
+        labels = [_wrap(f"{names[p]}: {label}") for (p, label), _ in needs]
+        fig = Figure(figsize=(8, _height(labels)))
+        ax = fig.subplots()
+        ax.barh(labels, [n for _, n in needs], color="#4575b4")
         ax.set_xlabel("rows where the detail would change the answer")
         fig.suptitle("Details missing that would change the answer")
         fig.tight_layout()
         _save(fig, folder, "missing_details.png")
-        plt.close(fig)
         written.append(("missing_details.png", "The details most often missing that would change the answer"))
     return written
+
+
+PLOT_LABEL = 40  # characters a plot label line holds: longer labels are wrapped, not cut
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, PLOT_LABEL, break_long_words=False)
+
+
+def _height(labels: list[str]) -> float:
+    """Inches: a bar per label, taller for labels wrapped on several lines."""
+    return 0.35 * len(labels) + 0.18 * sum(label.count("\n") for label in labels) + 1.2
 
 
 def _save(fig: Any, folder: str, name: str) -> None:
