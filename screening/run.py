@@ -21,17 +21,18 @@ own, call `screen()` under `if __name__ == "__main__":`.
 
 from __future__ import annotations
 
-import contextlib
+import importlib.util
 import json
 import logging
 import math
 import pickle
 import sys
+import threading
 import time
 import zlib
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Iterator
+from typing import Any
 
 import fsspec
 import pyarrow as pa
@@ -39,7 +40,7 @@ import pyarrow.parquet as pq
 
 from screening.export import Export, ExportFile, Problem, discover, read_file
 from screening.patients import Tally, assess_patient, text_read
-from screening.summary import Labels, labels_of, write_summary
+from screening.summary import Labels, import_plotting_soon, labels_of, write_summary
 
 TABLE = "table"  # OUT/table/part-*.parquet: read it whole with pandas.read_parquet(OUT + "/table")
 PLANS = "plans.jsonl"
@@ -227,21 +228,16 @@ FORKSERVER = "distributed.worker.multiprocessing-method"
 def _start_forkserver() -> bool:
     """Start the process the local workers will be forked from, with screening/preload.py imported in it
     (imports done, engine built), so that its CPU is paid once, not once per worker; started first thing,
-    it builds while this process reads the manifest and starts the scheduler. Spawn and forkserver both
-    start from a fresh interpreter (never a fork of this multi-threaded client). False where there is
-    no forkserver (Windows): the workers are spawned and build their own, as before."""
+    it builds while this process imports dask, reads the manifest and starts the scheduler. Spawn and
+    forkserver both start from a fresh interpreter (never a fork of this multi-threaded client). The
+    preload list is read when the server starts, so distributed's own list, which it sets later, does
+    not replace ours. False where there is no forkserver (Windows): workers spawned, as before."""
     import multiprocessing
     from multiprocessing import forkserver
 
-    import dask
-
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return False
-    from distributed.utils import get_mp_context
-
-    with dask.config.set({FORKSERVER: "forkserver"}):
-        get_mp_context()  # distributed sets its own preload list, once; ours, set after, replaces it
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["screening.preload"])
+    forkserver.set_forkserver_preload(["screening.preload"])
     forkserver.ensure_running()
     return True
 
@@ -259,12 +255,14 @@ def _stop_forkserver() -> None:
 
 
 def _run_distributed(split: Any, assessed: Any, address: str | None, workers: int, show: bool,
-                     seconds: dict[str, float], labels: list[Labels], forked: bool) -> tuple[list, list, str]:
+                     seconds: dict[str, float], labels: list[Labels], forked: bool,
+                     stopping: list[threading.Thread]) -> tuple[list, list, str]:
     try:
         return _on_cluster(split, assessed, address, workers, show, seconds, labels, forked)
     finally:
-        if forked:
-            _stop_forkserver()
+        if forked:  # the forkserver exits (a second or so) while the summary is written; joined after it
+            stopping.append(threading.Thread(target=_stop_forkserver, name="stop forkserver"))
+            stopping[-1].start()
 
 
 def _on_cluster(split: Any, assessed: Any, address: str | None, workers: int, show: bool,
@@ -286,6 +284,8 @@ def _on_cluster(split: Any, assessed: Any, address: str | None, workers: int, sh
         results = []
         for bag, desc, unit in ((split, "reading", " file"), (assessed, "assessing", " bucket")):
             t = time.perf_counter()
+            if bag is assessed:
+                import_plotting_soon()
             futures = client.compute(bag.to_delayed())
             found: list = []
             with _bar(len(futures), show, desc, unit) as bar:
@@ -330,28 +330,33 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
     seconds = {"t0": time.perf_counter()}
     have_distributed = use_distributed
     if have_distributed is None:
-        try:
-            import distributed  # noqa: F401
-            have_distributed = True
-        except ImportError:
-            have_distributed = False
-    forked = False
+        have_distributed = importlib.util.find_spec("distributed") is not None
+    if scheduler and not have_distributed:
+        raise RuntimeError("--scheduler needs dask.distributed (pip install distributed)")
+    stopping: list[threading.Thread] = []  # the forkserver's exit, overlapped with the summary
+    forked = bool(have_distributed and not scheduler) and _start_forkserver()
     try:
-        forked = bool(have_distributed and not scheduler) and _start_forkserver()
-        export = discover(export_dir, as_of)
-        _prepare(out)
-    except BaseException:
-        if forked:
+        return _screen(export_dir, out, as_of, scheduler, workers, full, show_progress, have_distributed,
+                       forked, seconds, stopping)
+    finally:
+        if forked and not stopping:  # failed before the cluster ran
             _stop_forkserver()
-        raise
+        for thread in stopping:
+            thread.join()
+
+
+def _screen(export_dir: str, out: str, as_of: date | None, scheduler: str | None, workers: int, full: bool,
+            show_progress: bool | None, have_distributed: bool, forked: bool, seconds: dict[str, float],
+            stopping: list[threading.Thread]) -> Result:
+    export = discover(export_dir, as_of)
+    _prepare(out)
     split, assessed = passes(export, out, full)
     show = sys.stderr.isatty() if show_progress is None else show_progress
     labels: list[Labels] = []
     try:
         if have_distributed:
-            found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show, seconds, labels, forked)
-        elif scheduler:
-            raise RuntimeError("--scheduler needs dask.distributed (pip install distributed)")
+            found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show, seconds, labels,
+                                                          forked, stopping)
         else:
             found, problem_list, where = _run_multiprocessing(split, assessed, workers, show, seconds)
     finally:  # the buckets hold patient records: never left behind, even after a failure
@@ -368,6 +373,8 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
     result = Result(export, total, listed, out, where, seconds, labels[0] if labels else None)
     t = time.perf_counter()
     write_summary(result)
+    for thread in stopping:
+        thread.join()
     seconds["summary"] = time.perf_counter() - t
     return result
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import textwrap
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +153,19 @@ def _plots(result: "Result", kb: Labels, folder: str) -> list[tuple[str, str]]:
         _save(fig, folder, "missing_details.png")
         written.append(("missing_details.png", "The details most often missing that would change the answer"))
     return written
+
+
+def _import_plotting() -> None:
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        pass
+
+
+def import_plotting_soon() -> None:
+    """Import matplotlib (about half a second) in a background thread while the workers assess, so that
+    the summary draws at once instead of importing it after the screen's last task."""
+    threading.Thread(target=_import_plotting, name="import matplotlib", daemon=True).start()
 
 
 PLOT_LABEL = 40  # characters a plot label line holds: longer labels are wrapped, not cut
