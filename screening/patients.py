@@ -12,8 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable
 
@@ -22,12 +21,12 @@ from models.plan import Plan
 from models.terminology import Terminology
 from rules.engine import RuleExecutionError
 from rules.planner import default_context
+from screening.tally import Tally
 from service.cards import card_summary
 from service.fhir_input import FhirInputError, FhirReading, code_map, read_prefetch, reads_observations
 from service.record_assessment import NotAssessed, assess_reading
 
 SEVERITY_ORDER = ("stop", "do_first", "caution")
-MAX_LISTED = 1000  # not-assessed patients listed per partition in the summary (all are in the table)
 
 
 @functools.lru_cache(maxsize=1)
@@ -35,40 +34,6 @@ def context() -> tuple[Any, Any, Terminology]:
     """The worker's knowledge base, engine and terminology, built on first use in this process."""
     kb, engine = default_context()
     return kb, engine, code_map(kb)
-
-
-@dataclass
-class Tally:
-    """What a partition saw, in counts small enough to send back to the client and add up."""
-
-    patients: int = 0
-    resources: Counter = field(default_factory=Counter)  # by type
-    assessed_patients: int = 0
-    deceased: int = 0
-    nothing_mapped: int = 0
-    not_assessed_patients: int = 0
-    conditions_not_mapped: int = 0
-    conditions_not_current: int = 0
-    entries_skipped: int = 0
-    rows: int = 0
-    assessed: Counter = field(default_factory=Counter)  # presentation -> rows assessed
-    stopped: Counter = field(default_factory=Counter)  # presentation -> rows with a standing stop flag
-    flags: Counter = field(default_factory=Counter)  # (presentation, severity, flag id) -> rows
-    needs: Counter = field(default_factory=Counter)  # (presentation, detail label) -> rows
-    top: Counter = field(default_factory=Counter)  # (presentation, option name, strength) -> rows
-    not_assessed: list = field(default_factory=list)  # (patient id, presentation or "", reason), capped
-    not_assessed_reasons: Counter = field(default_factory=Counter)  # reason kind -> rows
-
-    def add(self, other: "Tally") -> "Tally":
-        for name, value in vars(other).items():
-            mine = getattr(self, name)
-            if isinstance(value, Counter):
-                mine.update(value)
-            elif isinstance(value, list):
-                mine.extend(value[: max(0, MAX_LISTED - len(mine))])
-            else:
-                setattr(self, name, mine + value)
-        return self
 
 
 def _ids(flags: Iterable[Any]) -> list[str]:

@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from screening.export import Export, ExportFile, Problem, discover, read_file
-from screening.patients import Tally, assess_patient, text_read
+from screening.tally import Tally
 from screening.summary import Labels, import_plotting_soon, labels_of, write_summary
 
 TABLE = "table"  # OUT/table/part-*.parquet: read it whole with pandas.read_parquet(OUT + "/table")
@@ -115,6 +115,8 @@ def split_file(file: ExportFile, buckets: int, scratch: str) -> list[tuple]:
         pending.clear()
         held, chunk = 0, chunk + 1
 
+    from screening.patients import text_read
+
     keep_text = file.rtype in text_read()
     for record in read_file(file):
         if record[0] == "p":
@@ -146,6 +148,7 @@ def assess_bucket(bucket: int, scratch: str, today: date, out: str, full: bool) 
     """Pass 2, one task per bucket: assess its patients, write its table part (and plans), return its counts.
     Named by bucket, so a task run twice (a worker lost) overwrites its own files."""
     from rules.batch import plan_json
+    from screening.patients import assess_patient
 
     tally = Tally()
     rows: list[dict[str, Any]] = []
