@@ -46,7 +46,7 @@ TABLE = "table"  # OUT/table/part-*.parquet: read it whole with pandas.read_parq
 PLANS = "plans.jsonl"
 SCRATCH = "_scratch"  # pass 1's patient buckets; removed at the end
 BUCKET_BYTES = 2 * 1024 * 1024  # about 1,500 patients of a typical export: small tasks, flat worker memory
-MIN_BUCKETS = 8
+MIN_BUCKETS = 16  # at 10,000 patients 8 tasks per worker of 2: the last to finish leaves the other idle for less
 FLUSH_RECORDS = 20_000
 SCHEMA = pa.schema([
     ("patient_id", pa.string()),
