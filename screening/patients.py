@@ -12,8 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable
 
@@ -22,12 +21,12 @@ from models.plan import Plan
 from models.terminology import Terminology
 from rules.engine import RuleExecutionError
 from rules.planner import default_context
+from screening.tally import Tally
 from service.cards import card_summary
 from service.fhir_input import FhirInputError, FhirReading, code_map, read_prefetch, reads_observations
 from service.record_assessment import NotAssessed, assess_reading
 
 SEVERITY_ORDER = ("stop", "do_first", "caution")
-MAX_LISTED = 1000  # not-assessed patients listed per partition in the summary (all are in the table)
 
 
 @functools.lru_cache(maxsize=1)
@@ -35,40 +34,6 @@ def context() -> tuple[Any, Any, Terminology]:
     """The worker's knowledge base, engine and terminology, built on first use in this process."""
     kb, engine = default_context()
     return kb, engine, code_map(kb)
-
-
-@dataclass
-class Tally:
-    """What a partition saw, in counts small enough to send back to the client and add up."""
-
-    patients: int = 0
-    resources: Counter = field(default_factory=Counter)  # by type
-    assessed_patients: int = 0
-    deceased: int = 0
-    nothing_mapped: int = 0
-    not_assessed_patients: int = 0
-    conditions_not_mapped: int = 0
-    conditions_not_current: int = 0
-    entries_skipped: int = 0
-    rows: int = 0
-    assessed: Counter = field(default_factory=Counter)  # presentation -> rows assessed
-    stopped: Counter = field(default_factory=Counter)  # presentation -> rows with a standing stop flag
-    flags: Counter = field(default_factory=Counter)  # (presentation, severity, flag id) -> rows
-    needs: Counter = field(default_factory=Counter)  # (presentation, detail label) -> rows
-    top: Counter = field(default_factory=Counter)  # (presentation, option name, strength) -> rows
-    not_assessed: list = field(default_factory=list)  # (patient id, presentation or "", reason), capped
-    not_assessed_reasons: Counter = field(default_factory=Counter)  # reason kind -> rows
-
-    def add(self, other: "Tally") -> "Tally":
-        for name, value in vars(other).items():
-            mine = getattr(self, name)
-            if isinstance(value, Counter):
-                mine.update(value)
-            elif isinstance(value, list):
-                mine.extend(value[: max(0, MAX_LISTED - len(mine))])
-            else:
-                setattr(self, name, mine + value)
-        return self
 
 
 def _ids(flags: Iterable[Any]) -> list[str]:
@@ -118,8 +83,10 @@ def plan_part(plan: Plan, p: str) -> Part:
 
 @dataclass
 class Assessed:
-    """One input's plan, the presentations the planner refused, and the parts of the plan by presentation."""
+    """One input's outcome: whether the planner made a plan, the plan itself only when plans are written
+    (--full), the presentations the planner refused, and the parts of the plan by presentation."""
 
+    planned: bool
     plan: Plan | None
     refused: list[NotAssessed]
     parts: dict[str, Part]
@@ -127,22 +94,29 @@ class Assessed:
 
 # The same input gives the same plan (a frozen model; nothing in it depends on the time or the
 # patient), and a population repeats inputs a lot: ages in years times a few presentations, while
-# no detail is read from the record. So each worker keeps the plans of the inputs it has seen; the
-# memory is bounded (emptied when full) and the table is the same as assessing every patient.
+# no detail is read from the record. So each worker keeps what the table takes from the plans of the
+# inputs it has seen (the row parts, about 2 KB an input; the plans themselves, about 10 KB, only
+# with --full), least recently used out first; the table is the same as assessing every patient.
+# At 100,000 generated patients a worker sees about 8,000 different inputs: PARTS_MEMO holds them all
+# (an earlier memo of 4,096 plans, emptied when full, assessed most of them several times).
+PARTS_MEMO = 16384
 PLAN_MEMO = 4096
 _MEMO: dict[str, Assessed] = {}
 
 
-def assessed(reading: FhirReading, kb: Any, engine: Any) -> Assessed:
-    """The plan of the reading's input, from this worker's memo or assessed now (raises RuleExecutionError)."""
+def assessed(reading: FhirReading, kb: Any, engine: Any, keep_plan: bool = False) -> Assessed:
+    """The outcome of the reading's input, from this worker's memo or assessed now (raises RuleExecutionError).
+    `keep_plan`: the plan is needed too (--full)."""
     key = kb.content_hash + json.dumps(reading.presentation, sort_keys=True, separators=(",", ":"))
-    found = _MEMO.get(key)
-    if found is None:
+    found = _MEMO.pop(key, None)
+    if found is None or (keep_plan and found.planned and found.plan is None):
         plan, refused = assess_reading(reading, (kb, engine))
-        found = Assessed(plan, refused, {i.id: plan_part(plan, i.id) for i in plan.presentations} if plan else {})
-        if len(_MEMO) >= PLAN_MEMO:
-            _MEMO.clear()
-        _MEMO[key] = found
+        found = Assessed(plan is not None, plan if keep_plan else None, refused,
+                         {i.id: plan_part(plan, i.id) for i in plan.presentations} if plan else {})
+        cap = PLAN_MEMO if keep_plan else PARTS_MEMO
+        while len(_MEMO) >= cap:
+            del _MEMO[next(iter(_MEMO))]
+    _MEMO[key] = found  # (again) the most recently used, last
     return found
 
 
@@ -204,8 +178,9 @@ def _resource(record: tuple, pid: str) -> dict[str, Any]:
     return json.loads(record[5])
 
 
-def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally) -> tuple[list[dict[str, Any]], list[tuple[str, Plan]]]:
-    """The rows of one patient, and its plan (for --full); never raises for what the record holds."""
+def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally,
+                   keep_plan: bool = False) -> tuple[list[dict[str, Any]], list[tuple[str, Plan]]]:
+    """The rows of one patient, and (`keep_plan`, for --full) its plan; never raises for what the record holds."""
     kb, engine, terms = context()
     tally.patients += 1
     records = sorted(records, key=lambda r: (r[3], r[4]))
@@ -243,16 +218,15 @@ def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally) ->
         tally.nothing_mapped += 1
         return [], []
     try:
-        found = assessed(reading, kb, engine)
+        found = assessed(reading, kb, engine, keep_plan)
     except RuleExecutionError as error:
         tally.not_assessed_patients += 1
         return [_not_assessed(pid, f"a rule failed: {error}", "a rule failed", kb, tally, p) for p in reading.mapped_codes], []
-    plan = found.plan
-    rows = plan_rows(pid, found, reading, kb, tally) if plan is not None else []
+    rows = plan_rows(pid, found, reading, kb, tally) if found.planned else []
     for item in found.refused:
         rows.append(_not_assessed(pid, "; ".join(item.reasons), "refused by the planner", kb, tally, item.presentation))
-    if rows and plan is not None:
+    if rows and found.planned:
         tally.assessed_patients += 1
     elif rows:
         tally.not_assessed_patients += 1
-    return rows, ([(pid, plan)] if plan is not None else [])
+    return rows, ([(pid, found.plan)] if found.plan is not None else [])

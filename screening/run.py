@@ -11,20 +11,23 @@ the client, which gets only the counts of each bucket and the problems, and writ
 (screening/summary.py).
 
 Scheduler: by default a local cluster of `workers` single-threaded processes on this machine
-(dask.distributed's LocalCluster), nothing to set up; `--scheduler ADDRESS` runs on an existing
+(dask.distributed's LocalCluster), nothing to set up; its workers are forked from a forkserver that
+imported screening/preload.py, so they start with the engine built; `--scheduler ADDRESS` runs on an existing
 Dask cluster, whose workers must be able to import this project and read EXPORT_DIR and write OUT
 (a shared file system or object storage). Without dask.distributed, the multiprocessing scheduler.
-Both start worker processes by spawn, which re-runs the caller's main module: from a script of your
+Both start worker processes from a fresh interpreter (forkserver, spawn), which re-runs the caller's main module: from a script of your
 own, call `screen()` under `if __name__ == "__main__":`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
 import pickle
 import sys
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -36,13 +39,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from screening.export import Export, ExportFile, Problem, discover, read_file
-from screening.patients import Tally, assess_patient, text_read
+from screening.tally import Tally
+from screening.summary import Labels, import_plotting_soon, labels_of, write_summary
 
 TABLE = "table"  # OUT/table/part-*.parquet: read it whole with pandas.read_parquet(OUT + "/table")
 PLANS = "plans.jsonl"
 SCRATCH = "_scratch"  # pass 1's patient buckets; removed at the end
 BUCKET_BYTES = 2 * 1024 * 1024  # about 1,500 patients of a typical export: small tasks, flat worker memory
-MIN_BUCKETS = 8
+MIN_BUCKETS = 16  # at 10,000 patients 8 tasks per worker of 2: the last to finish leaves the other idle for less
 FLUSH_RECORDS = 20_000
 SCHEMA = pa.schema([
     ("patient_id", pa.string()),
@@ -72,6 +76,7 @@ class Result:
     out: str
     scheduler: str
     seconds: dict[str, float]  # start (cluster up), reading (pass 1), assessing (pass 2), summary
+    labels: Labels | None = None  # the workers' knowledge base, as the summary names it; None: load it
 
 
 def buckets_for(files: list[ExportFile]) -> int:
@@ -110,6 +115,8 @@ def split_file(file: ExportFile, buckets: int, scratch: str) -> list[tuple]:
         pending.clear()
         held, chunk = 0, chunk + 1
 
+    from screening.patients import text_read
+
     keep_text = file.rtype in text_read()
     for record in read_file(file):
         if record[0] == "p":
@@ -141,12 +148,13 @@ def assess_bucket(bucket: int, scratch: str, today: date, out: str, full: bool) 
     """Pass 2, one task per bucket: assess its patients, write its table part (and plans), return its counts.
     Named by bucket, so a task run twice (a worker lost) overwrites its own files."""
     from rules.batch import plan_json
+    from screening.patients import assess_patient
 
     tally = Tally()
     rows: list[dict[str, Any]] = []
     plans: list[bytes] = []
     for pid, records in sorted(_bucket_records(scratch, bucket).items()):
-        patient_rows, patient_plans = assess_patient(pid, records, today, tally)
+        patient_rows, patient_plans = assess_patient(pid, records, today, tally, full)
         rows.extend(patient_rows)
         if full:
             plans.extend(b'{"patient_id": %s, "plan": %s}\n' % (json.dumps(p).encode(), plan_json(plan))
@@ -205,32 +213,82 @@ def _bar(total: int, show: bool, desc: str, unit: str) -> Any:
     return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, disable=not show)
 
 
-def _warm() -> None:
-    """Build this worker's knowledge base, engine and terminology (cached per process)."""
+def warm() -> Labels:
+    """Build this process's knowledge base, engine and terminology (cached per process), import what a
+    task needs; return the knowledge base's labels for the summary, so the client need not load it."""
     import pyarrow.parquet  # noqa: F401 - with pandas, which pyarrow imports on its first table
 
     from screening.patients import context
 
-    context()
+    kb = context()[0]
     pa.Table.from_pylist([], schema=SCHEMA)
+    return labels_of(kb)
+
+
+FORKSERVER = "distributed.worker.multiprocessing-method"
+
+
+def _start_forkserver() -> bool:
+    """Start the process the local workers will be forked from, with screening/preload.py imported in it
+    (imports done, engine built), so that its CPU is paid once, not once per worker; started first thing,
+    it builds while this process imports dask, reads the manifest and starts the scheduler. Spawn and
+    forkserver both start from a fresh interpreter (never a fork of this multi-threaded client). The
+    preload list is read when the server starts, so distributed's own list, which it sets later, does
+    not replace ours. False where there is no forkserver (Windows): workers spawned, as before."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    forkserver.set_forkserver_preload(["screening.preload"])
+    forkserver.ensure_running()
+    return True
+
+
+def _stop_forkserver() -> None:
+    """Once the local cluster is closed, stop its forkserver and wait for it, as for any child process:
+    none is left behind, and its CPU time (with that of the workers it forked and waited for) counts
+    among this process's children's, where `make bench-screen` reads it. multiprocessing has no public
+    call for this; `_stop` is the one its own tests use, and a later screen starts a new server."""
+    from multiprocessing import forkserver
+
+    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        stop()
 
 
 def _run_distributed(split: Any, assessed: Any, address: str | None, workers: int, show: bool,
-                     seconds: dict[str, float]) -> tuple[list, list, str]:
+                     seconds: dict[str, float], labels: list[Labels], forked: bool,
+                     stopping: list[threading.Thread]) -> tuple[list, list, str]:
+    try:
+        return _on_cluster(split, assessed, address, workers, show, seconds, labels, forked)
+    finally:
+        if forked:  # the forkserver exits (a second or so) while the summary is written; joined after it
+            stopping.append(threading.Thread(target=_stop_forkserver, name="stop forkserver"))
+            stopping[-1].start()
+
+
+def _on_cluster(split: Any, assessed: Any, address: str | None, workers: int, show: bool,
+                seconds: dict[str, float], labels: list[Labels], forked: bool) -> tuple[list, list, str]:
+    import dask
     from distributed import Client, LocalCluster, as_completed
 
     if address:
         client, cluster, where = Client(address), None, f"the Dask cluster at {address}"
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        with dask.config.set({FORKSERVER: "forkserver"} if forked else {}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.ERROR)
         client, where = Client(cluster), f"a local Dask cluster of {workers} processes"
     try:
-        client.run(_warm)  # every worker builds its engine now, in parallel, not inside the first task
+        # every worker builds its engine now, in parallel, not inside the first task (done already when forked)
+        labels.extend(client.run(warm).values())
         seconds["start"] = time.perf_counter() - seconds.pop("t0")
         results = []
         for bag, desc, unit in ((split, "reading", " file"), (assessed, "assessing", " bucket")):
             t = time.perf_counter()
+            if bag is assessed:
+                import_plotting_soon()
             futures = client.compute(bag.to_delayed())
             found: list = []
             with _bar(len(futures), show, desc, unit) as bar:
@@ -273,22 +331,35 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
     """Screen every patient of the export; write OUT/table, OUT/summary.* (and OUT/plans.jsonl).
     `use_distributed`: None uses dask.distributed when it is installed, else the multiprocessing scheduler."""
     seconds = {"t0": time.perf_counter()}
+    have_distributed = use_distributed
+    if have_distributed is None:
+        have_distributed = importlib.util.find_spec("distributed") is not None
+    if scheduler and not have_distributed:
+        raise RuntimeError("--scheduler needs dask.distributed (pip install distributed)")
+    stopping: list[threading.Thread] = []  # the forkserver's exit, overlapped with the summary
+    forked = bool(have_distributed and not scheduler) and _start_forkserver()
+    try:
+        return _screen(export_dir, out, as_of, scheduler, workers, full, show_progress, have_distributed,
+                       forked, seconds, stopping)
+    finally:
+        if forked and not stopping:  # failed before the cluster ran
+            _stop_forkserver()
+        for thread in stopping:
+            thread.join()
+
+
+def _screen(export_dir: str, out: str, as_of: date | None, scheduler: str | None, workers: int, full: bool,
+            show_progress: bool | None, have_distributed: bool, forked: bool, seconds: dict[str, float],
+            stopping: list[threading.Thread]) -> Result:
     export = discover(export_dir, as_of)
     _prepare(out)
     split, assessed = passes(export, out, full)
     show = sys.stderr.isatty() if show_progress is None else show_progress
-    have_distributed = use_distributed
-    if have_distributed is None:
-        try:
-            import distributed  # noqa: F401
-            have_distributed = True
-        except ImportError:
-            have_distributed = False
+    labels: list[Labels] = []
     try:
         if have_distributed:
-            found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show, seconds)
-        elif scheduler:
-            raise RuntimeError("--scheduler needs dask.distributed (pip install distributed)")
+            found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show, seconds, labels,
+                                                          forked, stopping)
         else:
             found, problem_list, where = _run_multiprocessing(split, assessed, workers, show, seconds)
     finally:  # the buckets hold patient records: never left behind, even after a failure
@@ -302,11 +373,11 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
                     key=lambda p: (p.file, p.line))
     if full:
         _join_plans(out)
-    result = Result(export, total, listed, out, where, seconds)
-    from screening.summary import write_summary
-
+    result = Result(export, total, listed, out, where, seconds, labels[0] if labels else None)
     t = time.perf_counter()
     write_summary(result)
+    for thread in stopping:
+        thread.join()
     seconds["summary"] = time.perf_counter() - t
     return result
 

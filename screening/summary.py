@@ -8,7 +8,10 @@ could not be read are shown by file, line and reason, never by content.
 from __future__ import annotations
 
 import html
+import textwrap
+import threading
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +27,16 @@ SEVERITY_COLOURS = {"stop": "#b2182b", "do_first": "#ef8a62", "caution": "#fddbc
 LISTED = 50  # problems and not-assessed patients listed in the summary; the rest are counted
 
 
-def _kb() -> Any:
-    from screening.patients import context
+@dataclass(frozen=True)
+class Labels:
+    """What the summary takes from the knowledge base: its stamp and the names of presentations and
+    flags. Small and picklable: a worker, which has the knowledge base loaded, sends it to the client,
+    which then need not load one (and shows the stamp of the knowledge the workers applied)."""
 
-    return context()[0]
+    version: str
+    content_hash: str
+    presentations: dict[str, str]  # id -> name
+    flags: dict[str, str]  # id -> name, as _flag_name gives it
 
 
 def _flag_name(kb: Any, fid: str) -> str:
@@ -36,10 +45,24 @@ def _flag_name(kb: Any, fid: str) -> str:
     return name if isinstance(name, str) and len(name) < 80 else fid.replace("_", " ")
 
 
-def _sections(result: "Result", kb: Any) -> list[tuple[str, list[str], list[list[str]], str]]:
+def labels_of(kb: Any) -> Labels:
+    return Labels(kb.version, kb.content_hash, {pid: p.name for pid, p in kb.presentations.items()},
+                  {fid: _flag_name(kb, fid) for fid in getattr(kb, "flags", {})})
+
+
+def _labels(result: "Result") -> Labels:
+    """The workers' labels, or (with the multiprocessing scheduler, whose workers do not stay) this process's."""
+    if result.labels is not None:
+        return result.labels
+    from models.loader import load
+
+    return labels_of(load())
+
+
+def _sections(result: "Result", kb: Labels) -> list[tuple[str, list[str], list[list[str]], str]]:
     """(title, header, rows, note) for each table of the summary."""
     t, e = result.tally, result.export
-    names = {pid: p.name for pid, p in kb.presentations.items()}
+    names = kb.presentations
     out = []
     out.append(("Counts", ["What", "Number"], [
         ["Patients in the export", f"{t.patients:,}"],
@@ -70,7 +93,7 @@ def _sections(result: "Result", kb: Any) -> list[tuple[str, list[str], list[list
                 [[names.get(p, p), o, s, f"{n:,}"] for (p, o, s), n in top], "At the top rank of the treatment step."))
     flags = sorted(t.flags.items(), key=lambda kv: -kv[1])[:20]
     out.append(("Standing flags", ["Presentation", "Severity", "Flag", "Rows"],
-                [[names.get(p, p), SEVERITY_WORDS[s], _flag_name(kb, f), f"{n:,}"] for (p, s, f), n in flags], ""))
+                [[names.get(p, p), SEVERITY_WORDS[s], kb.flags.get(f) or f.replace("_", " "), f"{n:,}"] for (p, s, f), n in flags], ""))
     needs = sorted(t.needs.items(), key=lambda kv: -kv[1])[:20]
     out.append(("Details missing that would change the answer", ["Presentation", "Detail", "Rows"],
                 [[names.get(p, p), label, f"{n:,}"] for (p, label), n in needs],
@@ -92,44 +115,69 @@ def _sections(result: "Result", kb: Any) -> list[tuple[str, list[str], list[list
     return out
 
 
-def _plots(result: "Result", kb: Any, folder: str) -> list[tuple[str, str]]:
-    """(file name, caption) of the PNGs written; none without matplotlib."""
+def _plots(result: "Result", kb: Labels, folder: str) -> list[tuple[str, str]]:
+    """(file name, caption) of the PNGs written; none without matplotlib. A Figure drawn on its own (no
+    pyplot: no global figure state, less to import); long labels wrapped, so that the layout fits them."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         return []
     t = result.tally
-    names = {pid: p.name.split(" (")[0] for pid, p in kb.presentations.items()}
+    names = {pid: name.split(" (")[0] for pid, name in kb.presentations.items()}
     written = []
     pids = [p for p, _ in sorted(t.assessed.items(), key=lambda kv: kv[1])]
     if pids:
-        fig, ax = plt.subplots(figsize=(8, 0.35 * len(pids) + 1.2))
+        labels = [_wrap(names[p]) for p in pids]
+        fig = Figure(figsize=(8, _height(labels)))
+        ax = fig.subplots()
         left = [0] * len(pids)
         for sev in SEVERITY_WORDS:
             counts = [sum(n for (p, s, _), n in t.flags.items() if p == pid and s == sev) for pid in pids]
-            ax.barh([names[p] for p in pids], counts, left=left, color=SEVERITY_COLOURS[sev], label=SEVERITY_WORDS[sev])
+            ax.barh(labels, counts, left=left, color=SEVERITY_COLOURS[sev], label=SEVERITY_WORDS[sev])
             left = [a + b for a, b in zip(left, counts)]
         ax.set_xlabel("standing flags (rows)")
         ax.legend(loc="lower right")
         fig.suptitle("Standing flags by presentation")
         fig.tight_layout()
         _save(fig, folder, "flags_by_presentation.png")
-        plt.close(fig)
         written.append(("flags_by_presentation.png", "Standing flags by presentation and severity"))
     needs = sorted(t.needs.items(), key=lambda kv: kv[1])[-15:]
     if needs:
-        fig, ax = plt.subplots(figsize=(8, 0.35 * len(needs) + 1.2))
-        ax.barh([f"{names[p]}: {label}" for (p, label), _ in needs], [n for _, n in needs], color="#4575b4")
+        labels = [_wrap(f"{names[p]}: {label}") for (p, label), _ in needs]
+        fig = Figure(figsize=(8, _height(labels)))
+        ax = fig.subplots()
+        ax.barh(labels, [n for _, n in needs], color="#4575b4")
         ax.set_xlabel("rows where the detail would change the answer")
         fig.suptitle("Details missing that would change the answer")
         fig.tight_layout()
         _save(fig, folder, "missing_details.png")
-        plt.close(fig)
         written.append(("missing_details.png", "The details most often missing that would change the answer"))
     return written
+
+
+def _import_plotting() -> None:
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        pass
+
+
+def import_plotting_soon() -> None:
+    """Import matplotlib (about half a second) in a background thread while the workers assess, so that
+    the summary draws at once instead of importing it after the screen's last task."""
+    threading.Thread(target=_import_plotting, name="import matplotlib", daemon=True).start()
+
+
+PLOT_LABEL = 40  # characters a plot label line holds: longer labels are wrapped, not cut
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, PLOT_LABEL, break_long_words=False)
+
+
+def _height(labels: list[str]) -> float:
+    """Inches: a bar per label, taller for labels wrapped on several lines."""
+    return 0.35 * len(labels) + 0.18 * sum(label.count("\n") for label in labels) + 1.2
 
 
 def _save(fig: Any, folder: str, name: str) -> None:
@@ -141,9 +189,8 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(result: "Result", sections: list, plots: list[tuple[str, str]]) -> str:
+def to_markdown(result: "Result", sections: list, plots: list[tuple[str, str]], kb: Labels) -> str:
     lines = ["# Cohort screen", "", f"*{DISCLAIMER}*", ""]
-    kb = _kb()
     lines += [f"Knowledge base {kb.version} (SHA-256 {kb.content_hash[:12]}).", ""]
     for title, header, rows, note in sections:
         lines += [f"## {title}", ""]
@@ -160,8 +207,7 @@ def to_markdown(result: "Result", sections: list, plots: list[tuple[str, str]]) 
     return "\n".join(lines)
 
 
-def to_html(result: "Result", sections: list, plots: list[tuple[str, str]]) -> str:
-    kb = _kb()
+def to_html(result: "Result", sections: list, plots: list[tuple[str, str]], kb: Labels) -> str:
     e = html.escape
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Cohort screen</title><style>",
@@ -198,11 +244,11 @@ def _html_section(section: tuple) -> str:
 
 def write_summary(result: "Result") -> list[str]:
     """OUT/summary.md, OUT/summary.html and the PNGs they show; the paths written."""
-    kb = _kb()
+    kb = _labels(result)
     sections = _sections(result, kb)
     plots = _plots(result, kb, result.out)
     written = []
-    for name, text in (("summary.md", to_markdown(result, sections, plots)), ("summary.html", to_html(result, sections, plots))):
+    for name, text in (("summary.md", to_markdown(result, sections, plots, kb)), ("summary.html", to_html(result, sections, plots, kb))):
         with fsspec.open(f"{result.out}/{name}", "w", encoding="utf-8") as handle:
             handle.write(text)
         written.append(str(Path(result.out) / name))
