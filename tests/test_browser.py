@@ -129,6 +129,50 @@ def test_a_missing_detail_that_decides_is_asked_for_beside_its_field_and_in_the_
             assert f"Record {need.label}:" in results
 
 
+def test_assess_draws_only_the_answer_and_a_folded_card_draws_its_basis_when_opened(server: str, tmp_path: Path) -> None:
+    """Assess reruns the answer's part alone (the speed of issue 15): no widget of the form or the sidebar is
+    sent to the browser again, yet the prompts beside the fields and the sidebar's teaching point follow the
+    new plan. A card's basis is not in the page while its section is folded, and is drawn in full once opened."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    from models.loader import load_cases
+
+    case = next(c for _, c in load_cases() if c.id == "achalasia_type_iii_poem_preferred")
+    sent: list[str] = []
+
+    def element(payload: bytes | str) -> None:
+        message = ForwardMsg()
+        message.ParseFromString(payload if isinstance(payload, bytes) else payload.encode())
+        if message.WhichOneof("type") == "delta" and message.delta.WhichOneof("type") == "new_element":
+            sent.append(message.delta.new_element.WhichOneof("type"))
+
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 2800})
+        page.on("websocket", lambda ws: ws.on("framereceived", element))  # before the page opens its socket
+        page.goto(server)
+        wait_for_app(page)
+        with rerun_done(page):
+            choose(page, "Teaching case", case.title)
+        page.get_by_text("The case is in the form: press Assess.", exact=True).wait_for(timeout=60_000)
+        wait_for_app(page)
+        sent.clear()
+        body = _assess(page)
+        assert "markdown" in sent, "the frames were not read"
+        resent = {"selectbox", "multiselect", "number_input", "checkbox", "button"} & set(sent)
+        assert not resent, f"the form or the sidebar was sent again: {resent}"
+        assert "Record Takes opioids:" in body[: body.index(RESULTS)]  # the prompt beside its field, written by the answer
+        sidebar = page.get_by_test_id("stSidebar").inner_text()
+        assert "press Assess" not in sidebar and case.teaching_point.split(".")[0] in sidebar
+        answer = page.locator(".st-key-answer_column")
+        assert "Rules (for audit)" not in answer.text_content()  # hidden text counts too: the basis is not drawn
+        page.get_by_text("Why, risks, caveats and basis", exact=True).first.click()
+        page.get_by_text("Rules (for audit):", exact=False).first.wait_for(timeout=60_000)
+        wait_for_app(page)
+        opened = answer.inner_text()
+        assert "achalasia_type_iii_prefers_poem" in opened and "Citations:" in opened
+        _shot(page, tmp_path, "card-opened")
+
+
 def test_a_value_typed_just_before_assess_counts_and_an_invalid_one_is_refused(server: str, tmp_path: Path) -> None:
     """Type the age and click Assess at once: one click assesses what is on screen (age 72 raises the
     age-based stop flag). Then age 500 and Enter: refused with the field and the reason, never ignored."""
