@@ -103,10 +103,12 @@ if "url_read" not in st.session_state:
     params = state.read(st.query_params)
     # ?print=1: the whole answer expanded, without sidebar or form, for printing
     st.session_state["print_view"] = params.pop(state.PRINT, None) == ["1"]
+    case_id, case_problems = teaching.linked_case(params, cases)  # "Leave presenter view" keeps its case
     if params:
         linked, problems = state.from_query(kb, params)
+        problems += case_problems
         # fill in what could be read; with a problem, say what could not and assess nothing
-        state.request_load(st.session_state, kb, linked, assess=not problems)
+        state.request_load(st.session_state, kb, linked, assess=not problems, case=case_id)
         if problems:
             st.session_state["url_problems"] = problems
 

@@ -484,6 +484,24 @@ def test_the_presenter_view_hides_the_answer_until_revealed_and_next_hides_it_ag
         _shot(page, tmp_path, "presenter-next")
 
 
+def test_leaving_the_presenter_view_keeps_the_case_chosen_in_the_sidebar(server: str, tmp_path: Path) -> None:
+    from models.loader import load_cases
+
+    case = next(c for _, c in load_cases() if c.id == BILIOUS)
+    with chromium() as browser:
+        page = _present_case(browser, server, BILIOUS)
+        href = page.get_by_role("link", name="Leave presenter view").get_attribute("href")
+        assert f"case={BILIOUS}" in href
+        page.goto(server + "/" + href.lstrip("/"))
+        wait_until_selected(page, "Teaching case", case.title)  # the sidebar's list has the case
+        page.get_by_text(RESULTS, exact=True).wait_for(timeout=60_000)  # and the page its plan
+        wait_for_app(page)
+        sidebar = page.get_by_test_id("stSidebar").inner_text()
+        assert case.teaching_point.split(".")[0] in sidebar and "not this case as written" not in sidebar
+        assert "could not be read" not in page.inner_text("body")
+        _shot(page, tmp_path, "left-presenter")
+
+
 def test_the_class_exercise_records_picks_and_the_reveal_says_which_were_right(server: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 

@@ -71,8 +71,19 @@ def groups(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> dict[str, list[
 
 
 def form_link(kb: KnowledgeBase, case: TeachingCase) -> str:
-    """The query string that opens the form with the case assessed (a link carries the form, webapp.state)."""
-    return urlencode(state.to_query(kb, case.input), doseq=True)
+    """The query string that opens the form with the case assessed and chosen in the sidebar's list (a link
+    carries the form, webapp.state; `case` names the teaching case)."""
+    return urlencode({**state.to_query(kb, case.input), PRESENT_CASE: case.id}, doseq=True)
+
+
+def linked_case(params: dict[str, list[str]], cases: dict[str, TeachingCase]) -> tuple[str | None, list[str]]:
+    """The teaching case a link names (`case=<id>`, taken out of `params`), and the problem in words if unknown."""
+    given = [v for v in params.pop(PRESENT_CASE, []) if v]
+    if not given:
+        return None, []
+    if len(given) > 1 or given[0] not in cases:
+        return None, [f"{PRESENT_CASE}={', '.join(given)}: not one teaching case of this knowledge base"]
+    return given[0], []
 
 
 def _choose(kb: KnowledgeBase, cases: dict[str, TeachingCase], cid: str) -> None:
