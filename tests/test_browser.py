@@ -303,6 +303,9 @@ def test_next_and_previous_assess_at_once_and_reveal_shows_the_teaching_point(se
             wait_until_selected(page, "Teaching case", expected.title)
             expect(page.get_by_test_id("stMain")).to_contain_text("The answer is hidden")  # assessed, answer hidden
             assert "Teaching point hidden" in page.get_by_test_id("stSidebar").inner_text()
+            # the class exercise is in the presenter view, and the teaching view says so where a teacher looks
+            assert "Class exercise: open the Presenter view" in page.get_by_test_id("stSidebar").inner_text()
+            assert "Class exercise: open the Presenter view" in page.get_by_test_id("stMain").inner_text()
             assert "p=" + expected.input["conditions"][0]["presentation"] in page.url  # assessed: the link is this case
         with rerun_done(page):
             page.get_by_role("button", name="Previous", exact=True).click()

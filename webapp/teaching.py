@@ -25,6 +25,10 @@ PRESENT = "present"  # ?present=1&case=<id>: the presenter view (webapp.presente
 PRESENT_CASE = "case"
 HIDE = "hide_answer"
 REVEALED = "revealed"
+# The class exercise (the class's picks counted before the reveal, then scored) lives in the presenter view, where
+# the form cannot give the answer away; the teaching view says so where a teacher looks for it.
+EXERCISE_WHERE = ("**Class exercise:** open the Presenter view. There the class's picks (options and red flags) "
+                  "are counted before the reveal, and the reveal says which were right and why.")
 
 
 @dataclass
@@ -135,6 +139,7 @@ def sidebar(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> Controls:
     st.link_button("Presenter view", "?" + urlencode({PRESENT: "1", **({PRESENT_CASE: case.id} if case else {})}),
                    icon=":material/co_present:", width="stretch",
                    help="Large type for a projector, the answer hidden until revealed, a class exercise. Opens a new tab.")
+    st.caption(EXERCISE_WHERE)
     hide = st.toggle("Hide the answer", key=HIDE, help="Let the class commit to a guess first.")
     return Controls(hide=hide, point=st.empty())
 
@@ -171,7 +176,7 @@ def sidebar_point(controls: Controls, case: TeachingCase | None, hidden_now: boo
 
 def reveal_prompt() -> None:
     """In place of the answer while it is hidden; the caller stops the page after it."""
-    st.info("The answer is hidden. Commit to a guess, then reveal it.", icon=":material/visibility_off:")
+    st.info("The answer is hidden. Commit to a guess, then reveal it.  \n" + EXERCISE_WHERE, icon=":material/visibility_off:")
     st.button("Reveal the answer", type="primary", key="reveal", on_click=lambda: st.session_state.update({REVEALED: True}))
 
 
