@@ -333,6 +333,26 @@ def _expected_text(case_input: dict) -> list[str]:
     ]
 
 
+def test_the_sidebar_case_list_shows_the_longest_title_in_full(server: str, tmp_path: Path) -> None:
+    from models.loader import load_cases
+
+    longest = max((case for _, case in load_cases()), key=lambda case: len(case.title))
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(server)
+        wait_for_app(page)
+        field = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.locator("input").first
+        field.click()
+        field.fill(longest.title[:40])  # the list filters to the case
+        option = page.get_by_role("option", name=longest.title, exact=True).first
+        option.wait_for(timeout=30_000)
+        fits = option.evaluate("""o => { const range = document.createRange(); range.selectNodeContents(o);
+            const text = range.getBoundingClientRect(), box = o.getBoundingClientRect();
+            return text.right <= box.right + 1 && text.height < 2 * parseFloat(getComputedStyle(o).lineHeight || 20); }""")
+        page.screenshot(path=str(tmp_path / "case-list.png"))
+        assert fits, "the longest case title is cut in the sidebar's list"
+
+
 def test_five_sessions_submitting_at_once_each_see_their_own_answer(server: str) -> None:
     from models.loader import load_cases
 

@@ -31,6 +31,19 @@ EXERCISE_WHERE = ("**Class exercise:** open the Presenter view. There the class'
                   "are counted before the reveal, and the reveal says which were right and why.")
 
 
+# The teaching case list opens wide enough for whole titles: Streamlit's list is as wide as the narrow
+# sidebar field, and its rows (a virtual list of fixed height) cannot wrap, so titles were cut. Found by the
+# list's own label, with :has() on the list's direct child only (cheap: a popover of one list). Fixed text.
+_WIDE_CASE_LIST = """<style>
+[data-testid="stSelectboxVirtualDropdown"]:has(> [role="listbox"][aria-label="Teaching case"]) {
+  width: min(calc(100vw - 2.5rem), 72rem) !important;
+}
+[data-testid="stSelectboxVirtualDropdown"] > [role="listbox"][aria-label="Teaching case"] [role="presentation"] {
+  width: 100% !important;
+}
+</style>"""
+
+
 @dataclass
 class Controls:
     """What the sidebar's teaching controls decided: whether to hide the answer, and where the point goes."""
@@ -112,6 +125,7 @@ def case_list(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> None:
 def sidebar(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> Controls:
     """The teaching controls; call inside `with st.sidebar`. The point's place is returned empty."""
     ids = list(cases)
+    st.html(_WIDE_CASE_LIST)
     st.header("Teaching mode")
     st.selectbox(
         "Teaching case",
