@@ -3,8 +3,9 @@
 Reads top to bottom like the user's task. The app holds no clinical logic: it builds the input from
 the details each presentation declares, calls rules.assess() and renders the Plan. The knowledge
 base and the engine are built once per process; the engine's own lock makes concurrent browser
-sessions safe. The plan of the last submitted input is computed before the form is drawn, so that
-the form can show, beside each field, the check's message or the plan's "record this" prompt.
+sessions safe. The answer is a keyed fragment that Assess reruns alone (the form and the sidebar are not
+drawn again); it also writes, into places the form keeps under each field, the check's message or the
+plan's "record this" prompt, and the sidebar's teaching point.
 Nothing entered is lost: age and details are one form read on Assess, a refused value is named beside
 its field and at the top of the results, and the URL carries the form so a link opens the same plan.
 ?print=1 is the print view: the same plan with every section expanded, without sidebar or form.
@@ -155,12 +156,6 @@ def outcome_of(raw: dict[str, Any] | None) -> Outcome:
         return Outcome(failure=str(error))
 
 
-def hidden_now() -> bool:
-    """The answer is hidden while the sidebar's switch is on and the class has not revealed it."""
-    return bool(not st.session_state.get("print_view") and st.session_state.get(teaching.HIDE)
-                and not st.session_state.get(teaching.REVEALED))
-
-
 def current() -> tuple[KnowledgeBase, Any]:
     """The knowledge base for a part run on its own; the whole page runs again when it changed under it
     (a new version, or the problems of an edit, belong in the bar at the top)."""
@@ -220,7 +215,7 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
     words = Words(kb)
     raw: dict[str, Any] | None = st.session_state.get("assessment_input")
     outcome = outcome_of(raw)
-    plan, hidden = outcome.plan, hidden_now()
+    plan, hidden = outcome.plan, teaching.hidden()
     need_at = {} if plan is None or hidden else {form.key(n.presentation, n.detail): n for n in plan.needs}
     for place, where in places.items():
         form.marks(where, need_at.get(place), outcome.placed.get(place, ()))

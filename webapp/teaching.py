@@ -46,9 +46,8 @@ _WIDE_CASE_LIST = """<style>
 
 @dataclass
 class Controls:
-    """What the sidebar's teaching controls decided: whether to hide the answer, and where the point goes."""
+    """Where the sidebar's teaching point goes (whether the answer is hidden is read by `hidden`)."""
 
-    hide: bool = False
     point: Any = None  # an st.empty in the sidebar, filled by `sidebar_point` once the plan is known
 
 
@@ -154,13 +153,15 @@ def sidebar(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> Controls:
                    icon=":material/co_present:", width="stretch",
                    help="Large type for a projector, the answer hidden until revealed, a class exercise. Opens a new tab.")
     st.caption(EXERCISE_WHERE)
-    hide = st.toggle("Hide the answer", key=HIDE, help="Let the class commit to a guess first.")
-    return Controls(hide=hide, point=st.empty())
+    st.toggle("Hide the answer", key=HIDE, help="Let the class commit to a guess first.")
+    return Controls(point=st.empty())
 
 
-def hidden(controls: Controls) -> bool:
-    """The answer is hidden while the switch is on and the class has not revealed it."""
-    return bool(controls.hide and not st.session_state.get(REVEALED))
+def hidden() -> bool:
+    """The answer is hidden while the switch is on and the class has not revealed it (never in the print view,
+    which has no switch). Read from the session, so the answer's part can tell when it runs on its own."""
+    return bool(not st.session_state.get("print_view") and st.session_state.get(HIDE)
+                and not st.session_state.get(REVEALED))
 
 
 def current_case(cases: dict[str, TeachingCase]) -> TeachingCase | None:
