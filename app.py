@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 from streamlit import config as st_config  # AppTest patches this module's get_option, not st.get_option
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from models.loader import load_cases
 from models.plan import INTENDED_USER, KNOWN_LIMITS, Plan
@@ -217,8 +218,9 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
     outcome = outcome_of(raw)
     plan, hidden = outcome.plan, teaching.hidden()
     need_at = {} if plan is None or hidden else {form.key(n.presentation, n.detail): n for n in plan.needs}
+    whole_page = not get_script_run_ctx().fragment_ids_this_run  # this part runs with the whole page
     for place, where in places.items():
-        form.marks(where, need_at.get(place), outcome.placed.get(place, ()))
+        form.marks(where, need_at.get(place), outcome.placed.get(place, ()), reserve=whole_page)
 
     if st.session_state.get("url_written") != raw:  # the URL carries what is assessed, so a link opens it again
         st.query_params.from_dict({**(state.to_query(kb, raw) if raw else {}), **({state.PRINT: "1"} if print_view else {})})
@@ -305,9 +307,8 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
     print_link = "?" + urlencode({**state.to_query(kb, raw), state.PRINT: "1"}, doseq=True)
     e3.link_button("Print view", print_link, icon=":material/print:",
                    help="The whole plan with every section expanded, without the form, in a new tab.")
-    st.caption(esc(plan.disclaimer))
-    st.caption(f"Intended user: {esc(INTENDED_USER)} Known limits: {esc(KNOWN_LIMITS)}")
-    st.caption(f"Knowledge base {esc(plan.knowledge_base.version)} · content hash `{plan.knowledge_base.content_hash}`")
+    st.caption(f"{esc(plan.disclaimer)}  \nIntended user: {esc(INTENDED_USER)} Known limits: {esc(KNOWN_LIMITS)}  \n"
+               f"Knowledge base {esc(plan.knowledge_base.version)} · content hash `{plan.knowledge_base.content_hash}`")
 
 if print_view:
     st.info("Print view: the whole plan, every section expanded, without the form. Print it with your browser "

@@ -73,13 +73,14 @@ def detail_widget(kb: KnowledgeBase, pid: str, detail: Detail) -> DeltaGenerator
     return st.container()
 
 
-def marks(place: DeltaGenerator, need: Need | None = None, errors: Iterable[str] = ()) -> None:
-    """Under a field: the plan's "record this" prompt, then the check's messages. Something is written
-    on every run (an empty element at least), so that the answer's part of the page may write here when
-    it runs on its own (Streamlit keeps a place for a fragment only where it wrote in the full run)."""
+def marks(place: DeltaGenerator, need: Need | None = None, errors: Iterable[str] = (), *, reserve: bool = True) -> None:
+    """Under a field: the plan's "record this" prompt, then the check's messages. With `reserve` (a run of the
+    whole page) something is written even when there is nothing to say, an empty element, so that the
+    answer's part may write here when it runs on its own: Streamlit keeps a place for a fragment only
+    where it wrote in the whole page's run. Run on its own, the part sends nothing for a field with nothing."""
     errors = list(errors)
     with place:
-        if need is None and not errors:
+        if need is None and not errors and reserve:
             st.empty()
         if need is not None:
             st.caption(":blue[:material/arrow_upward: " + esc(need_text(need)) + "]")
