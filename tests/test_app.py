@@ -64,6 +64,20 @@ def _walk(node: Any):
         yield from _walk(child)
 
 
+def opened(at: AppTest) -> AppTest:
+    """Every folded section of the answer opened, as a reader clicks them open: the cards' basis, "why not"
+    and the source passages are drawn only while open (webapp/results.py)."""
+    from rules import assess
+    from webapp import results as shown
+
+    for option in assess(at.session_state["assessment_input"]).options:
+        at.session_state[shown.card_key(option)] = True
+    at.session_state[shown.WHY_NOT_KEY] = at.session_state[shown.SOURCES_KEY] = True
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def beside(at: AppTest, key: str, kind: str = "error") -> list[str]:
     """The texts of `kind` elements in the column that holds the widget with `key`."""
     def column_of(node: Any, column: Any = None) -> Any:
@@ -118,13 +132,14 @@ def test_a_treatment_outcome_is_asked_for_each_option_inside_the_form() -> None:
     assert outcome.label.replace("\\", "") == "Pneumatic dilation (graded 30 to 35 to 40 mm)"
     fill(at, "achalasia", 50, subtype="type_ii", diagnosis_confirmed=True, malignancy_excluded=True,
          **{"prior_treatments.pneumatic_dilation": "failed"})
+    opened(at)
     assert at.session_state["assessment_input"]["conditions"][0]["prior_treatments"] == [
         {"treatment": "pneumatic_dilation", "outcome": "failed"}]
     assert "previous Pneumatic dilation (graded 30 to 35 to 40 mm): failed" in text(at)  # the basis, in words
 
 
 def test_full_path_from_input_to_the_plan_and_its_cards() -> None:
-    at = type_iii(fresh())
+    at = opened(type_iii(fresh()))
     page = text(at)
     assert "**Per-oral endoscopic myotomy (POEM)** — Preferred" in page
     assert "**Laparoscopic Heller myotomy with partial fundoplication (Dor or Toupet)** — An alternative" in page
@@ -168,7 +183,7 @@ def test_a_detail_that_would_change_the_plan_is_asked_for_beside_its_field_and_b
     assert any(prompt in c for c in beside(at, "detail.achalasia.subtype", "caption")), form_captions
     assert "What would change the plan" in [h.value for h in at.subheader]
     assert prompt in " ".join(i.value.replace("\\", "") for i in at.info)
-    why_not = text(at)
+    why_not = text(opened(at))
     assert "Not met: Subtype is type III (spastic)." in why_not  # the unmet condition, in words
 
 
@@ -610,5 +625,5 @@ def test_web_addresses_in_the_evidence_are_clickable_and_shown_as_written() -> N
     shown = esc_links("MDCalc summary. https://www.mdcalc.com/guidelines/505/acg/diagnosis-management-achalasia ; <b>")
     assert "(https://www.mdcalc.com/guidelines/505/acg/diagnosis-management-achalasia)" in shown  # the link target, unescaped
     assert shown.endswith("\\<b\\>") and "[https\\://www\\.mdcalc\\.com" in shown  # text around it escaped as ever
-    at = type_iii(fresh())
+    at = opened(type_iii(fresh()))
     assert "](https://" in " ".join(m.value for m in at.markdown if "**Citations:**" in m.value)

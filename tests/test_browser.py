@@ -129,6 +129,50 @@ def test_a_missing_detail_that_decides_is_asked_for_beside_its_field_and_in_the_
             assert f"Record {need.label}:" in results
 
 
+def test_assess_draws_only_the_answer_and_a_folded_card_draws_its_basis_when_opened(server: str, tmp_path: Path) -> None:
+    """Assess reruns the answer's part alone (the speed of issue 15): no widget of the form or the sidebar is
+    sent to the browser again, yet the prompts beside the fields and the sidebar's teaching point follow the
+    new plan. A card's basis is not in the page while its section is folded, and is drawn in full once opened."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    from models.loader import load_cases
+
+    case = next(c for _, c in load_cases() if c.id == "achalasia_type_iii_poem_preferred")
+    sent: list[str] = []
+
+    def element(payload: bytes | str) -> None:
+        message = ForwardMsg()
+        message.ParseFromString(payload if isinstance(payload, bytes) else payload.encode())
+        if message.WhichOneof("type") == "delta" and message.delta.WhichOneof("type") == "new_element":
+            sent.append(message.delta.new_element.WhichOneof("type"))
+
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 2800})
+        page.on("websocket", lambda ws: ws.on("framereceived", element))  # before the page opens its socket
+        page.goto(server)
+        wait_for_app(page)
+        with rerun_done(page):
+            choose(page, "Teaching case", case.title)
+        page.get_by_text("The case is in the form: press Assess.", exact=True).wait_for(timeout=60_000)
+        wait_for_app(page)
+        sent.clear()
+        body = _assess(page)
+        assert "markdown" in sent, "the frames were not read"
+        resent = {"selectbox", "multiselect", "number_input", "checkbox", "button"} & set(sent)
+        assert not resent, f"the form or the sidebar was sent again: {resent}"
+        assert "Record Takes opioids:" in body[: body.index(RESULTS)]  # the prompt beside its field, written by the answer
+        sidebar = page.get_by_test_id("stSidebar").inner_text()
+        assert "press Assess" not in sidebar and case.teaching_point.split(".")[0] in sidebar
+        answer = page.locator(".st-key-answer_column")
+        assert "Rules (for audit)" not in answer.text_content()  # hidden text counts too: the basis is not drawn
+        page.get_by_text("Why, risks, caveats and basis", exact=True).first.click()
+        page.get_by_text("Rules (for audit):", exact=False).first.wait_for(timeout=60_000)
+        wait_for_app(page)
+        opened = answer.inner_text()
+        assert "achalasia_type_iii_prefers_poem" in opened and "Citations:" in opened
+        _shot(page, tmp_path, "card-opened")
+
+
 def test_a_value_typed_just_before_assess_counts_and_an_invalid_one_is_refused(server: str, tmp_path: Path) -> None:
     """Type the age and click Assess at once: one click assesses what is on screen (age 72 raises the
     age-based stop flag). Then age 500 and Enter: refused with the field and the reason, never ignored."""
@@ -259,6 +303,9 @@ def test_next_and_previous_assess_at_once_and_reveal_shows_the_teaching_point(se
             wait_until_selected(page, "Teaching case", expected.title)
             expect(page.get_by_test_id("stMain")).to_contain_text("The answer is hidden")  # assessed, answer hidden
             assert "Teaching point hidden" in page.get_by_test_id("stSidebar").inner_text()
+            # the class exercise is in the presenter view, and the teaching view says so where a teacher looks
+            assert "Class exercise: open the Presenter view" in page.get_by_test_id("stSidebar").inner_text()
+            assert "Class exercise: open the Presenter view" in page.get_by_test_id("stMain").inner_text()
             assert "p=" + expected.input["conditions"][0]["presentation"] in page.url  # assessed: the link is this case
         with rerun_done(page):
             page.get_by_role("button", name="Previous", exact=True).click()
@@ -284,6 +331,26 @@ def _expected_text(case_input: dict) -> list[str]:
     return [f"{SEVERITY_WORDS[f.severity]}: {f.meaning}" for f in plan.standing_flags] + [
         f"{o.name} — {strength(o.strength)}" for o in plan.options if o.strength != "not_indicated"
     ]
+
+
+def test_the_sidebar_case_list_shows_the_longest_title_in_full(server: str, tmp_path: Path) -> None:
+    from models.loader import load_cases
+
+    longest = max((case for _, case in load_cases()), key=lambda case: len(case.title))
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(server)
+        wait_for_app(page)
+        field = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.locator("input").first
+        field.click()
+        field.fill(longest.title[:40])  # the list filters to the case
+        option = page.get_by_role("option", name=longest.title, exact=True).first
+        option.wait_for(timeout=30_000)
+        fits = option.evaluate("""o => { const range = document.createRange(); range.selectNodeContents(o);
+            const text = range.getBoundingClientRect(), box = o.getBoundingClientRect();
+            return text.right <= box.right + 1 && text.height < 2 * parseFloat(getComputedStyle(o).lineHeight || 20); }""")
+        page.screenshot(path=str(tmp_path / "case-list.png"))
+        assert fits, "the longest case title is cut in the sidebar's list"
 
 
 def test_five_sessions_submitting_at_once_each_see_their_own_answer(server: str) -> None:
@@ -438,6 +505,24 @@ def test_the_presenter_view_hides_the_answer_until_revealed_and_next_hides_it_ag
         assert page.get_by_test_id("stAlert").count() == 0 and "Teaching point" not in main.inner_text()
         assert f"case={following.id}" in page.url  # a reload opens the same case
         _shot(page, tmp_path, "presenter-next")
+
+
+def test_leaving_the_presenter_view_keeps_the_case_chosen_in_the_sidebar(server: str, tmp_path: Path) -> None:
+    from models.loader import load_cases
+
+    case = next(c for _, c in load_cases() if c.id == BILIOUS)
+    with chromium() as browser:
+        page = _present_case(browser, server, BILIOUS)
+        href = page.get_by_role("link", name="Leave presenter view").get_attribute("href")
+        assert f"case={BILIOUS}" in href
+        page.goto(server + "/" + href.lstrip("/"))
+        wait_until_selected(page, "Teaching case", case.title)  # the sidebar's list has the case
+        page.get_by_text(RESULTS, exact=True).wait_for(timeout=60_000)  # and the page its plan
+        wait_for_app(page)
+        sidebar = page.get_by_test_id("stSidebar").inner_text()
+        assert case.teaching_point.split(".")[0] in sidebar and "not this case as written" not in sidebar
+        assert "could not be read" not in page.inner_text("body")
+        _shot(page, tmp_path, "left-presenter")
 
 
 def test_the_class_exercise_records_picks_and_the_reveal_says_which_were_right(server: str, tmp_path: Path) -> None:

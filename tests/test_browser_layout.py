@@ -91,6 +91,25 @@ def test_the_answer_is_beside_the_form_when_wide_and_below_it_on_a_phone(server:
         assert text.index("Stop:") < text.index("The plan\n") < text.index("The options")
 
 
+def test_the_columns_follow_the_width_left_by_the_sidebar_not_the_screen(server: str, tmp_path: Path) -> None:
+    """At 1100 px with the sidebar open the form and the answer would be about 300 px each: they stack.
+    Closing the sidebar gives the width back and they sit side by side again, on the same screen."""
+    with chromium() as browser:
+        page = _open(browser, server + _link(INFANT_IHPS), (1100, 800))
+        form, answer = _box(page, ".st-key-patient_form_column"), _box(page, ".st-key-answer_column")
+        assert page.get_by_test_id("stSidebar").bounding_box()["width"] > 200, "the sidebar is open"
+        assert answer["y"] >= form["y"] + form["height"] - 1, "too narrow beside the open sidebar: stacked"
+        _shot(page, tmp_path, "layout-1100-sidebar")
+        page.get_by_test_id("stSidebar").hover()
+        page.get_by_test_id("stSidebarCollapseButton").locator("button").click()
+        page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]')"
+                               ".getAttribute('data-collapsed') === 'true'", timeout=10_000)
+        page.wait_for_timeout(600)  # the sidebar slides away
+        form, answer = _box(page, ".st-key-patient_form_column"), _box(page, ".st-key-answer_column")
+        assert answer["x"] >= form["x"] + form["width"], "with the sidebar closed there is room: side by side"
+        _shot(page, tmp_path, "layout-1100-no-sidebar")
+
+
 @pytest.mark.parametrize("size", SIZES, ids=["1280", "390"])
 def test_source_passages_are_the_patients_and_name_their_presentation(server: str, size: tuple[int, int]) -> None:
     with chromium() as browser:

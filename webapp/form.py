@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from models.knowledge import Detail
 from models.loader import KnowledgeBase
@@ -53,9 +54,9 @@ def need_text(need: Need) -> str:
     return f"Record {need.label}{together}: it decides {listing(need.decides_names, 'between')}."
 
 
-def detail_widget(kb: KnowledgeBase, pid: str, detail: Detail, *, need: Need | None = None,
-                  errors: Iterable[str] = ()) -> None:
-    """One widget for a declared detail, with the plan's prompt and any validation error under it."""
+def detail_widget(kb: KnowledgeBase, pid: str, detail: Detail) -> DeltaGenerator:
+    """One widget for a declared detail; returns the place under it for the plan's prompt and any
+    validation error (`marks`), which the answer fills after each Assess without drawing the form again."""
     k = key(pid, detail.id)
     help_text = esc(detail.help) if detail.help else None
     shown = esc(label(detail))
@@ -69,10 +70,22 @@ def detail_widget(kb: KnowledgeBase, pid: str, detail: Detail, *, need: Need | N
         st.number_input(shown, value=None, step=1 if whole else 0.5, key=k, help=help_text, placeholder=NOT_RECORDED)
     else:
         _treatments(kb, pid, detail, shown, help_text)
-    if need is not None:
-        st.caption(":blue[:material/arrow_upward: " + esc(need_text(need)) + "]")
-    for message in errors:
-        st.error(esc(message), icon=":material/error:")
+    return st.container()
+
+
+def marks(place: DeltaGenerator, need: Need | None = None, errors: Iterable[str] = (), *, reserve: bool = True) -> None:
+    """Under a field: the plan's "record this" prompt, then the check's messages. With `reserve` (a run of the
+    whole page) something is written even when there is nothing to say, an empty element, so that the
+    answer's part may write here when it runs on its own: Streamlit keeps a place for a fragment only
+    where it wrote in the whole page's run. Run on its own, the part sends nothing for a field with nothing."""
+    errors = list(errors)
+    with place:
+        if need is None and not errors and reserve:
+            st.empty()
+        if need is not None:
+            st.caption(":blue[:material/arrow_upward: " + esc(need_text(need)) + "]")
+        for message in errors:
+            st.error(esc(message), icon=":material/error:")
 
 
 def _number(value: float | None) -> str:
@@ -86,15 +99,16 @@ def range_text(detail: Detail) -> str:
     return f"Range: {_number(detail.min)} to {_number(detail.max)}{f' {detail.unit}' if detail.unit else ''}."
 
 
-def age_widgets(errors: Iterable[str] = ()) -> None:
-    """Age and its unit, inside the form: read with everything else when Assess is pressed."""
+def age_widgets() -> DeltaGenerator:
+    """Age and its unit, inside the form: read with everything else when Assess is pressed. Returns the
+    place under the age for its check's messages (`marks`)."""
     a1, a2 = st.columns([2, 1])
     with a1:
         st.number_input("Age", value=None, step=1.0, key=AGE_KEY, placeholder=NOT_RECORDED,
                         help=f"Infants: choose weeks or days. Range: 0 to {MAX_AGE_YEARS} years.")
-        for message in errors:
-            st.error(esc(message), icon=":material/error:")
+        place = st.container()
     a2.selectbox("Unit", AGE_UNITS, key=AGE_UNIT_KEY)
+    return place
 
 
 def _treatments(kb: KnowledgeBase, pid: str, detail: Detail, shown: str, help_text: str | None) -> None:

@@ -1,12 +1,14 @@
-"""Where the form and the answer sit: side by side on a wide screen, one above the other on a phone.
+"""Where the form and the answer sit: side by side when the page has room, one above the other when not.
 
-On a screen at least WIDE_PX wide the form takes the left column and the answer the right, so that
-the plan box is in view beside the details that made it (1280x800 included); the answer column stays
-in view (sticky) and scrolls on its own while the form scrolls with the page. Narrower, the two stack,
-form first: Streamlit stacks columns only below 640 px, and two columns between 640 and 1100 px
-leave each too narrow to read, so the CSS below stacks them from WIDE_PX down. The print view hides
-Streamlit's own top bar and toolbar, which would otherwise print on every page. The CSS is fixed text;
-nothing typed or taken from the knowledge base goes into it.
+When the width left for them (the page's width less the sidebar when it is open) is at least TWO_COLUMNS_PX,
+the form takes the left column and the answer the right, so that the plan box is in view beside the
+details that made it (1280x800 with the sidebar open included); the answer column stays in view (sticky)
+and scrolls on its own while the form scrolls with the page. Narrower, the two stack, form first. The
+width is the row's own (a CSS container query), not the screen's: with the sidebar open a 1100 px screen
+leaves about 640 px, two columns of about 300 px each, too narrow to read; closing the sidebar gives the
+room back and the columns return. Streamlit itself stacks columns only below a 640 px screen. The print
+view hides Streamlit's own top bar and toolbar, which would otherwise print on every page. The CSS is
+fixed text; nothing typed or taken from the knowledge base goes into it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-WIDE_PX = 1100
+WIDE_PX = 1100  # a screen this wide gets narrower page margins
+TWO_COLUMNS_PX = 880  # the row's own width from which the form and the answer sit side by side (1280 with the sidebar: 916)
 FORM_KEY = "patient_form_column"
 ANSWER_KEY = "answer_column"
 
@@ -25,12 +28,15 @@ _ROW = f'.st-key-{ROW_KEY} > [data-testid="stLayoutWrapper"] > [data-testid="stH
 _STACK_BELOW_WIDE = f"""<style>
 @media (min-width: {WIDE_PX}px) {{
   [data-testid="stMainBlockContainer"] {{ padding-left: 2rem; padding-right: 2rem; }}
+}}
+.st-key-{ROW_KEY} {{ container-type: inline-size; }}
+@container (min-width: {TWO_COLUMNS_PX}px) {{
   {_ROW} > [data-testid="stColumn"]:last-child {{
     position: sticky; top: 3.75rem; align-self: flex-start;
     max-height: calc(100vh - 4.5rem); overflow-y: auto; padding-right: 0.5rem;
   }}
 }}
-@media (max-width: {WIDE_PX - 0.02}px) {{
+@container (max-width: {TWO_COLUMNS_PX - 0.02}px) {{
   {_ROW} {{ flex-direction: column; }}
   {_ROW} > [data-testid="stColumn"] {{ width: 100% !important; flex: 1 1 auto !important; min-width: 100% !important; }}
 }}

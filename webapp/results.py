@@ -8,7 +8,8 @@ escaping and no HTML is built, so nothing typed or carried in a teaching case ca
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import streamlit as st
 
@@ -18,9 +19,19 @@ from webapp.form import need_text
 from webapp.text import cites, esc, esc_links, listing
 from webapp.words import SEVERITY_WORDS, Words, strength
 
+WHY_NOT_KEY, SOURCES_KEY = "why_not_open", "sources_open"
 _UNCERTAIN = ":orange-badge[:material/help: uncertain]"
 _VERDICT = {"contradicts": ":red[**Evidence contradicts this.**]", "qualifies": ":orange[**Evidence qualifies this.**]",
             "supports": ":green[**Evidence supports this.**]"}
+
+
+@contextmanager
+def _folded(label: str, key: str, expanded: bool) -> Iterator[bool]:
+    """A section folded by default whose contents are drawn only while it is open: the closed cards, "why
+    not" and source passages were about two thirds of the text the browser laid out after each Assess
+    (BENCHMARKS.md). Opening one reruns the answer's part of the page (on_change="rerun") to draw it."""
+    with st.expander(label, expanded=expanded, key=key, on_change="rerun") as box:
+        yield bool(box.open or expanded)
 
 
 def _bullets(items: Iterable[str]) -> str:
@@ -148,6 +159,11 @@ def _uncertain(option: PlanOption) -> bool:
     return option.basis.uncertain or any(s.uncertain for s in (*option.risks, *option.caveats))
 
 
+def card_key(option: PlanOption) -> str:
+    """The key of a card's folded section: it stays open for the same option after the next Assess."""
+    return f"card_open.{option.presentation}.{option.id}"
+
+
 def card(plan: Plan, w: Words, option: PlanOption, expanded: bool = False) -> None:
     with st.container(border=True):
         head = [f"**{esc(option.name)}** — {strength(option.strength)}" + (f" {_UNCERTAIN}" if _uncertain(option) else "")]
@@ -163,7 +179,9 @@ def card(plan: Plan, w: Words, option: PlanOption, expanded: bool = False) -> No
             head.append(f":orange[**Not top-ranked while:** {esc(listing(w.flag(f) for f in option.capped_by))}]")
         head.append(_evidence(option.basis))
         st.markdown("  \n".join(head))
-        with st.expander("Why, risks, caveats and basis", expanded=expanded):
+        with _folded("Why, risks, caveats and basis", card_key(option), expanded) as shown:
+            if not shown:
+                return
             parts = ["**Why:** " + esc(option.reason)]
             if option.risks:
                 parts.append(_statements("Risks", option.risks))
@@ -216,8 +234,9 @@ def why_not(plan: Plan, w: Words, expanded: bool = False) -> None:
         if not item.withheld_by and not item.rules:
             lines.append("- no rule offers it for these details")
         blocks.append("\n".join(lines))
-    with st.expander(f"Why not the other options? ({len(excluded) + len(plan.why_not)})", expanded=expanded):
-        st.markdown("\n\n".join(blocks))
+    with _folded(f"Why not the other options? ({len(excluded) + len(plan.why_not)})", WHY_NOT_KEY, expanded) as shown:
+        if shown:
+            st.markdown("\n\n".join(blocks))
 
 
 def presentations(plan: Plan, expanded: bool = False) -> None:
@@ -239,5 +258,7 @@ def source_quotes(plan: Plan, expanded: bool = False) -> None:
         if c.audit:
             block += f"\n\n{_VERDICT[c.audit.verdict]} {esc(c.audit.note)} {cites(c.audit_citations)}"
         blocks.append(block)
-    with st.expander(f"From the source documents ({len(plan.source_caveats)} passages, with what the evidence says)", expanded=expanded):
-        st.markdown("\n\n".join(blocks))
+    with _folded(f"From the source documents ({len(plan.source_caveats)} passages, with what the evidence says)",
+                 SOURCES_KEY, expanded) as shown:
+        if shown:
+            st.markdown("\n\n".join(blocks))

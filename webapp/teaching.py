@@ -25,13 +25,29 @@ PRESENT = "present"  # ?present=1&case=<id>: the presenter view (webapp.presente
 PRESENT_CASE = "case"
 HIDE = "hide_answer"
 REVEALED = "revealed"
+# The class exercise (the class's picks counted before the reveal, then scored) lives in the presenter view, where
+# the form cannot give the answer away; the teaching view says so where a teacher looks for it.
+EXERCISE_WHERE = ("**Class exercise:** open the Presenter view. There the class's picks (options and red flags) "
+                  "are counted before the reveal, and the reveal says which were right and why.")
+
+
+# The teaching case list opens wide enough for whole titles: Streamlit's list is as wide as the narrow
+# sidebar field, and its rows (a virtual list of fixed height) cannot wrap, so titles were cut. Found by the
+# list's own label, with :has() on the list's direct child only (cheap: a popover of one list). Fixed text.
+_WIDE_CASE_LIST = """<style>
+[data-testid="stSelectboxVirtualDropdown"]:has(> [role="listbox"][aria-label="Teaching case"]) {
+  width: min(calc(100vw - 2.5rem), 72rem) !important;
+}
+[data-testid="stSelectboxVirtualDropdown"] > [role="listbox"][aria-label="Teaching case"] [role="presentation"] {
+  width: 100% !important;
+}
+</style>"""
 
 
 @dataclass
 class Controls:
-    """What the sidebar's teaching controls decided: whether to hide the answer, and where the point goes."""
+    """Where the sidebar's teaching point goes (whether the answer is hidden is read by `hidden`)."""
 
-    hide: bool = False
     point: Any = None  # an st.empty in the sidebar, filled by `sidebar_point` once the plan is known
 
 
@@ -71,8 +87,19 @@ def groups(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> dict[str, list[
 
 
 def form_link(kb: KnowledgeBase, case: TeachingCase) -> str:
-    """The query string that opens the form with the case assessed (a link carries the form, webapp.state)."""
-    return urlencode(state.to_query(kb, case.input), doseq=True)
+    """The query string that opens the form with the case assessed and chosen in the sidebar's list (a link
+    carries the form, webapp.state; `case` names the teaching case)."""
+    return urlencode({**state.to_query(kb, case.input), PRESENT_CASE: case.id}, doseq=True)
+
+
+def linked_case(params: dict[str, list[str]], cases: dict[str, TeachingCase]) -> tuple[str | None, list[str]]:
+    """The teaching case a link names (`case=<id>`, taken out of `params`), and the problem in words if unknown."""
+    given = [v for v in params.pop(PRESENT_CASE, []) if v]
+    if not given:
+        return None, []
+    if len(given) > 1 or given[0] not in cases:
+        return None, [f"{PRESENT_CASE}={', '.join(given)}: not one teaching case of this knowledge base"]
+    return given[0], []
 
 
 def _choose(kb: KnowledgeBase, cases: dict[str, TeachingCase], cid: str) -> None:
@@ -97,6 +124,7 @@ def case_list(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> None:
 def sidebar(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> Controls:
     """The teaching controls; call inside `with st.sidebar`. The point's place is returned empty."""
     ids = list(cases)
+    st.html(_WIDE_CASE_LIST)
     st.header("Teaching mode")
     st.selectbox(
         "Teaching case",
@@ -124,13 +152,16 @@ def sidebar(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> Controls:
     st.link_button("Presenter view", "?" + urlencode({PRESENT: "1", **({PRESENT_CASE: case.id} if case else {})}),
                    icon=":material/co_present:", width="stretch",
                    help="Large type for a projector, the answer hidden until revealed, a class exercise. Opens a new tab.")
-    hide = st.toggle("Hide the answer", key=HIDE, help="Let the class commit to a guess first.")
-    return Controls(hide=hide, point=st.empty())
+    st.caption(EXERCISE_WHERE)
+    st.toggle("Hide the answer", key=HIDE, help="Let the class commit to a guess first.")
+    return Controls(point=st.empty())
 
 
-def hidden(controls: Controls) -> bool:
-    """The answer is hidden while the switch is on and the class has not revealed it."""
-    return bool(controls.hide and not st.session_state.get(REVEALED))
+def hidden() -> bool:
+    """The answer is hidden while the switch is on and the class has not revealed it (never in the print view,
+    which has no switch). Read from the session, so the answer's part can tell when it runs on its own."""
+    return bool(not st.session_state.get("print_view") and st.session_state.get(HIDE)
+                and not st.session_state.get(REVEALED))
 
 
 def current_case(cases: dict[str, TeachingCase]) -> TeachingCase | None:
@@ -160,7 +191,7 @@ def sidebar_point(controls: Controls, case: TeachingCase | None, hidden_now: boo
 
 def reveal_prompt() -> None:
     """In place of the answer while it is hidden; the caller stops the page after it."""
-    st.info("The answer is hidden. Commit to a guess, then reveal it.", icon=":material/visibility_off:")
+    st.info("The answer is hidden. Commit to a guess, then reveal it.  \n" + EXERCISE_WHERE, icon=":material/visibility_off:")
     st.button("Reveal the answer", type="primary", key="reveal", on_click=lambda: st.session_state.update({REVEALED: True}))
 
 
