@@ -219,6 +219,12 @@ def why_not(plan: Plan, w: Words, expanded: bool = False) -> None:
     excluded = [o for o in plan.options if o.strength == "not_indicated"]
     if not excluded and not plan.why_not:
         return
+    with _folded(f"Why not the other options? ({len(excluded) + len(plan.why_not)})", WHY_NOT_KEY, expanded) as shown:
+        if shown:  # written only while open, as the other folded sections
+            st.markdown("\n\n".join(_why_not_blocks(plan, w, excluded)))
+
+
+def _why_not_blocks(plan: Plan, w: Words, excluded: list[PlanOption]) -> list[str]:
     blocks = []
     for option in excluded:
         blocks.append(f"**{esc(option.name)}**{_where(plan, w, option.presentation)} — not indicated: {esc(option.reason)}")
@@ -234,9 +240,7 @@ def why_not(plan: Plan, w: Words, expanded: bool = False) -> None:
         if not item.withheld_by and not item.rules:
             lines.append("- no rule offers it for these details")
         blocks.append("\n".join(lines))
-    with _folded(f"Why not the other options? ({len(excluded) + len(plan.why_not)})", WHY_NOT_KEY, expanded) as shown:
-        if shown:
-            st.markdown("\n\n".join(blocks))
+    return blocks
 
 
 def presentations(plan: Plan, expanded: bool = False) -> None:
