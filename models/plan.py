@@ -159,7 +159,7 @@ class WhyNot(Output):
     withheld_by: tuple[str, ...] = ()
     rules: tuple[UnmetRule, ...] = Field(
         description="The rules naming this option that came nearest to holding: the fewest unmet conditions, "
-                    "at most three, in rule-file order.")
+                    "at most three, the nearest first (rule-file order among equals).")
     further_rules: int = Field(
         0, description="How many other rules name this option, each with more conditions unmet (not listed).")
 

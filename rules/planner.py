@@ -906,7 +906,7 @@ def _why_not(d: _Derived, oid: str, pid: str, facts: dict[str, Any], withheld: t
             scored.sort(key=lambda s: s[:2])
             del scored[WHY_NOT_RULES:]
             bound = scored[-1][0]
-    unmet = tuple((r, found) for _, _, r, found in sorted(scored, key=lambda s: s[1]))
+    unmet = tuple((r, found) for _, _, r, found in sorted(scored, key=lambda s: s[:2]))  # the nearest first
     further = missed - len(unmet)
     key = (oid, pid, withheld, tuple((r.id, found) for r, found in unmet), further)
     record = d.why.find(key)

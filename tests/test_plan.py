@@ -158,7 +158,7 @@ def test_why_not_lists_the_nearest_naming_rules_and_counts_the_rest(kb: Knowledg
                 for index, r in enumerate(d.naming[(item.presentation, item.option)])
                 if (found := planner._unmet(d, item.presentation, kb.tests[r.id], facts[item.presentation]))
             ]
-            nearest = sorted(sorted(whole)[:planner.WHY_NOT_RULES], key=lambda s: s[1])
+            nearest = sorted(whole)[:planner.WHY_NOT_RULES]  # the nearest first, rule-file order among equals
             assert [(r.rule_id, r.unmet) for r in item.rules] == [(rid, found) for _, _, rid, found in nearest]
             assert item.further_rules == len(whole) - len(nearest)
             counted += item.further_rules > 0
