@@ -104,6 +104,36 @@ def test_a_do_first_flag_puts_the_correction_before_pyloromyotomy(server: str, t
         assert "Stop:" not in results
 
 
+def test_both_downloads_carry_the_inputs_as_entered_and_the_knowledge_stamp(server: str, tmp_path: Path) -> None:
+    """The exports are written only when their button is pressed: what the browser saves is the whole
+    report, named for what and when, with the inputs as entered and the knowledge base's stamp."""
+    import json
+    import re
+
+    with chromium() as browser:
+        page = _open(browser, server)
+        _present(page, IHPS)
+        _age(page, "4", "weeks")
+        choose(page, "Fluids and electrolytes corrected", "no")
+        _assess(page)
+        saved = {}
+        for label in ("Download report (Markdown)", "Download plan (JSON)"):
+            with page.expect_download(timeout=60_000) as download:
+                page.get_by_text(label, exact=True).click()
+            path = tmp_path / download.value.suggested_filename
+            download.value.save_as(path)
+            saved[path.suffix] = (path.name, path.read_text(encoding="utf-8"))
+    name, markdown = saved[".md"]
+    assert re.fullmatch(r"myotomy-infantile_hypertrophic_pyloric_stenosis-\d{4}-\d{2}-\d{2}T\d{4}\.md", name), name
+    assert "## Inputs as entered" in markdown and "4 weeks" in markdown and "Knowledge base: version" in markdown
+    name, text = saved[".json"]
+    assert name.endswith(".json") and name.startswith("myotomy-infantile_hypertrophic_pyloric_stenosis-"), name
+    document = json.loads(text)
+    assert document["knowledge_base"]["content_hash"] and document["plan"]["options"]
+    entered = {(row["detail"], row["value"]) for row in document["inputs_as_entered"]}
+    assert ("Age", "4 weeks") in entered, entered
+
+
 def test_a_missing_detail_that_decides_is_asked_for_beside_its_field_and_in_the_plan(server: str, tmp_path: Path) -> None:
     from rules import assess
 
