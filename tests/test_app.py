@@ -299,42 +299,36 @@ def test_every_teaching_case_fills_the_form_with_its_own_input() -> None:
 
 
 def test_exports_hold_the_plan_with_its_inputs_time_and_knowledge_base(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The JSON is served as Streamlit stores it; the report is written on click, so call its writer."""
+    """Both exports are written on click (deferred): call their writers as the download would.
+    tests/test_browser.py downloads both in a real browser."""
     import re
 
     from streamlit.runtime.media_file_manager import MediaFileManager
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
-    served: dict[str, tuple[bytes, str]] = {}
-    deferred: dict[str, Any] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
+    deferred: dict[str, tuple[Any, str | None]] = {}
     original_deferred = MediaFileManager.add_deferred
 
-    def capture(self, path_or_data, mimetype, kind, filename=None):
-        data = path_or_data if isinstance(path_or_data, bytes) else str(path_or_data).encode()
-        served[mimetype] = (data, filename)
-        return original(self, path_or_data, mimetype, kind, filename)
+    def capture_deferred(self, data, mimetype, coordinates, file_name=None, **kwargs):
+        deferred[mimetype] = (data, file_name)
+        return original_deferred(self, data, mimetype, coordinates, file_name, **kwargs)
 
-    def capture_deferred(self, data, mimetype, *args, **kwargs):
-        deferred[mimetype] = data
-        return original_deferred(self, data, mimetype, *args, **kwargs)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
     monkeypatch.setattr(MediaFileManager, "add_deferred", capture_deferred)
     at = type_iii(fresh())
     assert len(at.get("download_button")) == 2
-    data, name = served["application/json"]
-    assert re.fullmatch(r"myotomy-achalasia-\d{4}-\d\d-\d\dT\d{4}\.json", name), name
-    exported = json.loads(data)
+    if not deferred:
+        pytest.skip("no runtime under this AppTest: the report writers are not registered")
+    write, name = deferred["application/json"]
+    assert re.fullmatch(r"myotomy-achalasia-\d{4}-\d\d-\d\dT\d{4}\.json", name or ""), name
+    exported = json.loads(write())
     plan = exported["plan"]
     assert plan["options"][0]["id"] == "poem" and plan["options"][0]["strength"] == "preferred"
     assert {"diagnosis_confirmed": True, "subtype": "type_iii"}.items() <= plan["options"][0]["basis"]["inputs_used"].items()
     assert exported["knowledge_base"]["version"] and len(exported["knowledge_base"]["content_hash"]) == 64
     assert exported["assessed_at"].startswith("20") and exported["input"]["conditions"][0]["subtype"] == "type_iii"
     assert {"presentation": "Oesophageal achalasia", "detail": "Subtype", "value": "type III (spastic)"} in exported["inputs_as_entered"]
-    if "text/markdown" not in deferred:
-        pytest.skip("no runtime under this AppTest: the report writer is not registered")
-    report = deferred["text/markdown"]()
+    write, name = deferred["text/markdown"]
+    report = write()
+    assert re.fullmatch(r"myotomy-achalasia-\d{4}-\d\d-\d\dT\d{4}\.md", name or ""), name
     assert "Per-oral endoscopic myotomy (POEM)" in report and "not a diagnosis" in report
     assert "## Inputs as entered" in report and "| Oesophageal achalasia | Subtype | type III (spastic) |" in report
 
