@@ -38,6 +38,7 @@ from models.loader import AGE_FACTS, AGE_FLAG, PRIOR_PREFIX, KnowledgeBase, load
 from models.presentation import Condition, Presentation
 from models.problems import did_you_mean, error_reason
 from rules.engine import Engine
+from rules.masks import Failing
 from rules.render import STRENGTH_WORDS
 
 DEFAULT_TIPS = ("patient preference", "local expertise")
@@ -266,9 +267,18 @@ class _Derived:
         self.probes = {pid: tuple(self._probes(pid, definitions[pid])) for pid in kb.presentations}
         self.pairs = {pid: tuple(self._pairs(pid, probes)) for pid, probes in self.probes.items()}
         self.option_order = {pid: {o: i for i, o in enumerate(p.options)} for pid, p in kb.presentations.items()}
-        # what "why not" an option reads: the fields of every rule that could name it
-        self.why_fields = {
-            key: tuple(_unique(f for r in rules for f in self.reads[r.id])) for key, rules in self.naming.items()
+        # every test of a presentation's rules and definitions, any_of's own clauses included
+        self.failing = {
+            pid: Failing(_all_tests([*(kb.tests[r.id] for r in rules), *(tests for _, _, tests in kb.definitions[pid].items)]))
+            for pid, rules in self.rules_for.items()
+        }
+        self.naming_bits = {key: self._naming_bits(key[0], rules) for key, rules in self.naming.items()}
+        # each presentation's rule tests that a named definition should hold: their bits and the definition's tests
+        self.openable = {
+            pid: tuple(
+                {failing.mask((t,)): inner for r in self.rules_for[pid] for t in kb.tests[r.id] if (inner := self._opened(pid, t))}.items()
+            )
+            for pid, failing in self.failing.items()
         }
         self.clear_fields = {
             fid: tuple(_unique(f for tests in clears for f in conditions.fields(tests))) for fid, clears in kb.flag_clears.items()
@@ -278,17 +288,60 @@ class _Derived:
         self.flags: _Memo = _Memo()
         self.why: _Memo = _Memo()
         self.unmet: _Memo = _Memo(4 * MEMO_LIMIT)  # (rule id, its unmet words) -> its part of a "why not"; small records
+        self.words: _Memo = _Memo(4 * MEMO_LIMIT)  # (rule id, bits of its tests that fail) -> its unmet words
         self.basis: _Memo = _Memo()  # (rule ids, extra citations) -> a validated template, see _basis
         self.unmet_steps: dict[int, tuple[tuple[Any, str, Any], ...]] = {}  # see _unmet
         self.needs: _Memo = _Memo()
         self.pair_needs: _Memo = _Memo()  # its own memo, so pairs never evict single needs
         self.steps: _Memo = _Memo()
-        self._splits: dict[tuple[str, frozenset[str]], tuple[tuple[str, tuple[Any, ...], tuple[Any, ...]], ...]] = {}
+        self._splits: dict[tuple[str, frozenset[str]], tuple[tuple[str, int, int], ...]] = {}
+        self._need_bits: dict[tuple[str, frozenset[str]], int] = {}
 
-    def splits(self, pid: str, probes: tuple["_Probe", ...]) -> tuple[tuple[str, tuple[Any, ...], tuple[Any, ...]], ...]:
-        """For each rule these probes' details can change: its id, its tests that no value of those
-        details can change (steady) and the others (varying), through definitions. Worked out once
-        per set of details (they come from the knowledge base, so the dict stays bounded)."""
+    def need_bits(self, pid: str, probes: tuple["_Probe", ...]) -> int:
+        """The bits of every test a need for these probes' details reads: the affected rules' tests
+        and, when a value goes through a definition, every definition's. The need is the same
+        whenever these bits and the related rules that fire are (see `_needs`)."""
+        key = (pid, frozenset(p.detail.id for p in probes))
+        found = self._need_bits.get(key)
+        if found is None:
+            tests = [self.kb.tests[r.id] for p in probes for r in p.affected]
+            if any(p.via_definition for p in probes):
+                tests += [t for _, _, t in self.kb.definitions[pid].items]
+            found = self._need_bits[key] = self.failing[pid].mask(_all_tests(tests))
+        return found
+
+    def _naming_bits(self, pid: str, rules: tuple[Rule, ...]) -> _NamingBits:
+        failing = self.failing[pid]
+        opened = []
+        for index, rule in enumerate(rules):
+            opens = tuple(failing.mask((t,)) for t in self.kb.tests[rule.id] if self._opened(pid, t) is not None)
+            if opens:
+                opened.append((index, opens))
+        return _NamingBits(
+            tests=tuple(failing.mask(self.kb.tests[r.id]) for r in rules),
+            opened=tuple(opened),
+            reach=tuple(self._reach(pid, self.kb.tests[r.id]) for r in rules),
+        )
+
+    def _reach(self, pid: str, tests: tuple[conditions.Test, ...]) -> int:
+        """The bits of these tests and, for each definition they say should hold, of its own tests:
+        everything a rule's unmet conditions in words depend on."""
+        found = self.failing[pid].mask(tests)
+        for test in tests:
+            inner = self._opened(pid, test)
+            if inner is not None:
+                found |= self._reach(pid, inner)
+        return found
+
+    def _opened(self, pid: str, test: conditions.Test) -> tuple[conditions.Test, ...] | None:
+        """A named definition's tests when `test` says it should hold, else None."""
+        inner = self.definition_tests[pid].get(test.field) if isinstance(test, conditions.Clause) else None
+        return inner if inner is not None and test.op == "eq" and test.value is True else None
+
+    def splits(self, pid: str, probes: tuple["_Probe", ...]) -> tuple[tuple[str, int, int], ...]:
+        """For each rule these probes' details can change: its id, the bits of its tests that no value
+        of those details can change (steady) and of the others (varying), through definitions. Worked
+        out once per set of details (they come from the knowledge base, so the dict stays bounded)."""
         details = frozenset(p.detail.id for p in probes)
         key = (pid, details)
         found = self._splits.get(key)
@@ -300,7 +353,7 @@ class _Derived:
                 for test in self.kb.tests[rule.id]:
                     reads = _closure(conditions.fields((test,)), self.definition_tests[pid])
                     (varying if details.intersection(reads) else steady).append(test)
-                made.append((rule.id, tuple(steady), tuple(varying)))
+                made.append((rule.id, self.failing[pid].mask(steady), self.failing[pid].mask(varying)))
             found = self._splits[key] = tuple(made)
         return found
 
@@ -338,16 +391,15 @@ class _Derived:
             # name the same options (they set the strengths a change is measured against)
             named = {oid for r in affected for oid, _ in self.effects[r.id]}
             related = ids | {r.id for oid in named for r in self.naming.get((pid, oid), ())}
-            fields = tuple(_unique(f for r in affected for f in self.reads[r.id]))
-            yield _Probe(detail, values, affected, ids, via, fields, frozenset(related))
+            yield _Probe(detail, values, affected, ids, via, frozenset(related))
 
-    def _pairs(self, pid: str, probes: tuple["_Probe", ...]) -> Iterable[tuple["_Probe", "_Probe", tuple[str, ...], frozenset[str]]]:
+    def _pairs(self, pid: str, probes: tuple["_Probe", ...]) -> Iterable[tuple["_Probe", "_Probe", frozenset[str]]]:
         """Pairs of deciding details that one rule reads together (through definitions), so that a rule
         needing both is found when both are blank; bounded to PAIR_LIMIT value combinations each."""
         for i, first in enumerate(probes):
             for second in probes[i + 1:]:
                 if first.affected_ids & second.affected_ids and len(first.values) * len(second.values) <= PAIR_LIMIT:
-                    yield first, second, tuple(_unique(first.fields + second.fields)), first.related | second.related
+                    yield first, second, first.related | second.related
 
     def cite(self, keys: Iterable[str]) -> tuple[out.CitationRef, ...]:
         return tuple(self.citation[key] for key in dict.fromkeys(keys))
@@ -369,6 +421,15 @@ def _words(kb: KnowledgeBase, pid: str) -> conditions.Words:
 
 
 @dataclass(frozen=True)
+class _NamingBits:
+    """For "why not", the rules naming an option (rules/masks.py has the bits):"""
+
+    tests: tuple[int, ...]  # each rule's test bits
+    opened: tuple[tuple[int, tuple[int, ...]], ...]  # (index, bits) of rules' tests that a definition should hold
+    reach: tuple[int, ...]  # each rule's test bits with its definitions' own: all its words depend on
+
+
+@dataclass(frozen=True)
 class _Probe:
     """A detail that decides options, the values worth trying, and the rules it can change."""
 
@@ -377,8 +438,16 @@ class _Probe:
     affected: tuple[Rule, ...]
     affected_ids: frozenset[str]
     via_definition: bool
-    fields: tuple[str, ...]  # what the affected rules read, through definitions
     related: frozenset[str]  # the affected rules and every other rule naming an option they name
+
+
+def _all_tests(groups: Iterable[tuple[conditions.Test, ...]]) -> list[conditions.Test]:
+    """These tests and the clauses inside their any_of tests."""
+    found: list[conditions.Test] = []
+    for tests in groups:
+        found += tests
+        found += (c for t in tests if isinstance(t, conditions.AnyOf) for c in conditions.clauses((t,)))
+    return found
 
 
 def _closure(fields: Iterable[str], definitions: dict[str, Any]) -> tuple[str, ...]:
@@ -417,9 +486,12 @@ def _derived(kb: KnowledgeBase) -> _Derived:
 
 def forget_records(kb: KnowledgeBase) -> None:
     """Empty the memos of derived records for this knowledge base (benchmarks start them cold)."""
-    for memo in vars(_derived(kb)).values():
+    d = _derived(kb)
+    for memo in vars(d).values():
         if isinstance(memo, _Memo):
             memo.clear()
+    for failing in d.failing.values():
+        failing.forget()
 
 
 def prepare(kb: KnowledgeBase) -> None:
@@ -550,8 +622,14 @@ def _plan_one(d: _Derived, engine: Engine, pid: str, facts: dict[str, Any]) -> d
     if len(top) > 1:
         tips = _unique(t for r in rules if r.then.shared_decision for t in r.then.shared_decision.tips) or list(DEFAULT_TIPS)
         shared.append(out.SharedDecision(presentation=pid, options=tuple(top), tips=tuple(tips)))
-    why_not = [_why_not(d, oid, pid, facts, withheld.get(oid, ())) for oid in pdef.options if oid not in strengths or oid in withheld]
-    needs = [] if stop_flags else _needs(d, pid, facts, set(fired), strengths)
+    failing = d.failing[pid].of(facts)
+    # a definition that should hold and does not counts its own unmet parts in "why not"
+    opened = {bit: len(_unmet(d, pid, inner, facts)) - 1 for bit, inner in d.openable[pid] if failing & bit}
+    why_not = [
+        _why_not(d, oid, pid, facts, failing, opened, withheld.get(oid, ()))
+        for oid in pdef.options if oid not in strengths or oid in withheld
+    ]
+    needs = [] if stop_flags else _needs(d, pid, facts, failing, set(fired), strengths)
     return {"flags": flags, "options": options, "steps": steps, "shared": shared, "why_not": why_not,
             "needs": needs, "fired": fired, "stopped": bool(stop_flags)}
 
@@ -757,31 +835,35 @@ def _new_steps(
     return steps
 
 
-def _needs(d: _Derived, pid: str, facts: dict[str, Any], fired: set[str], strengths: dict[str, Strength]) -> list[out.Need]:
+def _needs(
+    d: _Derived, pid: str, facts: _Findings, failing: int, fired: set[str], strengths: dict[str, Strength]
+) -> list[out.Need]:
     """Details not recorded whose value would change an option's place in the plan.
 
     Only the rules that read the detail (directly or through a definition) can change, so only
     they are re-evaluated, and only the options they name are merged again. Then, for two blank
     details that a rule reads together and neither of which was found alone, every pair of their
-    values is tried: a rule that needs both is otherwise never found (each need names the other)."""
+    values is tried: a rule that needs both is otherwise never found (each need names the other).
+    A need is kept by what decides it: which of the tests it reads fail (`_Derived.need_bits`) and
+    which related rules fire."""
     needs = []
     for probe in d.probes[pid]:
         if probe.detail.id in facts:
             continue
-        key = (pid, probe.detail.id, _pattern(facts, probe.fields), frozenset(fired & probe.related))
+        key = (pid, probe.detail.id, failing & d.need_bits(pid, (probe,)), frozenset(fired & probe.related))
         need = d.needs.find(key)
         if need is None:
-            need = d.needs.put(key, _need(d, pid, (probe,), facts, fired, strengths) or False)
+            need = d.needs.put(key, _need(d, pid, (probe,), facts, failing, fired, strengths) or False)
         if need:
             needs.append(need)
     asked = {n.detail for n in needs}
-    for first, second, fields, related in d.pairs[pid]:
+    for first, second, related in d.pairs[pid]:
         if first.detail.id in facts or second.detail.id in facts or first.detail.id in asked or second.detail.id in asked:
             continue
-        key = (pid, first.detail.id, second.detail.id, _pattern(facts, fields), frozenset(fired & related))
+        key = (pid, first.detail.id, second.detail.id, failing & d.need_bits(pid, (first, second)), frozenset(fired & related))
         pair = d.pair_needs.find(key)
         if pair is None:
-            pair = d.pair_needs.put(key, _need(d, pid, (first, second), facts, fired, strengths) or False)
+            pair = d.pair_needs.put(key, _need(d, pid, (first, second), facts, failing, fired, strengths) or False)
         if pair:
             needs += [n for n in pair if n.detail not in asked]
             asked |= {n.detail for n in pair}
@@ -789,7 +871,8 @@ def _needs(d: _Derived, pid: str, facts: dict[str, Any], fired: set[str], streng
 
 
 def _need(
-    d: _Derived, pid: str, probes: tuple["_Probe", ...], facts: dict[str, Any], fired: set[str], strengths: dict[str, Strength]
+    d: _Derived, pid: str, probes: tuple["_Probe", ...], facts: dict[str, Any], failing: int, fired: set[str],
+    strengths: dict[str, Strength],
 ) -> out.Need | tuple[out.Need, ...] | None:
     """The need for one probe's detail (a Need), or for two details together (a pair of Needs that
     name each other), or None when no value (no pair of values) changes an option."""
@@ -801,21 +884,24 @@ def _need(
     kept = fired - affected_ids
     # only a rule that fires now, or whose tests on other details all hold, can change with a value
     # of these details, and then only its tests on them can (every affected rule was evaluated
-    # whole for every value: most of the needs' cost on a large knowledge base)
+    # whole for every value: most of the needs' cost on a large knowledge base); `failing` has the
+    # bits of the tests that do not hold (rules/masks.py)
     candidates = [
-        (rule_id, varying) for rule_id, steady, varying in d.splits(pid, probes)
-        if rule_id in before or conditions.holds(steady, facts)
+        (rule_id, varying) for rule_id, steady, varying in d.splits(pid, probes) if rule_id in before or not steady & failing
     ]
     changed: list[str] = []
     if not candidates:
         return None
+    tried = [p.detail.id for p in probes] + ([i for i, _, _ in definitions.items] if via else [])  # the findings a value changes
+    update = d.failing[pid].update
     for values in itertools.product(*(p.values for p in probes)):
         trial = dict(facts)
         for probe, value in zip(probes, values):
             trial[probe.detail.id] = value
         if via:
             definitions.apply(trial)
-        after = {rule_id for rule_id, varying in candidates if conditions.holds(varying, trial)}
+        trial_failing = update(failing, trial, tried)
+        after = {rule_id for rule_id, varying in candidates if not varying & trial_failing}
         if after == before:
             continue
         active = kept | after
@@ -852,13 +938,12 @@ def _unique_rules(rules: Iterable[Rule]) -> Iterator[Rule]:
             yield rule
 
 
-def _unmet(d: _Derived, pid: str, tests: tuple[conditions.Test, ...], facts: dict[str, Any], bound: int | None = None) -> list[str]:
+def _unmet(d: _Derived, pid: str, tests: tuple[conditions.Test, ...], facts: dict[str, Any]) -> list[str]:
     """The conditions that do not hold, in words; a named definition that should hold is opened up
-    into its own unmet parts, so "why not" names the detail to look at. Past `bound` of them the
-    count is all that matters: the list stops there."""
+    into its own unmet parts, so "why not" names the detail to look at."""
     steps = d.unmet_steps.get(id(tests))  # the tests' tuples live as long as the knowledge base
     if steps is None:
-        steps = d.unmet_steps[id(tests)] = _unmet_steps(d, pid, tests)
+        steps = d.unmet_steps[id(tests)] = tuple((t.holds, d.described[id(t)], d._opened(pid, t)) for t in tests)
     found: list[str] = []
     for holds, words, inner in steps:
         if holds(facts):
@@ -866,48 +951,39 @@ def _unmet(d: _Derived, pid: str, tests: tuple[conditions.Test, ...], facts: dic
         if inner is None:
             found.append(words)
         else:
-            found += _unmet(d, pid, inner, facts, None if bound is None else bound - len(found))
-        if bound is not None and len(found) > bound:
-            break
+            found += _unmet(d, pid, inner, facts)
     return found
 
 
-def _unmet_steps(d: _Derived, pid: str, tests: tuple[conditions.Test, ...]) -> tuple[tuple[Any, str, Any], ...]:
-    """For each test, worked out once: its check, its words, and the definition's tests to open up
-    when it is a named definition that should hold (else None)."""
-    steps = []
-    for test in tests:
-        inner = d.definition_tests[pid].get(test.field) if isinstance(test, conditions.Clause) else None
-        opened = inner if inner is not None and test.op == "eq" and test.value is True else None
-        steps.append((test.holds, d.described[id(test)], opened))
-    return tuple(steps)
+def _words_unmet(d: _Derived, pid: str, rule: Rule, failing: int, facts: dict[str, Any]) -> tuple[str, ...]:
+    """A rule's unmet conditions in words, kept by the bits of its tests that fail (they decide them)."""
+    key = (rule.id, failing)
+    found = d.words.find(key)
+    if found is None:
+        found = d.words.put(key, tuple(_unmet(d, pid, d.kb.tests[rule.id], facts)))
+    return found
 
 
-def _why_not(d: _Derived, oid: str, pid: str, facts: dict[str, Any], withheld: tuple[str, ...]) -> out.WhyNot:
-    # kept by what the record says (the option, what withheld it, each naming rule's unmet
+def _why_not(
+    d: _Derived, oid: str, pid: str, facts: dict[str, Any], failing: int, opened: dict[int, int], withheld: tuple[str, ...]
+) -> out.WhyNot:
+    # kept by what the record says (the option, what withheld it, each listed rule's unmet
     # conditions in words), not by the findings it was read from: working out the unmet
     # conditions is cheaper than a key of every finding the naming rules read, and far fewer
     # records differ than findings do (profile in BENCHMARKS.md)
-    tests = d.kb.tests
-    scored = []
-    # once the nearest are found, a later rule joins them only with fewer unmet conditions than the
-    # last of them (rule-file order among equals): its count stops there
-    bound: int | None = None
-    missed = 0  # naming rules that do not hold
-    for index, r in enumerate(d.naming[(pid, oid)]):
-        found = _unmet(d, pid, tests[r.id], facts, None if bound is None else bound - 1)
-        if not found:
-            continue
-        missed += 1
-        if bound is not None and len(found) >= bound:
-            continue
-        scored.append((len(found), index, r, tuple(found)))
-        if len(scored) >= WHY_NOT_RULES:
-            scored.sort(key=lambda s: s[:2])
-            del scored[WHY_NOT_RULES:]
-            bound = scored[-1][0]
-    unmet = tuple((r, found) for _, _, r, found in sorted(scored, key=lambda s: s[:2]))  # the nearest first
-    further = missed - len(unmet)
+    rules = d.naming[(pid, oid)]
+    bits = d.naming_bits[(pid, oid)]
+    # each naming rule's number of unmet conditions from the bits of the tests that fail
+    # (rules/masks.py); a definition that should hold counts its own unmet parts (`opened`)
+    counts = [(mask & failing).bit_count() for mask in bits.tests]
+    if opened:
+        for index, opens in bits.opened:
+            counts[index] += sum(opened.get(bit, 0) for bit in opens)
+    order = sorted(range(len(counts)), key=counts.__getitem__)  # stable: rule-file order among equals
+    holding = counts.count(0)  # these rules hold: nothing to say
+    nearest = order[holding:holding + WHY_NOT_RULES]
+    unmet = tuple((rules[i], _words_unmet(d, pid, rules[i], bits.reach[i] & failing, facts)) for i in nearest)
+    further = len(counts) - holding - len(unmet)
     key = (oid, pid, withheld, tuple((r.id, found) for r, found in unmet), further)
     record = d.why.find(key)
     if record is None:

@@ -1,0 +1,96 @@
+"""Which of a presentation's rule tests fail for one set of findings, as one integer bitmask.
+
+"Why not" ranks every rule naming an option by its unmet conditions, and the needs prompts keep
+only the rules whose other tests hold. Both used to evaluate each test of each rule, so their cost
+grew with the rules that exist (on the 10x knowledge base: two thirds of `assess()`, profile in
+BENCHMARKS.md). Here each distinct test of a presentation's rules gets one bit. A clause reads one
+finding, so the clauses on that finding fail or hold together for one value of it: their bits are
+worked out once per value and kept. A rule's failing tests are then `mask & failing`, one integer
+operation whatever the number of rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from models import conditions
+
+MEMO_LIMIT = 65_536  # (finding, value) pairs kept per presentation; emptied when full (numbers vary)
+_ABSENT = object()  # the key of a finding not recorded
+_Check = tuple[int, Callable[[dict[str, Any]], bool]]  # a test's bit and its reading
+
+
+def _key(test: conditions.Test) -> Any:
+    """Equal tests share a bit (a knowledge base repeats the same test in many rules)."""
+    if isinstance(test, conditions.Clause):
+        value = tuple(test.value) if isinstance(test.value, list) else (type(test.value), test.value)
+        return (test.field, test.op, value)
+    return tuple(tuple(_key(c) for c in option) for option in test.options)
+
+
+class Failing:
+    """The bits of one presentation's tests (its rules' and its named definitions'), and which fail
+    for given findings."""
+
+    def __init__(self, tests: Iterable[conditions.Test]) -> None:
+        self._bit: dict[Any, int] = {}
+        by_field: dict[str, list[_Check]] = {}
+        composite: list[_Check] = []
+        for test in tests:
+            key = _key(test)
+            if key in self._bit:
+                continue
+            bit = self._bit[key] = 1 << len(self._bit)
+            if isinstance(test, conditions.Clause):
+                by_field.setdefault(test.field, []).append((bit, test.holds))
+            else:  # any_of reads several findings: checked on every call (few of them)
+                composite.append((bit, test.holds))
+        self._checks = {name: tuple(checks) for name, checks in by_field.items()}
+        self._field_bits = {name: sum(bit for bit, _ in checks) for name, checks in by_field.items()}
+        self._composite = tuple(composite)
+        self._memo: dict[tuple[str, type, Any], int] = {}
+
+    def forget(self) -> None:
+        """Empty the memo of bits by value (benchmarks start cold)."""
+        self._memo.clear()
+
+    def mask(self, tests: Iterable[conditions.Test]) -> int:
+        """The bits of these tests (each must be one of the presentation's tests)."""
+        found = 0
+        for test in tests:
+            found |= self._bit[_key(test)]
+        return found
+
+    def of(self, facts: dict[str, Any]) -> int:
+        """The bits of the tests that do not hold for these findings."""
+        failing = 0
+        for name, checks in self._checks.items():
+            failing |= self._failing(name, checks, facts)
+        return self._composites(failing, facts)
+
+    def update(self, failing: int, facts: dict[str, Any], names: Iterable[str]) -> int:
+        """`failing` worked out again for findings that differ from its own only in `names`."""
+        for name in names:
+            checks = self._checks.get(name)
+            if checks is not None:
+                failing = failing & ~self._field_bits[name] | self._failing(name, checks, facts)
+        return self._composites(failing, facts)
+
+    def _failing(self, name: str, checks: tuple[_Check, ...], facts: dict[str, Any]) -> int:
+        value = facts.get(name, _ABSENT)
+        key = (name, value.__class__, value)  # with its type: True and 1 are equal in Python, not here
+        found = self._memo.get(key)
+        if found is None:
+            found = 0
+            for bit, holds in checks:
+                if not holds(facts):
+                    found |= bit
+            if len(self._memo) >= MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[key] = found
+        return found
+
+    def _composites(self, failing: int, facts: dict[str, Any]) -> int:
+        for bit, holds in self._composite:
+            failing = failing | bit if not holds(facts) else failing & ~bit
+        return failing
