@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 from models import conditions
 
 MEMO_LIMIT = 65_536  # (finding, value) pairs kept per presentation; emptied when full (numbers vary)
-_ABSENT = object()  # the key of a finding not recorded
+ABSENT = object()  # the value of a finding not recorded
 _Check = tuple[int, Callable[[dict[str, Any]], bool]]  # a test's bit and its reading
 
 
@@ -30,25 +30,39 @@ def _key(test: conditions.Test) -> Any:
 
 class Failing:
     """The bits of one presentation's tests (its rules' and its named definitions'), and which fail
-    for given findings."""
+    for given findings. An any_of test has its own bit, and each of its clauses too: it fails when
+    every alternative has a failing clause."""
 
     def __init__(self, tests: Iterable[conditions.Test]) -> None:
         self._bit: dict[Any, int] = {}
         by_field: dict[str, list[_Check]] = {}
-        composite: list[_Check] = []
+        composite: list[tuple[int, tuple[int, ...]]] = []
         for test in tests:
-            key = _key(test)
-            if key in self._bit:
-                continue
-            bit = self._bit[key] = 1 << len(self._bit)
-            if isinstance(test, conditions.Clause):
-                by_field.setdefault(test.field, []).append((bit, test.holds))
-            else:  # any_of reads several findings: checked on every call (few of them)
-                composite.append((bit, test.holds))
+            if isinstance(test, conditions.AnyOf):
+                options = tuple(self._add(option, by_field) for option in test.options)
+                if _key(test) not in self._bit:
+                    composite.append((self._new(test), options))
+            else:
+                self._add((test,), by_field)
         self._checks = {name: tuple(checks) for name, checks in by_field.items()}
         self._field_bits = {name: sum(bit for bit, _ in checks) for name, checks in by_field.items()}
         self._composite = tuple(composite)
         self._memo: dict[tuple[str, type, Any], int] = {}
+
+    def _new(self, test: conditions.Test) -> int:
+        bit = self._bit[_key(test)] = 1 << len(self._bit)
+        return bit
+
+    def _add(self, clauses: tuple[conditions.Clause, ...], by_field: dict[str, list[_Check]]) -> int:
+        """Bits for these clauses (new ones filed under their finding); returns their mask."""
+        found = 0
+        for clause in clauses:
+            bit = self._bit.get(_key(clause))
+            if bit is None:
+                bit = self._new(clause)
+                by_field.setdefault(clause.field, []).append((bit, clause.holds))
+            found |= bit
+        return found
 
     def forget(self) -> None:
         """Empty the memo of bits by value (benchmarks start cold)."""
@@ -64,25 +78,27 @@ class Failing:
     def of(self, facts: dict[str, Any]) -> int:
         """The bits of the tests that do not hold for these findings."""
         failing = 0
-        for name, checks in self._checks.items():
-            failing |= self._failing(name, checks, facts)
-        return self._composites(failing, facts)
+        get = facts.get
+        for name in self._checks:
+            failing |= self.value_bits(name, get(name, ABSENT))
+        return self._composites(failing)
 
     def update(self, failing: int, facts: dict[str, Any], names: Iterable[str]) -> int:
         """`failing` worked out again for findings that differ from its own only in `names`."""
         for name in names:
-            checks = self._checks.get(name)
-            if checks is not None:
-                failing = failing & ~self._field_bits[name] | self._failing(name, checks, facts)
-        return self._composites(failing, facts)
+            bits = self._field_bits.get(name)
+            if bits is not None:
+                failing = failing & ~bits | self.value_bits(name, facts.get(name, ABSENT))
+        return self._composites(failing)
 
-    def _failing(self, name: str, checks: tuple[_Check, ...], facts: dict[str, Any]) -> int:
-        value = facts.get(name, _ABSENT)
+    def value_bits(self, name: str, value: Any) -> int:
+        """The bits of the clauses on finding `name` that fail for this value (`ABSENT`: not recorded)."""
         key = (name, value.__class__, value)  # with its type: True and 1 are equal in Python, not here
         found = self._memo.get(key)
         if found is None:
+            facts = {} if value is ABSENT else {name: value}  # a clause reads its own finding only
             found = 0
-            for bit, holds in checks:
+            for bit, holds in self._checks.get(name, ()):
                 if not holds(facts):
                     found |= bit
             if len(self._memo) >= MEMO_LIMIT:
@@ -90,7 +106,12 @@ class Failing:
             self._memo[key] = found
         return found
 
-    def _composites(self, failing: int, facts: dict[str, Any]) -> int:
-        for bit, holds in self._composite:
-            failing = failing | bit if not holds(facts) else failing & ~bit
+    def _composites(self, failing: int) -> int:
+        for bit, options in self._composite:
+            for option in options:
+                if not option & failing:
+                    failing &= ~bit
+                    break
+            else:
+                failing |= bit
         return failing

@@ -273,6 +273,12 @@ class _Derived:
             for pid, rules in self.rules_for.items()
         }
         self.naming_bits = {key: self._naming_bits(key[0], rules) for key, rules in self.naming.items()}
+        # by (presentation, detail) and (presentation, detail, detail) for a pair
+        self.need_bits = {
+            (pid, *(p.detail.id for p in probes)): self._need_bits(pid, probes)
+            for pid, singles in self.probes.items()
+            for probes in [*((p,) for p in singles), *((first, second) for first, second, _ in self.pairs[pid])]
+        }
         # each presentation's rule tests that a named definition should hold: their bits and the definition's tests
         self.openable = {
             pid: tuple(
@@ -295,20 +301,15 @@ class _Derived:
         self.pair_needs: _Memo = _Memo()  # its own memo, so pairs never evict single needs
         self.steps: _Memo = _Memo()
         self._splits: dict[tuple[str, frozenset[str]], tuple[tuple[str, int, int], ...]] = {}
-        self._need_bits: dict[tuple[str, frozenset[str]], int] = {}
 
-    def need_bits(self, pid: str, probes: tuple["_Probe", ...]) -> int:
+    def _need_bits(self, pid: str, probes: tuple["_Probe", ...]) -> int:
         """The bits of every test a need for these probes' details reads: the affected rules' tests
         and, when a value goes through a definition, every definition's. The need is the same
         whenever these bits and the related rules that fire are (see `_needs`)."""
-        key = (pid, frozenset(p.detail.id for p in probes))
-        found = self._need_bits.get(key)
-        if found is None:
-            tests = [self.kb.tests[r.id] for p in probes for r in p.affected]
-            if any(p.via_definition for p in probes):
-                tests += [t for _, _, t in self.kb.definitions[pid].items]
-            found = self._need_bits[key] = self.failing[pid].mask(_all_tests(tests))
-        return found
+        tests = [self.kb.tests[r.id] for p in probes for r in p.affected]
+        if any(p.via_definition for p in probes):
+            tests += [t for _, _, t in self.kb.definitions[pid].items]
+        return self.failing[pid].mask(_all_tests(tests))
 
     def _naming_bits(self, pid: str, rules: tuple[Rule, ...]) -> _NamingBits:
         failing = self.failing[pid]
@@ -844,13 +845,13 @@ def _needs(
     they are re-evaluated, and only the options they name are merged again. Then, for two blank
     details that a rule reads together and neither of which was found alone, every pair of their
     values is tried: a rule that needs both is otherwise never found (each need names the other).
-    A need is kept by what decides it: which of the tests it reads fail (`_Derived.need_bits`) and
+    A need is kept by what decides it: which of the tests it reads fail (`_Derived._need_bits`) and
     which related rules fire."""
     needs = []
     for probe in d.probes[pid]:
         if probe.detail.id in facts:
             continue
-        key = (pid, probe.detail.id, failing & d.need_bits(pid, (probe,)), frozenset(fired & probe.related))
+        key = (pid, probe.detail.id, failing & d.need_bits[(pid, probe.detail.id)], frozenset(fired & probe.related))
         need = d.needs.find(key)
         if need is None:
             need = d.needs.put(key, _need(d, pid, (probe,), facts, failing, fired, strengths) or False)
@@ -860,7 +861,8 @@ def _needs(
     for first, second, related in d.pairs[pid]:
         if first.detail.id in facts or second.detail.id in facts or first.detail.id in asked or second.detail.id in asked:
             continue
-        key = (pid, first.detail.id, second.detail.id, failing & d.need_bits(pid, (first, second)), frozenset(fired & related))
+        ids = (pid, first.detail.id, second.detail.id)
+        key = (*ids, failing & d.need_bits[ids], frozenset(fired & related))
         pair = d.pair_needs.find(key)
         if pair is None:
             pair = d.pair_needs.put(key, _need(d, pid, (first, second), facts, failing, fired, strengths) or False)
@@ -893,14 +895,21 @@ def _need(
     if not candidates:
         return None
     tried = [p.detail.id for p in probes] + ([i for i, _, _ in definitions.items] if via else [])  # the findings a value changes
-    update = d.failing[pid].update
+    bits = d.failing[pid]
+    seen: set[tuple[int, ...]] = set()
     for values in itertools.product(*(p.values for p in probes)):
+        # values whose own tests fail alike change the same rules (through definitions too: their
+        # tests on the detail are among the bits); try one of them
+        alike = tuple(bits.value_bits(p.detail.id, v) for p, v in zip(probes, values))
+        if alike in seen:
+            continue
+        seen.add(alike)
         trial = dict(facts)
         for probe, value in zip(probes, values):
             trial[probe.detail.id] = value
         if via:
             definitions.apply(trial)
-        trial_failing = update(failing, trial, tried)
+        trial_failing = bits.update(failing, trial, tried)
         after = {rule_id for rule_id, varying in candidates if not varying & trial_failing}
         if after == before:
             continue
