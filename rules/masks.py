@@ -83,13 +83,19 @@ class Failing:
             failing |= self.value_bits(name, get(name, ABSENT))
         return self._composites(failing)
 
-    def update(self, failing: int, facts: dict[str, Any], names: Iterable[str]) -> int:
-        """`failing` worked out again for findings that differ from its own only in `names`."""
-        for name in names:
-            bits = self._field_bits.get(name)
-            if bits is not None:
-                failing = failing & ~bits | self.value_bits(name, facts.get(name, ABSENT))
+    def trial(self, failing: int, values: Iterable[tuple[str, Any]], definitions: Iterable[tuple[str, int]] = ()) -> int:
+        """`failing` with these findings set to these values, then these named definitions worked
+        out again in order, each from the bits of its own tests (what `Definitions.apply` does to a
+        dict of findings, without one)."""
+        for name, value in values:
+            failing = self._set(failing, name, value)
+        for ident, tests in definitions:
+            failing = self._set(failing, ident, not self._composites(failing) & tests)
         return self._composites(failing)
+
+    def _set(self, failing: int, name: str, value: Any) -> int:
+        bits = self._field_bits.get(name)
+        return failing if bits is None else failing & ~bits | self.value_bits(name, value)
 
     def value_bits(self, name: str, value: Any) -> int:
         """The bits of the clauses on finding `name` that fail for this value (`ABSENT`: not recorded)."""

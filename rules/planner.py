@@ -273,6 +273,10 @@ class _Derived:
             for pid, rules in self.rules_for.items()
         }
         self.naming_bits = {key: self._naming_bits(key[0], rules) for key, rules in self.naming.items()}
+        self.definition_bits = {
+            pid: tuple((ident, self.failing[pid].mask(tests)) for ident, _, tests in kb.definitions[pid].items)
+            for pid in kb.presentations
+        }
         # by (presentation, detail) and (presentation, detail, detail) for a pair
         self.need_bits = {
             (pid, *(p.detail.id for p in probes)): self._need_bits(pid, probes)
@@ -854,7 +858,7 @@ def _needs(
         key = (pid, probe.detail.id, failing & d.need_bits[(pid, probe.detail.id)], frozenset(fired & probe.related))
         need = d.needs.find(key)
         if need is None:
-            need = d.needs.put(key, _need(d, pid, (probe,), facts, failing, fired, strengths) or False)
+            need = d.needs.put(key, _need(d, pid, (probe,), failing, fired, strengths) or False)
         if need:
             needs.append(need)
     asked = {n.detail for n in needs}
@@ -865,7 +869,7 @@ def _needs(
         key = (*ids, failing & d.need_bits[ids], frozenset(fired & related))
         pair = d.pair_needs.find(key)
         if pair is None:
-            pair = d.pair_needs.put(key, _need(d, pid, (first, second), facts, failing, fired, strengths) or False)
+            pair = d.pair_needs.put(key, _need(d, pid, (first, second), failing, fired, strengths) or False)
         if pair:
             needs += [n for n in pair if n.detail not in asked]
             asked |= {n.detail for n in pair}
@@ -873,13 +877,12 @@ def _needs(
 
 
 def _need(
-    d: _Derived, pid: str, probes: tuple["_Probe", ...], facts: dict[str, Any], failing: int, fired: set[str],
-    strengths: dict[str, Strength],
+    d: _Derived, pid: str, probes: tuple["_Probe", ...], failing: int, fired: set[str], strengths: dict[str, Strength],
 ) -> out.Need | tuple[out.Need, ...] | None:
     """The need for one probe's detail (a Need), or for two details together (a pair of Needs that
-    name each other), or None when no value (no pair of values) changes an option."""
+    name each other), or None when no value (no pair of values) changes an option. It reads the
+    findings only through `failing`, the bits of the tests that do not hold (rules/masks.py)."""
     kb = d.kb
-    definitions = kb.definitions[pid]
     affected_ids = frozenset().union(*(p.affected_ids for p in probes))
     via = any(p.via_definition for p in probes)
     before = fired & affected_ids
@@ -894,22 +897,18 @@ def _need(
     changed: list[str] = []
     if not candidates:
         return None
-    tried = [p.detail.id for p in probes] + ([i for i, _, _ in definitions.items] if via else [])  # the findings a value changes
     bits = d.failing[pid]
+    names = [p.detail.id for p in probes]
+    definitions = d.definition_bits[pid] if via else ()
     seen: set[tuple[int, ...]] = set()
     for values in itertools.product(*(p.values for p in probes)):
         # values whose own tests fail alike change the same rules (through definitions too: their
         # tests on the detail are among the bits); try one of them
-        alike = tuple(bits.value_bits(p.detail.id, v) for p, v in zip(probes, values))
+        alike = tuple(map(bits.value_bits, names, values))
         if alike in seen:
             continue
         seen.add(alike)
-        trial = dict(facts)
-        for probe, value in zip(probes, values):
-            trial[probe.detail.id] = value
-        if via:
-            definitions.apply(trial)
-        trial_failing = bits.update(failing, trial, tried)
+        trial_failing = bits.trial(failing, zip(names, values), definitions)
         after = {rule_id for rule_id, varying in candidates if not varying & trial_failing}
         if after == before:
             continue
