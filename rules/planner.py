@@ -315,13 +315,13 @@ class _Derived:
             tests += [t for _, _, t in self.kb.definitions[pid].items]
         return self.failing[pid].mask(_all_tests(tests))
 
-    def _naming_bits(self, pid: str, rules: tuple[Rule, ...]) -> _NamingBits:
+    def _naming_bits(self, pid: str, rules: tuple[Rule, ...]) -> "_NamingBits":
         failing = self.failing[pid]
         opened = []
         for index, rule in enumerate(rules):
             opens = tuple(failing.mask((t,)) for t in self.kb.tests[rule.id] if self._opened(pid, t) is not None)
             if opens:
-                opened.append((index, opens))
+                opened.append((index, sum(opens), opens))
         return _NamingBits(
             tests=tuple(failing.mask(self.kb.tests[r.id]) for r in rules),
             opened=tuple(opened),
@@ -430,7 +430,7 @@ class _NamingBits:
     """For "why not", the rules naming an option (rules/masks.py has the bits):"""
 
     tests: tuple[int, ...]  # each rule's test bits
-    opened: tuple[tuple[int, tuple[int, ...]], ...]  # (index, bits) of rules' tests that a definition should hold
+    opened: tuple[tuple[int, int, tuple[int, ...]], ...]  # (index, mask, bits) of rules' tests that a definition should hold
     reach: tuple[int, ...]  # each rule's test bits with its definitions' own: all its words depend on
 
 
@@ -985,8 +985,9 @@ def _why_not(
     # (rules/masks.py); a definition that should hold counts its own unmet parts (`opened`)
     counts = [(mask & failing).bit_count() for mask in bits.tests]
     if opened:
-        for index, opens in bits.opened:
-            counts[index] += sum(opened.get(bit, 0) for bit in opens)
+        for index, mask, opens in bits.opened:
+            if mask & failing:
+                counts[index] += sum(opened.get(bit, 0) for bit in opens)
     order = sorted(range(len(counts)), key=counts.__getitem__)  # stable: rule-file order among equals
     holding = counts.count(0)  # these rules hold: nothing to say
     nearest = order[holding:holding + WHY_NOT_RULES]
