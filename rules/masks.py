@@ -113,6 +113,8 @@ class Failing:
         return found
 
     def _composites(self, failing: int) -> int:
+        if not self._composite:
+            return failing
         for bit, options in self._composite:
             for option in options:
                 if not option & failing:

@@ -217,6 +217,10 @@ class _Derived:
             pid: tuple(_unique(f for r in rules for f in self.reads[r.id] if f not in definitions[pid]))
             for pid, rules in self.rules_for.items()
         }
+        # what a rule reads that a person records (not previous treatments, not the age's units)
+        self.askable = {
+            pid: tuple(f for f in read if not f.startswith(PRIOR_PREFIX) and f not in AGE_FACTS) for pid, read in self.read.items()
+        }
         self.citation = {
             key: out.CitationRef(key=key, label=c.reference, year=c.year, grade=c.grade, url=c.urls[0] if c.urls else None)
             for key, c in kb.citations.items()
@@ -304,6 +308,7 @@ class _Derived:
         self.needs: _Memo = _Memo()
         self.pair_needs: _Memo = _Memo()  # its own memo, so pairs never evict single needs
         self.steps: _Memo = _Memo()
+        self.passages: _Memo = _Memo()  # (presentations, adult or not) -> the source passages shown
         self._splits: dict[tuple[str, frozenset[str]], tuple[tuple[str, int, int], ...]] = {}
 
     def _need_bits(self, pid: str, probes: tuple["_Probe", ...]) -> int:
@@ -525,14 +530,23 @@ def _source_caveats(d: _Derived, presentation: Presentation) -> tuple[out.Source
     """The passages that apply to this patient: general or for a presentation assessed, and not about
     children for an adult or about adults for a child (with no age given, both show). Each names the
     assessed presentations it belongs to, so that a reader knows why it is there."""
-    present = [c.presentation for c in presentation.conditions]
+    present = tuple(c.presentation for c in presentation.conditions)
     years = presentation.age.years if presentation.age is not None else None
+    adult = None if years is None else years >= ADULT_YEARS
+    key = (present, adult)  # all that decides the passages shown
+    found = d.passages.find(key)
+    if found is None:
+        found = d.passages.put(key, _new_source_caveats(d, present, adult))
+    return found
+
+
+def _new_source_caveats(d: _Derived, present: tuple[str, ...], adult: bool | None) -> tuple[out.SourceCaveat, ...]:
     shown = []
     for applies_to, patients, caveat in d.source_caveats:
         belongs = tuple(pid for pid in dict.fromkeys(present) if pid in applies_to)
         if applies_to and not belongs:
             continue
-        if years is not None and (patients == "children" and years >= ADULT_YEARS or patients == "adults" and years < ADULT_YEARS):
+        if adult is not None and (patients == "children" and adult or patients == "adults" and not adult):
             continue
         shown.append(caveat.model_copy(update={"presentations": belongs}) if belongs else caveat)
     return tuple(shown)
@@ -583,7 +597,7 @@ def _plan_one(d: _Derived, engine: Engine, pid: str, facts: dict[str, Any]) -> d
     facts = _Findings(facts)
     fired = engine.fire(pid, facts)
     rules = [d.rule[r] for r in fired]
-    missing = tuple(f for f in d.read[pid] if f not in facts and not f.startswith(PRIOR_PREFIX) and f not in AGE_FACTS)
+    missing = tuple(f for f in d.askable[pid] if f not in facts)
 
     flags = _flags(d, rules, pid, facts, missing)
     age_flag = _age_flag(d, pid, facts)
