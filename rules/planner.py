@@ -301,6 +301,7 @@ class _Derived:
         self.options: _Memo = _Memo()
         self.flags: _Memo = _Memo()
         self.why: _Memo = _Memo()
+        self.why_bits: _Memo = _Memo()  # (option, presentation, withheld by, failing bits read) -> the record
         self.unmet: _Memo = _Memo(4 * MEMO_LIMIT)  # (rule id, its unmet words) -> its part of a "why not"; small records
         self.words: _Memo = _Memo(4 * MEMO_LIMIT)  # (rule id, bits of its tests that fail) -> its unmet words
         self.basis: _Memo = _Memo()  # (rule ids, extra citations) -> a validated template, see _basis
@@ -330,7 +331,8 @@ class _Derived:
         return _NamingBits(
             tests=tuple(failing.mask(self.kb.tests[r.id]) for r in rules),
             opened=tuple(opened),
-            reach=tuple(self._reach(pid, self.kb.tests[r.id]) for r in rules),
+            reach=(reach := tuple(self._reach(pid, self.kb.tests[r.id]) for r in rules)),
+            everything=functools.reduce(int.__or__, reach, 0),
         )
 
     def _reach(self, pid: str, tests: tuple[conditions.Test, ...]) -> int:
@@ -437,6 +439,7 @@ class _NamingBits:
     tests: tuple[int, ...]  # each rule's test bits
     opened: tuple[tuple[int, int, tuple[int, ...]], ...]  # (index, mask, bits) of rules' tests that a definition should hold
     reach: tuple[int, ...]  # each rule's test bits with its definitions' own: all its words depend on
+    everything: int  # every rule's reach: all the record depends on
 
 
 @dataclass(frozen=True)
@@ -993,8 +996,14 @@ def _why_not(
     # conditions in words), not by the findings it was read from: working out the unmet
     # conditions is cheaper than a key of every finding the naming rules read, and far fewer
     # records differ than findings do (profile in BENCHMARKS.md)
-    rules = d.naming[(pid, oid)]
     bits = d.naming_bits[(pid, oid)]
+    # the record depends on the findings only through the bits of the naming rules' tests (and their
+    # definitions') that fail: kept by them, it is found again without counting anything
+    early = (oid, pid, withheld, failing & bits.everything)
+    record = d.why_bits.find(early)
+    if record is not None:
+        return record
+    rules = d.naming[(pid, oid)]
     # each naming rule's number of unmet conditions from the bits of the tests that fail
     # (rules/masks.py); a definition that should hold counts its own unmet parts (`opened`)
     counts = [(mask & failing).bit_count() for mask in bits.tests]
@@ -1011,7 +1020,7 @@ def _why_not(
     record = d.why.find(key)
     if record is None:
         record = d.why.put(key, _new_why_not(d, oid, pid, withheld, unmet, further))
-    return record
+    return d.why_bits.put(early, record)
 
 
 def _new_why_not(
