@@ -299,6 +299,7 @@ class _Derived:
         }
         self.used: _Memo = _Memo()  # rule ids -> the fields their basis shows
         self.options: _Memo = _Memo()
+        self.option_templates: _Memo = _Memo()  # an option record without the patient's inputs, see _option
         self.flags: _Memo = _Memo()
         self.why: _Memo = _Memo()
         self.why_bits: _Memo = _Memo()  # (option, presentation, withheld by, failing bits read) -> the record
@@ -759,7 +760,20 @@ def _option(
     key = (oid, pid, strength, step, after, capped, ids, missing, _pattern(facts, d.used_fields(ids)))
     found = d.options.find(key)
     if found is None:
-        found = d.options.put(key, _new_option(d, oid, pid, strength, step, after, capped, rules, facts, missing))
+        if not _CACHING[0]:  # the reference path builds and validates every record whole
+            return _new_option(d, oid, pid, strength, step, after, capped, rules, facts, missing)
+        # the same rules and place give the same record but for the patient's inputs in its basis:
+        # a template is validated once and copied with them (a copy costs a third of a validation)
+        template_key = key[:-1]
+        template = d.option_templates.find(template_key)
+        if template is None:
+            template = d.option_templates.put(
+                template_key, _new_option(d, oid, pid, strength, step, after, capped, rules, {}, missing)
+            )
+        used = {f: facts[f] for f in d.used_fields(ids) if f in facts}
+        found = d.options.put(
+            key, template.model_copy(update={"basis": template.basis.model_copy(update={"inputs_used": used})})
+        )
     return found
 
 
