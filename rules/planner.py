@@ -764,16 +764,14 @@ def _option(
             return _new_option(d, oid, pid, strength, step, after, capped, rules, facts, missing)
         # the same rules and place give the same record but for the patient's inputs in its basis:
         # a template is validated once and copied with them (a copy costs a third of a validation)
-        template_key = key[:-1]
+        template_key = key[:-2]
         template = d.option_templates.find(template_key)
         if template is None:
             template = d.option_templates.put(
-                template_key, _new_option(d, oid, pid, strength, step, after, capped, rules, {}, missing)
+                template_key, _new_option(d, oid, pid, strength, step, after, capped, rules, {}, ())
             )
-        used = {f: facts[f] for f in d.used_fields(ids) if f in facts}
-        found = d.options.put(
-            key, template.model_copy(update={"basis": template.basis.model_copy(update={"inputs_used": used})})
-        )
+        inputs = {"inputs_used": {f: facts[f] for f in d.used_fields(ids) if f in facts}, "inputs_missing": missing}
+        found = d.options.put(key, template.model_copy(update={"basis": template.basis.model_copy(update=inputs)}))
     return found
 
 
