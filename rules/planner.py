@@ -27,7 +27,7 @@ import functools
 import itertools
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, TypeVar
 
 from pydantic import ValidationError
 
@@ -301,6 +301,7 @@ class _Derived:
         self.options: _Memo = _Memo()
         self.option_templates: _Memo = _Memo()  # an option record without the patient's inputs, see _option
         self.flags: _Memo = _Memo()
+        self.flag_templates: _Memo = _Memo()  # a flag record without the patient's inputs, see _flags
         self.why: _Memo = _Memo()
         self.why_bits: _Memo = _Memo()  # (option, presentation, withheld by, failing bits read) -> the record
         self.unmet: _Memo = _Memo(4 * MEMO_LIMIT)  # (rule id, its unmet words) -> its part of a "why not"; small records
@@ -700,7 +701,14 @@ def _flags(d: _Derived, rules: list[Rule], pid: str, facts: dict[str, Any], miss
         key = (fid, pid, ids, tuple(concerns), missing, _pattern(facts, d.used_fields(ids)), _pattern(facts, d.clear_fields[fid]))
         flag = d.flags.find(key)
         if flag is None:
-            flag = d.flags.put(key, _new_flag(d, fid, pid, flag_rules, concerns, facts, missing))
+            if not _CACHING[0]:  # the reference path builds and validates every record whole
+                flag = _new_flag(d, fid, pid, flag_rules, concerns, facts, missing)
+            else:  # as options: a template copied with the patient's inputs
+                template_key = (fid, pid, ids, tuple(concerns), _cleared(d, fid, facts))
+                template = d.flag_templates.find(template_key)
+                if template is None:
+                    template = d.flag_templates.put(template_key, _new_flag(d, fid, pid, flag_rules, concerns, facts, ()))
+                flag = d.flags.put(key, _with_inputs(d, template, ids, facts, missing))
         found.append(flag)
     return sorted(found, key=_flag_order)
 
@@ -738,7 +746,7 @@ def _flag(
 ) -> out.Flag:
     """A flag as the vocabulary defines it, standing or cleared by what the facts record."""
     definition = d.kb.flags[fid]
-    cleared = any(conditions.holds(tests, facts) for tests in d.kb.flag_clears[fid])
+    cleared = _cleared(d, fid, facts)
     return out.Flag(
         id=fid,
         meaning=definition.meaning,
@@ -752,6 +760,20 @@ def _flag(
     )
 
 
+def _cleared(d: _Derived, fid: str, facts: dict[str, Any]) -> bool:
+    return any(conditions.holds(tests, facts) for tests in d.kb.flag_clears[fid])
+
+
+_Record = TypeVar("_Record", out.PlanOption, out.Flag)
+
+
+def _with_inputs(d: _Derived, template: _Record, ids: tuple[str, ...], facts: dict[str, Any], missing: tuple[str, ...]) -> _Record:
+    """A record validated once for its rules, copied with this patient's inputs in its basis (a copy
+    costs about a third of a validation)."""
+    inputs = {"inputs_used": {f: facts[f] for f in d.used_fields(ids) if f in facts}, "inputs_missing": missing}
+    return template.model_copy(update={"basis": template.basis.model_copy(update=inputs)})
+
+
 def _option(
     d: _Derived, oid: str, pid: str, strength: Strength, step: out.StepKind, after: tuple[str, ...],
     capped: tuple[str, ...], rules: list[Rule], facts: dict[str, Any], missing: tuple[str, ...],
@@ -762,16 +784,14 @@ def _option(
     if found is None:
         if not _CACHING[0]:  # the reference path builds and validates every record whole
             return _new_option(d, oid, pid, strength, step, after, capped, rules, facts, missing)
-        # the same rules and place give the same record but for the patient's inputs in its basis:
-        # a template is validated once and copied with them (a copy costs a third of a validation)
+        # the same rules and place give the same record but for the patient's inputs in its basis
         template_key = key[:-2]
         template = d.option_templates.find(template_key)
         if template is None:
             template = d.option_templates.put(
                 template_key, _new_option(d, oid, pid, strength, step, after, capped, rules, {}, ())
             )
-        inputs = {"inputs_used": {f: facts[f] for f in d.used_fields(ids) if f in facts}, "inputs_missing": missing}
-        found = d.options.put(key, template.model_copy(update={"basis": template.basis.model_copy(update=inputs)}))
+        found = d.options.put(key, _with_inputs(d, template, ids, facts, missing))
     return found
 
 
