@@ -281,6 +281,15 @@ class _Derived:
             pid: tuple((ident, self.failing[pid].mask(tests)) for ident, _, tests in kb.definitions[pid].items)
             for pid in kb.presentations
         }
+        # the values a need tries for a detail: one of each group whose own tests fail alike, since
+        # they change the same rules (through definitions too: their tests on the detail have bits)
+        self.trial_values: dict[tuple[str, str], tuple[Any, ...]] = {}
+        for pid, singles in self.probes.items():
+            for probe in singles:
+                groups: dict[int, Any] = {}
+                for value in probe.values:
+                    groups.setdefault(self.failing[pid].value_bits(probe.detail.id, value), value)
+                self.trial_values[(pid, probe.detail.id)] = tuple(groups.values())
         # by (presentation, detail) and (presentation, detail, detail) for a pair
         self.need_bits = {
             (pid, *(p.detail.id for p in probes)): self._need_bits(pid, probes)
@@ -949,14 +958,7 @@ def _need(
     bits = d.failing[pid]
     names = [p.detail.id for p in probes]
     definitions = d.definition_bits[pid] if via else ()
-    seen: set[tuple[int, ...]] = set()
-    for values in itertools.product(*(p.values for p in probes)):
-        # values whose own tests fail alike change the same rules (through definitions too: their
-        # tests on the detail are among the bits); try one of them
-        alike = tuple(map(bits.value_bits, names, values))
-        if alike in seen:
-            continue
-        seen.add(alike)
+    for values in itertools.product(*(d.trial_values[(pid, name)] for name in names)):
         trial_failing = bits.trial(failing, zip(names, values), definitions)
         after = {rule_id for rule_id, varying in candidates if not varying & trial_failing}
         if after == before:
