@@ -47,6 +47,11 @@ class Failing:
         self._checks = {name: tuple(checks) for name, checks in by_field.items()}
         self._field_bits = {name: sum(bit for bit, _ in checks) for name, checks in by_field.items()}
         self._composite = tuple(composite)
+        # the any_of tests with a clause on each finding: worked out again when it changes
+        self._composite_of = {
+            name: tuple((bit, options) for bit, options in composite if any(o & bits for o in options))
+            for name, bits in self._field_bits.items()
+        }
         self._memo: dict[tuple[str, type, Any], int] = {}
 
     def _new(self, test: conditions.Test) -> int:
@@ -90,12 +95,14 @@ class Failing:
         for name, value in values:
             failing = self._set(failing, name, value)
         for ident, tests in definitions:
-            failing = self._set(failing, ident, not self._composites(failing) & tests)
-        return self._composites(failing)
+            failing = self._set(failing, ident, not failing & tests)
+        return failing
 
     def _set(self, failing: int, name: str, value: Any) -> int:
         bits = self._field_bits.get(name)
-        return failing if bits is None else failing & ~bits | self.value_bits(name, value)
+        if bits is None:
+            return failing
+        return self._composites(failing & ~bits | self.value_bits(name, value), self._composite_of[name])
 
     def value_bits(self, name: str, value: Any) -> int:
         """The bits of the clauses on finding `name` that fail for this value (`ABSENT`: not recorded)."""
@@ -112,10 +119,9 @@ class Failing:
             self._memo[key] = found
         return found
 
-    def _composites(self, failing: int) -> int:
-        if not self._composite:
-            return failing
-        for bit, options in self._composite:
+    def _composites(self, failing: int, composite: tuple[tuple[int, tuple[int, ...]], ...] | None = None) -> int:
+        """`failing` with these any_of tests (all by default) worked out again from their clauses' bits."""
+        for bit, options in self._composite if composite is None else composite:
             for option in options:
                 if not option & failing:
                     failing &= ~bit
