@@ -463,9 +463,10 @@ def rule_base_growth(kb: KnowledgeBase, engine: Engine, workdir: Path, batch_sou
         "see rules/engine.py). Each engine asserts under one sid and retracts the fact once read, so no state "
         "is built and deleted per fact. `Engine.fire` grows with the rules that match (the grown copy's synthetic "
         "rules refine real ones and fire with them) and with the size of each ruleset's network. `assess()` grows "
-        "with the fired rules' basis records; \"why not\" works out each naming rule's unmet conditions only until "
-        "it cannot be among the three nearest (it lists those and counts the rest); the needs prompts re-test, for "
-        "each blank deciding detail, only the rules that fire or whose other conditions all hold.",
+        "with the fired rules' basis records. \"Why not\" and the needs prompts read which tests fail from bits "
+        "(`rules/masks.py`: one bit per distinct test of a presentation, the bits of one finding's tests kept per "
+        "value), so counting each naming rule's unmet conditions is one AND and a popcount, and a need is kept by "
+        "the failing bits of the tests it reads.",
         "",
         f"The batch command on the {batch_lines:,}-presentation file, one worker, `MYOTOMY_CDS_DATA` set to the "
         f"copy, alternating with the plain knowledge base ({repeats} runs each, median):",
