@@ -21,6 +21,7 @@ from models.plan import Plan
 from models.terminology import Terminology
 from rules.engine import RuleExecutionError
 from rules.planner import default_context
+from screening.export import parse_json
 from screening.tally import Tally
 from service.cards import card_summary
 from service.fhir_input import FhirInputError, FhirReading, code_map, read_prefetch, reads_observations
@@ -175,7 +176,7 @@ def _resource(record: tuple, pid: str) -> dict[str, Any]:
     the reading looks at: its type and its patient (pass 1 checked both)."""
     if record[5] is None:
         return {"resourceType": record[2], "subject": {"reference": f"Patient/{pid}"}}
-    return json.loads(record[5])
+    return parse_json(record[5])
 
 
 def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally,
@@ -204,7 +205,7 @@ def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally,
         bundles[key] = {"resourceType": "Bundle", "type": "searchset",
                         "entry": [{"resource": _resource(r, pid)} for r in found]}
     try:
-        reading = read_prefetch({"patient": json.loads(patients[0][5]), **bundles}, pid, kb, terms, today)
+        reading = read_prefetch({"patient": parse_json(patients[0][5]), **bundles}, pid, kb, terms, today)
     except FhirInputError as error:
         tally.not_assessed_patients += 1
         return [_not_assessed(pid, "cannot be read: " + _where(str(error), places), "resource cannot be read", kb, tally)], []
