@@ -111,7 +111,7 @@ def assessed(reading: FhirReading, kb: Any, engine: Any, keep_plan: bool = False
     key = kb.content_hash + json.dumps(reading.presentation, sort_keys=True, separators=(",", ":"))
     found = _MEMO.pop(key, None)
     if found is None or (keep_plan and found.planned and found.plan is None):
-        plan, refused = assess_reading(reading, (kb, engine))
+        plan, refused = assess_reading(reading, (kb, engine), why_not=keep_plan)  # the table shows no why-not
         found = Assessed(plan is not None, plan if keep_plan else None, refused,
                          {i.id: plan_part(plan, i.id) for i in plan.presentations} if plan else {})
         cap = PLAN_MEMO if keep_plan else PARTS_MEMO
