@@ -171,12 +171,6 @@ def text_read() -> frozenset[str]:
     return frozenset({"Patient", "Condition", *(("Observation",) if reads_observations(kb) else ())})
 
 
-def _resource(record: tuple, pid: str) -> dict[str, Any]:
-    """A record's resource; one whose text was not kept (a type the reading only counts) as the little
-    the reading looks at: its type and its patient (pass 1 checked both)."""
-    if record[5] is None:
-        return {"resourceType": record[2], "subject": {"reference": f"Patient/{pid}"}}
-    return parse_json(record[5])
 
 
 def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally,
@@ -198,12 +192,14 @@ def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally,
         shown = ", ".join(f"{r[3]} line {r[4]}" for r in patients)
         return [_not_assessed(pid, f"several Patient resources with this id ({shown})", "several Patient resources", kb, tally)], []
     places = {"patient": [(r[3], r[4]) for r in patients]}
-    bundles = {}
+    bundles, read = {}, text_read()
     for key, rtype in (("conditions", "Condition"), ("observations", "Observation")):
+        if rtype not in read:  # Observations only counted (no detail reads one): no bundle to walk
+            continue
         found = by_type.get(rtype, [])
         places[key] = [(r[3], r[4]) for r in found]
         bundles[key] = {"resourceType": "Bundle", "type": "searchset",
-                        "entry": [{"resource": _resource(r, pid)} for r in found]}
+                        "entry": [{"resource": parse_json(r[5])} for r in found]}
     try:
         reading = read_prefetch({"patient": parse_json(patients[0][5]), **bundles}, pid, kb, terms, today)
     except FhirInputError as error:
