@@ -10,11 +10,12 @@ sent), the first time a task needs it.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable
+
+import orjson
 
 from models.knowledge import TOP_RANK
 from models.plan import Plan
@@ -102,13 +103,13 @@ class Assessed:
 # (an earlier memo of 4,096 plans, emptied when full, assessed most of them several times).
 PARTS_MEMO = 16384
 PLAN_MEMO = 4096
-_MEMO: dict[str, Assessed] = {}
+_MEMO: dict[bytes, Assessed] = {}
 
 
 def assessed(reading: FhirReading, kb: Any, engine: Any, keep_plan: bool = False) -> Assessed:
     """The outcome of the reading's input, from this worker's memo or assessed now (raises RuleExecutionError).
     `keep_plan`: the plan is needed too (--full)."""
-    key = kb.content_hash + json.dumps(reading.presentation, sort_keys=True, separators=(",", ":"))
+    key = kb.content_hash.encode() + orjson.dumps(reading.presentation, option=orjson.OPT_SORT_KEYS)
     found = _MEMO.pop(key, None)
     if found is None or (keep_plan and found.planned and found.plan is None):
         plan, refused = assess_reading(reading, (kb, engine), why_not=keep_plan)  # the table shows no why-not
