@@ -64,7 +64,7 @@ def parse_json(raw: bytes | str) -> Any:
     """One NDJSON line as Python values; raises orjson.JSONDecodeError (a ValueError) with a reason.
 
     orjson, not the standard library: a screen parses every line of the export once to find its
-    patient and again (Patient and Condition lines) to read it, and json.loads was the largest single
+    patient and again (Patient, Condition and Observation lines) to read it, and json.loads was the largest single
     cost of reading (cProfile, BENCHMARKS.md "issue 16, second pass"); orjson parses the same values
     several times faster. It is stricter, as NDJSON asks: UTF-8 only, no NaN or Infinity, no lone
     surrogate; such a line is reported as not JSON. An integer beyond 64 bits becomes a float (no

@@ -233,12 +233,12 @@ def warm() -> Labels:
 def _settle_collector() -> None:
     """Spare a worker the garbage collector's walks over what lives as long as it does.
 
-    Measured with gc.callbacks on half the buckets of 100,000 patients: the collector took about 1.3 CPU
-    seconds of 15, most of it in full collections walking the knowledge base, the engine and the imports.
+    Measured with gc.callbacks on half the buckets of 100,000 patients: the collector took 1.3-1.8 CPU
+    seconds of about 15, most of it in full collections walking the knowledge base, the engine and the imports.
     Frozen (gc.freeze, done in the forkserver before it forks the local workers, and again in each worker),
     they are never walked, and a forked worker does not write to the pages it shares with the forkserver;
     a screen's garbage is mostly acyclic (JSON values, plans, rows), freed by reference counting, so
-    young collections are made rarer too. About 0.5 s of collector time remains."""
+    young collections are made rarer too. About 0.6 s of collector time remains."""
     gc.freeze()
     gc.set_threshold(GC_GEN0, *gc.get_threshold()[1:])
 
