@@ -115,8 +115,11 @@ class Terminology:
         if not ICD_SHAPE.match(code):
             return None
         wanted = _icd_key(code)
-        best = max((key for key in table if wanted.startswith(key)), key=len, default=None)
-        return table[best] if best is not None else None
+        for length in range(len(wanted), -1, -1):  # the longest listed prefix: a few dict look-ups, not a scan of the table
+            found = table.get(wanted[:length])
+            if found is not None:
+                return found
+        return None
 
     def resolve(self, codings: Iterable[tuple[str | None, str]]) -> Mapped | Unmapped:
         """One condition's codings (system, code) -> the presentation they name, or why none."""

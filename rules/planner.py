@@ -566,14 +566,18 @@ def _new_source_caveats(d: _Derived, present: tuple[str, ...], adult: bool | Non
     return tuple(shown)
 
 
-def assess(raw: Presentation | dict[str, Any], *, context: tuple[KnowledgeBase, Engine] | None = None) -> out.Plan:
-    """Assess a presentation. Raises InputError for invalid input, RuleExecutionError if a rule fails."""
+def assess(raw: Presentation | dict[str, Any], *, context: tuple[KnowledgeBase, Engine] | None = None,
+           why_not: bool = True) -> out.Plan:
+    """Assess a presentation. Raises InputError for invalid input, RuleExecutionError if a rule fails.
+    `why_not=False` leaves `Plan.why_not` empty and everything else the same, for a caller that never
+    shows it (the cohort screen's table)."""
     kb, engine = context or default_context()
     presentation = parse_presentation(raw, kb)
     all_facts = [facts_of(c, presentation, kb) for c in presentation.conditions]
     _check(presentation, kb, all_facts)
     d = _derived(kb)
-    parts = [_plan_one(d, engine, cond.presentation, facts) for cond, facts in zip(presentation.conditions, all_facts)]
+    parts = [_plan_one(d, engine, cond.presentation, facts, why_not)
+             for cond, facts in zip(presentation.conditions, all_facts)]
 
     steps: list[out.PlanStep] = []
     for part in parts:  # each part's steps are numbered from 1; a second condition's follow on
@@ -605,7 +609,7 @@ def _flag_order(flag: out.Flag) -> tuple[int, int]:
     return (flag.status != "standing", _SEVERITY_RANK[flag.severity])
 
 
-def _plan_one(d: _Derived, engine: Engine, pid: str, facts: dict[str, Any]) -> dict[str, Any]:
+def _plan_one(d: _Derived, engine: Engine, pid: str, facts: dict[str, Any], why_not: bool = True) -> dict[str, Any]:
     kb = d.kb
     pdef = kb.presentations[pid]
     facts = _Findings(facts)
@@ -656,14 +660,16 @@ def _plan_one(d: _Derived, engine: Engine, pid: str, facts: dict[str, Any]) -> d
         tips = _unique(t for r in rules if r.then.shared_decision for t in r.then.shared_decision.tips) or list(DEFAULT_TIPS)
         shared.append(out.SharedDecision(presentation=pid, options=tuple(top), tips=tuple(tips)))
     failing = d.failing[pid].of(facts)
-    # a definition that should hold and does not counts its own unmet parts in "why not"
-    opened = {bit: len(_unmet(d, pid, inner, facts)) - 1 for bit, inner in d.openable[pid] if failing & bit}
-    why_not = [
-        _why_not(d, oid, pid, facts, failing, opened, withheld.get(oid, ()))
-        for oid in pdef.options if oid not in strengths or oid in withheld
-    ]
+    unmet = []
+    if why_not:
+        # a definition that should hold and does not counts its own unmet parts in "why not"
+        opened = {bit: len(_unmet(d, pid, inner, facts)) - 1 for bit, inner in d.openable[pid] if failing & bit}
+        unmet = [
+            _why_not(d, oid, pid, facts, failing, opened, withheld.get(oid, ()))
+            for oid in pdef.options if oid not in strengths or oid in withheld
+        ]
     needs = [] if stop_flags else _needs(d, pid, facts, failing, set(fired), strengths)
-    return {"flags": flags, "options": options, "steps": steps, "shared": shared, "why_not": why_not,
+    return {"flags": flags, "options": options, "steps": steps, "shared": shared, "why_not": unmet,
             "needs": needs, "fired": fired, "stopped": bool(stop_flags)}
 
 

@@ -18,6 +18,7 @@ from pathlib import PurePosixPath
 from typing import Any, Iterator
 
 import fsspec
+import orjson
 
 READ_TYPES = ("Patient", "Condition", "Observation", "ServiceRequest", "Procedure")
 FILE_NAME = re.compile(r"^(?P<type>[A-Z][A-Za-z]+)(?:[._-][^/]*)?\.ndjson(?:\.gz)?$")
@@ -55,8 +56,20 @@ class Problem:
 
 
 # A record is a plain tuple so that it pickles small between workers:
-# ("r", patient id, resource type, file name, line number, the JSON text) or ("p", file name, line, reason).
+# ("r", patient id, resource type, file name, line number, the line's UTF-8 JSON bytes) or ("p", file name, line, reason).
 Record = tuple
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """One NDJSON line as Python values; raises orjson.JSONDecodeError (a ValueError) with a reason.
+
+    orjson, not the standard library: a screen parses every line of the export once to find its
+    patient and again (Patient, Condition and Observation lines) to read it, and json.loads was the largest single
+    cost of reading (cProfile, BENCHMARKS.md "issue 16, second pass"); orjson parses the same values
+    several times faster. It is stricter, as NDJSON asks: UTF-8 only, no NaN or Infinity, no lone
+    surrogate; such a line is reported as not JSON. An integer beyond 64 bits becomes a float (no
+    element the screen reads is such a number)."""
+    return orjson.loads(raw)
 
 
 def _join(folder: str, name: str) -> str:
@@ -152,10 +165,9 @@ def read_file(file: ExportFile) -> Iterator[Record]:
                     yield ("p", file.name, number, f"line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB")
                     continue
                 try:
-                    resource = json.loads(raw)
-                except ValueError as error:
-                    reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8"
-                    yield ("p", file.name, number, f"not JSON ({reason})")
+                    resource = parse_json(raw)
+                except orjson.JSONDecodeError as error:
+                    yield ("p", file.name, number, f"not JSON ({error.msg})")
                     continue
                 if not isinstance(resource, dict):
                     yield ("p", file.name, number, f"not a FHIR resource (a JSON {JSON_KINDS.get(type(resource), 'value')})")
@@ -170,7 +182,7 @@ def read_file(file: ExportFile) -> Iterator[Record]:
                     what = "no id" if file.rtype == "Patient" else "no subject that is a Patient reference"
                     yield ("p", file.name, number, f"{file.rtype} with {what}")
                     continue
-                yield ("r", pid, file.rtype, file.name, number, raw.decode("utf-8"))
+                yield ("r", pid, file.rtype, file.name, number, raw)
     except (OSError, EOFError, ValueError) as error:  # a truncated gzip, a vanished file
         where = f"after line {number}" if number else "at the start"
         yield ("p", file.name, number, f"file cannot be read {where}: {type(error).__name__}: {error}")

@@ -10,17 +10,19 @@ sent), the first time a task needs it.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable
+
+import orjson
 
 from models.knowledge import TOP_RANK
 from models.plan import Plan
 from models.terminology import Terminology
 from rules.engine import RuleExecutionError
 from rules.planner import default_context
+from screening.export import parse_json
 from screening.tally import Tally
 from service.cards import card_summary
 from service.fhir_input import FhirInputError, FhirReading, code_map, read_prefetch, reads_observations
@@ -101,16 +103,16 @@ class Assessed:
 # (an earlier memo of 4,096 plans, emptied when full, assessed most of them several times).
 PARTS_MEMO = 16384
 PLAN_MEMO = 4096
-_MEMO: dict[str, Assessed] = {}
+_MEMO: dict[bytes, Assessed] = {}
 
 
 def assessed(reading: FhirReading, kb: Any, engine: Any, keep_plan: bool = False) -> Assessed:
     """The outcome of the reading's input, from this worker's memo or assessed now (raises RuleExecutionError).
     `keep_plan`: the plan is needed too (--full)."""
-    key = kb.content_hash + json.dumps(reading.presentation, sort_keys=True, separators=(",", ":"))
+    key = kb.content_hash.encode() + orjson.dumps(reading.presentation, option=orjson.OPT_SORT_KEYS)
     found = _MEMO.pop(key, None)
     if found is None or (keep_plan and found.planned and found.plan is None):
-        plan, refused = assess_reading(reading, (kb, engine))
+        plan, refused = assess_reading(reading, (kb, engine), why_not=keep_plan)  # the table shows no why-not
         found = Assessed(plan is not None, plan if keep_plan else None, refused,
                          {i.id: plan_part(plan, i.id) for i in plan.presentations} if plan else {})
         cap = PLAN_MEMO if keep_plan else PARTS_MEMO
@@ -170,12 +172,6 @@ def text_read() -> frozenset[str]:
     return frozenset({"Patient", "Condition", *(("Observation",) if reads_observations(kb) else ())})
 
 
-def _resource(record: tuple, pid: str) -> dict[str, Any]:
-    """A record's resource; one whose text was not kept (a type the reading only counts) as the little
-    the reading looks at: its type and its patient (pass 1 checked both)."""
-    if record[5] is None:
-        return {"resourceType": record[2], "subject": {"reference": f"Patient/{pid}"}}
-    return json.loads(record[5])
 
 
 def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally,
@@ -197,14 +193,16 @@ def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally,
         shown = ", ".join(f"{r[3]} line {r[4]}" for r in patients)
         return [_not_assessed(pid, f"several Patient resources with this id ({shown})", "several Patient resources", kb, tally)], []
     places = {"patient": [(r[3], r[4]) for r in patients]}
-    bundles = {}
+    bundles, read = {}, text_read()
     for key, rtype in (("conditions", "Condition"), ("observations", "Observation")):
+        if rtype not in read:  # Observations only counted (no detail reads one): no bundle to walk
+            continue
         found = by_type.get(rtype, [])
         places[key] = [(r[3], r[4]) for r in found]
         bundles[key] = {"resourceType": "Bundle", "type": "searchset",
-                        "entry": [{"resource": _resource(r, pid)} for r in found]}
+                        "entry": [{"resource": parse_json(r[5])} for r in found]}
     try:
-        reading = read_prefetch({"patient": json.loads(patients[0][5]), **bundles}, pid, kb, terms, today)
+        reading = read_prefetch({"patient": parse_json(patients[0][5]), **bundles}, pid, kb, terms, today)
     except FhirInputError as error:
         tally.not_assessed_patients += 1
         return [_not_assessed(pid, "cannot be read: " + _where(str(error), places), "resource cannot be read", kb, tally)], []

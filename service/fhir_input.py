@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Mapping
 
+import orjson
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
@@ -149,8 +150,31 @@ def _light_id(raw: dict[str, Any]) -> bool:
     return "id" not in raw or (type(raw["id"]) is str and _ID.fullmatch(raw["id"]) is not None)
 
 
+# A record, and a cohort, repeat the same few concepts (status codings, coded diagnoses): reading each
+# was a fifth of the reading time in a cohort screen's profile (BENCHMARKS.md, issue 16, second pass).
+# So each process remembers what the light reader made of a concept, by its JSON text (orjson: about
+# 0.2 us against 3.5 us to read it). Two values orjson may write alike (NaN and null) make a concept
+# unreadable by the light reader either way; what orjson cannot write is read without the memo.
+CONCEPT_MEMO = 4096
+_CONCEPTS: dict[bytes, _Concept | None] = {}
+_UNSEEN: Any = object()
+
+
 def _light_concept(value: Any) -> _Concept | None:
     """A CodeableConcept of codings (system, code, display, version, userSelected) and text, or None."""
+    try:
+        key = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, a key that is not a string, ...
+        return _read_concept(value)
+    found = _CONCEPTS.get(key, _UNSEEN)
+    if found is _UNSEEN:
+        if len(_CONCEPTS) >= CONCEPT_MEMO:
+            _CONCEPTS.clear()
+        found = _CONCEPTS[key] = _read_concept(value)
+    return found
+
+
+def _read_concept(value: Any) -> _Concept | None:
     if type(value) is not dict or not value or not value.keys() <= _CONCEPT_KEYS:
         return None
     text = value.get("text")

@@ -26,8 +26,9 @@ class NotAssessed:
     reasons: tuple[str, ...]
 
 
-def assess_reading(reading: FhirReading, context: tuple[Any, Any]) -> tuple[Plan | None, list[NotAssessed]]:
+def assess_reading(reading: FhirReading, context: tuple[Any, Any], why_not: bool = True) -> tuple[Plan | None, list[NotAssessed]]:
     """Assess what the record maps to; a presentation the planner refuses is reported, not dropped.
+    `why_not=False`: the plan's why_not is left empty (rules/planner.py `assess`).
 
     All presentations are tried together first: the input model validates each condition as it
     would alone, plus constraints across them, so when the whole passes, each alone passes too and
@@ -40,14 +41,14 @@ def assess_reading(reading: FhirReading, context: tuple[Any, Any]) -> tuple[Plan
     conditions = reading.presentation["conditions"]
     if len(conditions) <= MAX_PRESENTATIONS:
         try:
-            return assess(reading.presentation, context=context), []
+            return assess(reading.presentation, context=context, why_not=why_not), []
         except InputError:
             pass
     accepted, refused = [], []
     for condition in conditions:
         one = {**({"age": age} if age else {}), "conditions": [condition]}
         try:
-            assess(one, context=context)
+            assess(one, context=context, why_not=False)  # only whether the planner accepts it alone
         except InputError as error:
             refused.append(NotAssessed(condition["presentation"], tuple(msg for _, msg in error.errors)))
             continue
@@ -60,4 +61,4 @@ def assess_reading(reading: FhirReading, context: tuple[Any, Any]) -> tuple[Plan
     if not accepted:
         return None, refused
     presentation = {**({"age": age} if age else {}), "conditions": accepted}
-    return assess(presentation, context=context), refused
+    return assess(presentation, context=context, why_not=why_not), refused

@@ -172,6 +172,20 @@ def check_why_not(kb: KnowledgeBase, raws: list[Any], context: Any) -> int:
     return counted
 
 
+def test_a_plan_without_why_not_is_the_same_plan_otherwise(kb: KnowledgeBase) -> None:
+    """`why_not=False` (the cohort screen's table, which shows no why-not) leaves only why_not empty."""
+    from benchmarks import inputs
+
+    raws = list(inputs.variations(kb, [case.input for _, case in load_cases(kb)], 300, seed=7))
+    with_why_not = 0
+    for raw in raws:
+        whole, lean = assess(raw), assess(raw, why_not=False)
+        assert lean.why_not == ()
+        assert lean.model_copy(update={"why_not": whole.why_not}) == whole
+        with_why_not += bool(whole.why_not)
+    assert with_why_not > 0
+
+
 def test_basis_lists_inputs_used_and_missing() -> None:
     plan = assess(_achalasia(subtype="type_iii", **CONFIRMED))
     poem = next(o for o in plan.options if o.id == "poem")
