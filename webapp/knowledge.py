@@ -11,6 +11,7 @@ shared by the sessions: the engine is safe across threads, and a swap is one ass
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -78,12 +79,23 @@ class Knowledge:
                 return False
             changed = self.kb is None or kb.content_hash != self.kb.content_hash
             self.kb, self.engine, self.problems, self.loaded_print = kb, engine, (), now
+            _out_of_collectors_sight()
             return changed
 
     @property
     def context(self) -> tuple[KnowledgeBase, Engine]:
         assert self.kb is not None and self.engine is not None, "refresh() first"
         return self.kb, self.engine
+
+
+def _out_of_collectors_sight() -> None:
+    """Move what exists now (the knowledge base, the engine, the modules: about 100,000 objects that live as
+    long as the process) out of the cyclic collector's scans. Streamlit collects in full after every script
+    run (runner.postScriptGC) and Python now and then during one: each such pass walked all of them, 50 to
+    70 ms, while the browser waited for the run's last messages (BENCHMARKS.md). A load leaves no cyclic
+    garbage to freeze with them (gc.collect() finds none after it), and a replaced knowledge base is still
+    freed by its reference counts."""
+    gc.freeze()
 
 
 # --- on screen ----------------------------------------------------------------------------------------
