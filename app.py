@@ -28,7 +28,7 @@ from models.loader import KnowledgeBase
 from rules import InputError, KnowledgeBaseError, RuleExecutionError, assess
 from rules.render import to_markdown
 from webapp import export, form, graph, layout, presenter, results, state, teaching
-from webapp.knowledge import Knowledge, knowledge_bar, problem_list
+from webapp.knowledge import Knowledge, knowledge_bar, long_lived, problem_list
 from webapp.text import esc
 from webapp.words import Words
 
@@ -45,7 +45,8 @@ def knowledge() -> Knowledge:
 
 @st.cache_resource(max_entries=4)
 def teaching_cases(_kb: KnowledgeBase, content_hash: str):
-    return {case.id: case for _, case in load_cases(_kb)}
+    with long_lived():  # kept for the process, like the knowledge base
+        return {case.id: case for _, case in load_cases(_kb)}
 
 
 # Assess runs again only the parts of the page its answer changes (see `submit`): two keyed fragments.

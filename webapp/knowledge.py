@@ -15,6 +15,8 @@ import gc
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,8 +72,9 @@ class Knowledge:
                 return False  # another session loaded it meanwhile
             self.tried_print = now
             try:
-                kb = loader.load(root)
-                engine = Engine(kb)
+                with long_lived():
+                    kb = loader.load(root)
+                    engine = Engine(kb)
             except KnowledgeBaseError as error:
                 self.problems = tuple(error.problems)
                 if self.kb is None:
@@ -79,7 +82,6 @@ class Knowledge:
                 return False
             changed = self.kb is None or kb.content_hash != self.kb.content_hash
             self.kb, self.engine, self.problems, self.loaded_print = kb, engine, (), now
-            _out_of_collectors_sight()
             return changed
 
     @property
@@ -88,14 +90,23 @@ class Knowledge:
         return self.kb, self.engine
 
 
-def _out_of_collectors_sight() -> None:
-    """Move what exists now (the knowledge base, the engine, the modules: about 100,000 objects that live as
-    long as the process) out of the cyclic collector's scans. Streamlit collects in full after every script
-    run (runner.postScriptGC) and Python now and then during one: each such pass walked all of them, 50 to
-    70 ms, while the browser waited for the run's last messages (BENCHMARKS.md). A load leaves no cyclic
-    garbage to freeze with them (gc.collect() finds none after it), and a replaced knowledge base is still
-    freed by its reference counts."""
-    gc.freeze()
+@contextmanager
+def long_lived() -> Iterator[None]:
+    """Build objects that live as long as the process (the knowledge base, the engine, the teaching cases)
+    without the cyclic collector, then move them, and the modules loaded so far, out of its scans (gc.freeze).
+    The first page's run made about 190 collections while loading, 0.1 to 0.16 s of its 0.5 to 0.7 s; and
+    Streamlit collects in full after every script run (runner.postScriptGC), which walked the about 100,000
+    objects of the knowledge base, 50 to 70 ms, while the browser waited for the run's last messages
+    (BENCHMARKS.md). A load leaves no cyclic garbage (gc.collect() finds none after it), so nothing is
+    frozen that should have been freed, and a replaced knowledge base is still freed by its reference counts."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+        gc.freeze()
+    finally:
+        if collecting:
+            gc.enable()
 
 
 # --- on screen ----------------------------------------------------------------------------------------
