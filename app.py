@@ -52,6 +52,7 @@ def teaching_cases(_kb: KnowledgeBase, content_hash: str):
 # Assess runs again only the parts of the page its answer changes (see `submit`): two keyed fragments.
 ANSWER_PART = "answer_part"
 PROBLEMS_SHOWN = "knowledge_problems_shown"
+INPUTS_TABLE_KEY = "inputs_table_open"
 
 
 presenting = presenter.requested(st.query_params)  # the presenter view has its own, larger heading
@@ -279,8 +280,10 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
         + (f"  \n:gray[Not recorded: {esc(', '.join(line.not_recorded))}]" if line.not_recorded else "")
         for line in export.summary(entered)
     ))
-    with st.expander(f"Inputs as entered, as a table ({recorded} of {total} details recorded)", expanded=print_view):
-        st.markdown(export.table_markdown(entered, cell=esc))
+    with results.folded(f"Inputs as entered, as a table ({recorded} of {total} details recorded)", INPUTS_TABLE_KEY,
+                        expanded=print_view) as shown:
+        if shown:  # the lines above say the same; the table (a Markdown table, costly to lay out) is drawn when opened
+            st.markdown(export.table_markdown(entered, cell=esc))
 
     if hidden:
         teaching.reveal_prompt()
