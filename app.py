@@ -304,14 +304,15 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
     results.source_quotes(plan, expanded=print_view)
 
     st.subheader("Export")
-    e1, e2, e3 = st.columns(3)
+    # one row that wraps (one block: three columns were four, each laid out again after every Assess);
     # each report is written when its button is pressed, not on every run
-    e1.download_button("Download report (Markdown)", lambda: export.markdown_report(kb, raw, assessed_at, to_markdown(plan)),
+    row = st.container(horizontal=True)
+    row.download_button("Download report (Markdown)", lambda: export.markdown_report(kb, raw, assessed_at, to_markdown(plan)),
                        file_name=export.file_name(raw, assessed_at, "md"), mime="text/markdown", on_click="ignore")
-    e2.download_button("Download plan (JSON)", lambda: export.json_report(kb, raw, assessed_at, plan.model_dump(mode="json")),
+    row.download_button("Download plan (JSON)", lambda: export.json_report(kb, raw, assessed_at, plan.model_dump(mode="json")),
                        file_name=export.file_name(raw, assessed_at, "json"), mime="application/json", on_click="ignore")
     print_link = "?" + urlencode({**state.to_query(kb, raw), state.PRINT: "1"}, doseq=True)
-    e3.link_button("Print view", print_link, icon=":material/print:",
+    row.link_button("Print view", print_link, icon=":material/print:",
                    help="The whole plan with every section expanded, without the form, in a new tab.")
     st.caption(f"{esc(plan.disclaimer)}  \nIntended user: {esc(INTENDED_USER)} Known limits: {esc(KNOWN_LIMITS)}  \n"
                f"Knowledge base {esc(plan.knowledge_base.version)} · content hash `{plan.knowledge_base.content_hash}`")
