@@ -28,7 +28,7 @@ from models.loader import KnowledgeBase
 from rules import InputError, KnowledgeBaseError, RuleExecutionError, assess
 from rules.render import to_markdown
 from webapp import export, form, graph, layout, presenter, results, state, teaching
-from webapp.knowledge import Knowledge, knowledge_bar, problem_list
+from webapp.knowledge import Knowledge, knowledge_bar, long_lived, problem_list
 from webapp.text import esc
 from webapp.words import Words
 
@@ -45,12 +45,14 @@ def knowledge() -> Knowledge:
 
 @st.cache_resource(max_entries=4)
 def teaching_cases(_kb: KnowledgeBase, content_hash: str):
-    return {case.id: case for _, case in load_cases(_kb)}
+    with long_lived():  # kept for the process, like the knowledge base
+        return {case.id: case for _, case in load_cases(_kb)}
 
 
 # Assess runs again only the parts of the page its answer changes (see `submit`): two keyed fragments.
 ANSWER_PART = "answer_part"
 PROBLEMS_SHOWN = "knowledge_problems_shown"
+INPUTS_TABLE_KEY = "inputs_table_open"
 
 
 presenting = presenter.requested(st.query_params)  # the presenter view has its own, larger heading
@@ -93,7 +95,9 @@ _SCROLL = """<script>/* NONCE */
     const low = plan.getBoundingClientRect().top - window.parent.innerHeight * 0.5;
     if (box && low > 0) box.scrollBy(0, low);
   }
-  go();
+  // after the next frame, when the browser has laid out the answer itself: scrolling at once, while the answer's
+  // elements were still arriving, forced a layout of its own (scrollIntoView, 20 ms of each Assess in a profile)
+  requestAnimationFrame(() => setTimeout(go, 0));
   setTimeout(() => { tries = 0; go(); }, 600);  // again once the page below has settled
 })();
 </script>"""
@@ -278,8 +282,10 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
         + (f"  \n:gray[Not recorded: {esc(', '.join(line.not_recorded))}]" if line.not_recorded else "")
         for line in export.summary(entered)
     ))
-    with st.expander(f"Inputs as entered, as a table ({recorded} of {total} details recorded)", expanded=print_view):
-        st.markdown(export.table_markdown(entered, cell=esc))
+    with results.folded(f"Inputs as entered, as a table ({recorded} of {total} details recorded)", INPUTS_TABLE_KEY,
+                        expanded=print_view) as shown:
+        if shown:  # the lines above say the same; the table (a Markdown table, costly to lay out) is drawn when opened
+            st.markdown(export.table_markdown(entered, cell=esc))
 
     if hidden:
         teaching.reveal_prompt()
@@ -298,14 +304,15 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
     results.source_quotes(plan, expanded=print_view)
 
     st.subheader("Export")
-    e1, e2, e3 = st.columns(3)
+    # one row that wraps (one block: three columns were four, each laid out again after every Assess);
     # each report is written when its button is pressed, not on every run
-    e1.download_button("Download report (Markdown)", lambda: export.markdown_report(kb, raw, assessed_at, to_markdown(plan)),
+    row = st.container(horizontal=True)
+    row.download_button("Download report (Markdown)", lambda: export.markdown_report(kb, raw, assessed_at, to_markdown(plan)),
                        file_name=export.file_name(raw, assessed_at, "md"), mime="text/markdown", on_click="ignore")
-    e2.download_button("Download plan (JSON)", lambda: export.json_report(kb, raw, assessed_at, plan.model_dump(mode="json")),
+    row.download_button("Download plan (JSON)", lambda: export.json_report(kb, raw, assessed_at, plan.model_dump(mode="json")),
                        file_name=export.file_name(raw, assessed_at, "json"), mime="application/json", on_click="ignore")
     print_link = "?" + urlencode({**state.to_query(kb, raw), state.PRINT: "1"}, doseq=True)
-    e3.link_button("Print view", print_link, icon=":material/print:",
+    row.link_button("Print view", print_link, icon=":material/print:",
                    help="The whole plan with every section expanded, without the form, in a new tab.")
     st.caption(f"{esc(plan.disclaimer)}  \nIntended user: {esc(INTENDED_USER)} Known limits: {esc(KNOWN_LIMITS)}  \n"
                f"Knowledge base {esc(plan.knowledge_base.version)} · content hash `{plan.knowledge_base.content_hash}`")

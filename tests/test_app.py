@@ -65,14 +65,15 @@ def _walk(node: Any):
 
 
 def opened(at: AppTest) -> AppTest:
-    """Every folded section of the answer opened, as a reader clicks them open: the cards' basis, "why not"
-    and the source passages are drawn only while open (webapp/results.py)."""
+    """Every folded section of the answer opened, as a reader clicks them open: the cards' basis, "why not",
+    the source passages, what the rules are for and the inputs table are drawn only while open (webapp/results.py)."""
     from rules import assess
     from webapp import results as shown
 
     for option in assess(at.session_state["assessment_input"]).options:
         at.session_state[shown.card_key(option)] = True
-    at.session_state[shown.WHY_NOT_KEY] = at.session_state[shown.SOURCES_KEY] = True
+    at.session_state[shown.WHY_NOT_KEY] = at.session_state[shown.SOURCES_KEY] = at.session_state[shown.PURPOSE_KEY] = True
+    at.session_state["inputs_table_open"] = True
     at.run()
     assert not at.exception, at.exception
     return at
@@ -242,7 +243,7 @@ def test_the_page_lists_the_inputs_as_entered_with_time_and_knowledge_base() -> 
     assert "Assessed 20" in page and f"content hash `{kb.content_hash}`" in page
     assert "**Patient** — Age: 45 years" in page
     assert "Not recorded: Fitness for anaesthesia and surgery" in page  # blanks in words, never dropped
-    assert "| Oesophageal achalasia | Takes opioids | not recorded |" in page
+    assert "| Oesophageal achalasia | Takes opioids | not recorded |" in text(opened(at))  # the table, once opened
 
 
 def test_teaching_mode_hides_then_reveals_the_answer() -> None:
@@ -583,7 +584,8 @@ def test_a_blank_conservative_care_shows_as_not_recorded_never_as_not_tried() ->
     page = text(at)
     assert "has been tried is not recorded" in page and "has not been tried" not in page
     assert label in page.split("Not recorded:")[1].split("\n")[0]
-    assert f"| {label} | not recorded |" in page  # the inputs table
+    assert f"| {label} | not recorded |" not in page  # the inputs table is drawn when opened
+    assert f"| {label} | not recorded |" in text(opened(at))  # the inputs table
     at.selectbox(key="detail.cosmetic_face_neck_request.conservative_care").set_value("not_tried")
     at.button(key="assess").click().run()
     page = text(at)

@@ -19,14 +19,14 @@ from webapp.form import need_text
 from webapp.text import cites, esc, esc_links, listing
 from webapp.words import SEVERITY_WORDS, Words, strength
 
-WHY_NOT_KEY, SOURCES_KEY = "why_not_open", "sources_open"
+WHY_NOT_KEY, SOURCES_KEY, PURPOSE_KEY = "why_not_open", "sources_open", "purpose_open"
 _UNCERTAIN = ":orange-badge[:material/help: uncertain]"
 _VERDICT = {"contradicts": ":red[**Evidence contradicts this.**]", "qualifies": ":orange[**Evidence qualifies this.**]",
             "supports": ":green[**Evidence supports this.**]"}
 
 
 @contextmanager
-def _folded(label: str, key: str, expanded: bool) -> Iterator[bool]:
+def folded(label: str, key: str, expanded: bool) -> Iterator[bool]:
     """A section folded by default whose contents are drawn only while it is open: the closed cards, "why
     not" and source passages were about two thirds of the text the browser laid out after each Assess
     (BENCHMARKS.md). Opening one reruns the answer's part of the page (on_change="rerun") to draw it."""
@@ -179,7 +179,7 @@ def card(plan: Plan, w: Words, option: PlanOption, expanded: bool = False) -> No
             head.append(f":orange[**Not top-ranked while:** {esc(listing(w.flag(f) for f in option.capped_by))}]")
         head.append(_evidence(option.basis))
         st.markdown("  \n".join(head))
-        with _folded("Why, risks, caveats and basis", card_key(option), expanded) as shown:
+        with folded("Why, risks, caveats and basis", card_key(option), expanded) as shown:
             if not shown:
                 return
             parts = ["**Why:** " + esc(option.reason)]
@@ -219,7 +219,7 @@ def why_not(plan: Plan, w: Words, expanded: bool = False) -> None:
     excluded = [o for o in plan.options if o.strength == "not_indicated"]
     if not excluded and not plan.why_not:
         return
-    with _folded(f"Why not the other options? ({len(excluded) + len(plan.why_not)})", WHY_NOT_KEY, expanded) as shown:
+    with folded(f"Why not the other options? ({len(excluded) + len(plan.why_not)})", WHY_NOT_KEY, expanded) as shown:
         if shown:  # written only while open, as the other folded sections
             st.markdown("\n\n".join(_why_not_blocks(plan, w, excluded)))
 
@@ -244,11 +244,12 @@ def _why_not_blocks(plan: Plan, w: Words, excluded: list[PlanOption]) -> list[st
 
 
 def presentations(plan: Plan, expanded: bool = False) -> None:
-    with st.expander("What these rules are for, and what they are not for", expanded=expanded):
-        st.markdown("\n\n".join(
-            f"**{esc(p.name)}**\n- Purpose: {esc(p.purpose)}\n- Intended use: {esc(p.intended_use)}\n- Not for: {esc(p.misuse)}"
-            for p in plan.presentations
-        ))
+    with folded("What these rules are for, and what they are not for", PURPOSE_KEY, expanded) as shown:
+        if shown:
+            st.markdown("\n\n".join(
+                f"**{esc(p.name)}**\n- Purpose: {esc(p.purpose)}\n- Intended use: {esc(p.intended_use)}\n- Not for: {esc(p.misuse)}"
+                for p in plan.presentations
+            ))
 
 
 def source_quotes(plan: Plan, expanded: bool = False) -> None:
@@ -262,7 +263,7 @@ def source_quotes(plan: Plan, expanded: bool = False) -> None:
         if c.audit:
             block += f"\n\n{_VERDICT[c.audit.verdict]} {esc(c.audit.note)} {cites(c.audit_citations)}"
         blocks.append(block)
-    with _folded(f"From the source documents ({len(plan.source_caveats)} passages, with what the evidence says)",
+    with folded(f"From the source documents ({len(plan.source_caveats)} passages, with what the evidence says)",
                  SOURCES_KEY, expanded) as shown:
         if shown:
             st.markdown("\n\n".join(blocks))
