@@ -68,6 +68,10 @@ SCHEMA = pa.schema([
     ("knowledge_hash", pa.string()),
 ])
 
+# no dashboard, and the scheduler's own HTTP server on a free port: with `dashboard_address=None` it
+# still takes 8787 and warns when another Dask cluster on the machine has it
+NO_DASHBOARD = {"dashboard": False, "dashboard_address": ":0"}
+
 
 @dataclass
 class Result:
@@ -296,7 +300,7 @@ def _on_cluster(split: Any, assessed: Any, address: str | None, workers: int, sh
     else:
         with dask.config.set({FORKSERVER: "forkserver"} if forked else {}):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+                                   scheduler_kwargs=NO_DASHBOARD, silence_logs=logging.ERROR)
         client, where = Client(cluster), f"a local Dask cluster of {workers} processes"
     try:
         # every worker builds its engine now, in parallel, not inside the first task (done already when forked)

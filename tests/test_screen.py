@@ -20,7 +20,7 @@ from models.knowledge import TOP_RANK
 from rules import InputError, assess
 from rules.cli import main
 from screening.export import ExportError, discover
-from screening.run import screen
+from screening.run import NO_DASHBOARD, screen
 from service.fhir_input import age_from_birth_date
 
 PATIENTS = 300
@@ -58,7 +58,7 @@ def in_process_cluster():
     """For the small extra cases: a cluster in this process (fast to start), one worker thread."""
     from distributed import LocalCluster
 
-    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, scheduler_kwargs=NO_DASHBOARD,
                            silence_logs=logging.ERROR)
     yield cluster.scheduler_address
     cluster.close()
@@ -192,3 +192,23 @@ def test_multiprocessing_scheduler_without_distributed(tmp_path: Path) -> None:
     assert result.tally.patients == len(export.patients)
     assert len(result.problems) == export.bad_lines
     assert not (tmp_path / "out" / "_scratch").exists()
+
+
+def test_a_local_cluster_starts_quietly_when_another_holds_the_dashboard_port() -> None:
+    """Another Dask cluster on the machine (8787 taken) must not make the screen warn."""
+    import socket
+    import warnings
+
+    from distributed import LocalCluster
+
+    with socket.socket() as held:
+        try:
+            held.bind(("127.0.0.1", 8787))
+            held.listen()
+        except OSError:
+            pass  # already taken by someone else: the case under test all the same
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, scheduler_kwargs=NO_DASHBOARD,
+                                   silence_logs=logging.ERROR)
+            cluster.close()
