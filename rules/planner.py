@@ -334,14 +334,14 @@ class _Derived:
 
     def _naming_bits(self, pid: str, rules: tuple[Rule, ...]) -> "_NamingBits":
         failing = self.failing[pid]
-        opened = []
+        opened: dict[int, list[int]] = {}
         for index, rule in enumerate(rules):
-            opens = tuple(failing.mask((t,)) for t in self.kb.tests[rule.id] if self._opened(pid, t) is not None)
-            if opens:
-                opened.append((index, sum(opens), opens))
+            for test in self.kb.tests[rule.id]:
+                if self._opened(pid, test) is not None:
+                    opened.setdefault(failing.mask((test,)), []).append(index)
         return _NamingBits(
             tests=tuple(failing.mask(self.kb.tests[r.id]) for r in rules),
-            opened=tuple(opened),
+            opened={bit: tuple(indices) for bit, indices in opened.items()},
             reach=(reach := tuple(self._reach(pid, self.kb.tests[r.id]) for r in rules)),
             everything=functools.reduce(int.__or__, reach, 0),
         )
@@ -448,7 +448,7 @@ class _NamingBits:
     """For "why not", the rules naming an option (rules/masks.py has the bits):"""
 
     tests: tuple[int, ...]  # each rule's test bits
-    opened: tuple[tuple[int, int, tuple[int, ...]], ...]  # (index, mask, bits) of rules' tests that a definition should hold
+    opened: dict[int, tuple[int, ...]]  # the bit of a test that a definition should hold -> the rules with it
     reach: tuple[int, ...]  # each rule's test bits with its definitions' own: all its words depend on
     everything: int  # every rule's reach: all the record depends on
 
@@ -1047,10 +1047,9 @@ def _why_not(
     # each naming rule's number of unmet conditions from the bits of the tests that fail
     # (rules/masks.py); a definition that should hold counts its own unmet parts (`opened`)
     counts = [(mask & failing).bit_count() for mask in bits.tests]
-    if opened:
-        for index, mask, opens in bits.opened:
-            if mask & failing:
-                counts[index] += sum(opened.get(bit, 0) for bit in opens)
+    for bit, extra in opened.items():
+        for index in bits.opened.get(bit, ()):
+            counts[index] += extra
     order = sorted(range(len(counts)), key=counts.__getitem__)  # stable: rule-file order among equals
     holding = counts.count(0)  # these rules hold: nothing to say
     nearest = order[holding:holding + WHY_NOT_RULES]
