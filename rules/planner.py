@@ -312,13 +312,15 @@ class _Derived:
         self.flags: _Memo = _Memo()
         self.flag_templates: _Memo = _Memo()  # a flag record without the patient's inputs, see _flags
         self.why: _Memo = _Memo()
-        self.why_bits: _Memo = _Memo()  # (option, presentation, withheld by, failing bits read) -> the record
+        # (option, presentation, withheld by, failing bits read) -> the record: a key and a shared record
+        # each, and several keys per record (a 10x knowledge base filled 2,048 and went round evicting)
+        self.why_bits: _Memo = _Memo(4 * MEMO_LIMIT)
         self.unmet: _Memo = _Memo(4 * MEMO_LIMIT)  # (rule id, its unmet words) -> its part of a "why not"; small records
         self.words: _Memo = _Memo(4 * MEMO_LIMIT)  # (rule id, bits of its tests that fail) -> its unmet words
         self.basis: _Memo = _Memo()  # (rule ids, extra citations) -> a validated template, see _basis
         self.unmet_steps: dict[int, tuple[tuple[Any, str, Any], ...]] = {}  # see _unmet
-        self.needs: _Memo = _Memo()
-        self.pair_needs: _Memo = _Memo()  # its own memo, so pairs never evict single needs
+        self.needs: _Memo = _Memo(4 * MEMO_LIMIT)  # small records, several plans' worth per presentation
+        self.pair_needs: _Memo = _Memo(4 * MEMO_LIMIT)  # its own memo, so pairs never evict single needs
         self.steps: _Memo = _Memo()
         self.passages: _Memo = _Memo()  # (presentations, adult or not) -> the source passages shown
         self._splits: dict[tuple[str, frozenset[str]], tuple[tuple[str, int, int], ...]] = {}
