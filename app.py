@@ -92,7 +92,11 @@ _SCROLL = """<script>/* NONCE */
     while (box && !(box.scrollHeight > box.clientHeight && /auto|scroll/.test(window.parent.getComputedStyle(box).overflowY))) {
       box = box.parentElement;
     }
-    const low = plan.getBoundingClientRect().top - window.parent.innerHeight * 0.5;
+    let low = plan.getBoundingClientRect().top - window.parent.innerHeight * 0.5;
+    // a stop flag is never scrolled out of sight to show the plan: it stays where the heading was
+    const top = head.getBoundingClientRect().top;
+    const stop = [...doc.querySelectorAll('[data-testid="stAlertContentError"]')].find(e => e.getBoundingClientRect().top >= top);
+    if (stop) low = Math.min(low, stop.getBoundingClientRect().top - top);
     if (box && low > 0) box.scrollBy(0, low);
   }
   // after the next frame, when the browser has laid out the answer itself: scrolling at once, while the answer's

@@ -482,6 +482,32 @@ def test_after_assess_the_plan_box_is_in_view_without_scrolling(server: str, tmp
         _shot(page, tmp_path, f"plan-in-view-{width}")
 
 
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
+def test_after_assess_a_stop_flag_stays_in_view(server: str, tmp_path: Path, width: int, height: int) -> None:
+    """The page brings the plan box up after Assess, but never past a stop flag (a do-first flag
+    between them made the stop flag scroll away above the screen)."""
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(server)
+        wait_for_app(page)
+        if width < 600:
+            page.keyboard.press("Escape")  # the sidebar opens over the page on a phone
+        _present(page, IHPS)
+        _age(page, "4", "weeks")
+        choose(page, "Bilious (green) vomiting", "yes")
+        choose(page, "Diagnosis confirmed", "yes")
+        choose(page, "Fluids and electrolytes corrected", "no")
+        press_assess(page)
+        page.get_by_text("Download plan (JSON)", exact=True).wait_for(state="attached", timeout=60_000)
+        wait_for_app(page)
+        page.wait_for_timeout(1500)  # the scroll runs again 600 ms after the answer arrives
+        stop = page.locator('[data-testid="stAlertContentError"]').first
+        assert MALROTATION in stop.inner_text()
+        top = stop.evaluate("e => e.getBoundingClientRect().top")
+        _shot(page, tmp_path, f"stop-in-view-{width}")
+        assert 0 <= top < height * 0.5, f"the stop flag's top is at {top:.0f} px of {height}"
+
+
 # --- the presenter view and the class exercise ---------------------------------------------------------
 
 BILIOUS = "pyloric_stenosis_bilious_vomiting_still_alkalotic"
