@@ -276,6 +276,11 @@ class _Derived:
             pid: Failing(_all_tests([*(kb.tests[r.id] for r in rules), *(tests for _, _, tests in kb.definitions[pid].items)]))
             for pid, rules in self.rules_for.items()
         }
+        # the bits of everything a rule reads (any_of clauses too), and of every definition's tests
+        self.read_bits = {r.id: self.failing[r.presentation].mask(_all_tests([kb.tests[r.id]])) for r in kb.rules}
+        self.definition_reach = {
+            pid: self.failing[pid].mask(_all_tests([t for _, _, t in kb.definitions[pid].items])) for pid in kb.presentations
+        }
         self.naming_bits = {key: self._naming_bits(key[0], rules) for key, rules in self.naming.items()}
         self.definition_bits = {
             pid: tuple((ident, self.failing[pid].mask(tests)) for ident, _, tests in kb.definitions[pid].items)
@@ -329,10 +334,11 @@ class _Derived:
         """The bits of every test a need for these probes' details reads: the affected rules' tests
         and, when a value goes through a definition, every definition's. The need is the same
         whenever these bits and the related rules that fire are (see `_needs`)."""
-        tests = [self.kb.tests[r.id] for p in probes for r in p.affected]
-        if any(p.via_definition for p in probes):
-            tests += [t for _, _, t in self.kb.definitions[pid].items]
-        return self.failing[pid].mask(_all_tests(tests))
+        found = self.definition_reach[pid] if any(p.via_definition for p in probes) else 0
+        for probe in probes:
+            for rule in probe.affected:
+                found |= self.read_bits[rule.id]
+        return found
 
     def _naming_bits(self, pid: str, rules: tuple[Rule, ...]) -> "_NamingBits":
         failing = self.failing[pid]
