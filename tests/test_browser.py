@@ -35,11 +35,13 @@ def _shot(page: object, tmp_path: Path, name: str) -> None:
     assert (folder / f"{name}.png").stat().st_size > 10_000
 
 
-def _open(browser: object, server: str) -> object:
-    page = browser.new_page(viewport={"width": 1400, "height": 2800})
+def _open(browser: object, server: str, width: int = 1400, height: int = 2800) -> object:
+    page = browser.new_page(viewport={"width": width, "height": height})
     page.goto(server)
     wait_for_app(page)
     page.get_by_text("Myotomy decision support", exact=True).first.wait_for()
+    if width < 600:
+        page.keyboard.press("Escape")  # the sidebar opens over the page on a phone
     return page
 
 
@@ -461,19 +463,13 @@ def test_markup_in_a_teaching_case_is_shown_as_text_and_never_runs(tmp_path: Pat
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
 def test_after_assess_the_plan_box_is_in_view_without_scrolling(server: str, tmp_path: Path, width: int, height: int) -> None:
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": width, "height": height})
-        page.goto(server)
-        wait_for_app(page)
-        if width < 600:
-            page.keyboard.press("Escape")  # the sidebar opens over the page on a phone
+        page = _open(browser, server, width, height)
         _present(page, "Oesophageal achalasia")
         _age(page, "58")
         choose(page, "Subtype", "type III (spastic)")
         choose(page, "Diagnosis confirmed", "yes")
         choose(page, "Fitness for anaesthesia and surgery", "high risk (unfit for general anaesthesia or surgery)")
-        press_assess(page)
-        page.get_by_text("Download plan (JSON)", exact=True).wait_for(state="attached", timeout=60_000)
-        wait_for_app(page)
+        _assess(page)
         page.wait_for_function(
             "() => { const h = document.getElementById('plan'); if (!h) return false;"
             " const r = h.getBoundingClientRect(); return r.top >= 0 && r.top < window.innerHeight * 0.6; }",
@@ -487,19 +483,13 @@ def test_after_assess_a_stop_flag_stays_in_view(server: str, tmp_path: Path, wid
     """The page brings the plan box up after Assess, but never past a stop flag (a do-first flag
     between them made the stop flag scroll away above the screen)."""
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": width, "height": height})
-        page.goto(server)
-        wait_for_app(page)
-        if width < 600:
-            page.keyboard.press("Escape")  # the sidebar opens over the page on a phone
+        page = _open(browser, server, width, height)
         _present(page, IHPS)
         _age(page, "4", "weeks")
         choose(page, "Bilious (green) vomiting", "yes")
         choose(page, "Diagnosis confirmed", "yes")
         choose(page, "Fluids and electrolytes corrected", "no")
-        press_assess(page)
-        page.get_by_text("Download plan (JSON)", exact=True).wait_for(state="attached", timeout=60_000)
-        wait_for_app(page)
+        _assess(page)
         page.wait_for_timeout(1500)  # the scroll runs again 600 ms after the answer arrives
         stop = page.locator('[data-testid="stAlertContentError"]').first
         assert MALROTATION in stop.inner_text()
