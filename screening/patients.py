@@ -172,8 +172,6 @@ def text_read() -> frozenset[str]:
     return frozenset({"Patient", "Condition", *(("Observation",) if reads_observations(kb) else ())})
 
 
-
-
 def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally,
                    keep_plan: bool = False) -> tuple[list[dict[str, Any]], list[tuple[str, Plan]]]:
     """The rows of one patient, and (`keep_plan`, for --full) its plan; never raises for what the record holds."""
