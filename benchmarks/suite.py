@@ -54,6 +54,17 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+# The owner's absolute goals, "assess median <= 300 us" and a batch of ">= 3,000/s" in one process (333 us a
+# line), as ratios of the floors measured on the kind of machine issue 17 names (2-core Intel Xeon,
+# 2026-12-02, load 0.3 to 1.8): validate + serialise took 45 to 49 us a plan, so 300 us is 6.1x to 6.7x it;
+# parse + validate + serialise took 54 us a line, so 333 us is 6.2x it. Both rounded down to 6.0x. The
+# ratios are measured on new inputs with cold memos, stricter than the teaching cases with warm memos on
+# which the 300 us goal was met. (Until 2026-12-02 both goals were 3.0x, a figure picked without this
+# derivation; BENCHMARKS.md, "Goals against the floor".)
+ASSESS_VS_FLOOR_GOAL = 6.0
+BATCH_VS_FLOOR_GOAL = 6.0
+
+
 def _profile(work: Callable[[], None], threshold: float = 0.04) -> list[str]:
     """A pyinstrument call tree of `work` (frames under `threshold` of the total left out)."""
     profiler = Profiler(interval=0.0002)
@@ -121,7 +132,8 @@ def single_assessment(kb: KnowledgeBase, engine: Engine, rounds: int) -> Section
     section.target("assess_median_latency", f"{med:.0f} us (p95 {p95:.0f} us) (information; was a goal of <= 300 us)",
                    "none (information)", True)
     section.target("assess_vs_floor", f"{vs_floor:.2f}x ({product_us:.0f} us vs {floor_us:.0f} us, distinct inputs)",
-                   "<= 3.00x validate + serialise", vs_floor <= 3.0)
+                   f"<= {ASSESS_VS_FLOOR_GOAL:.2f}x validate + serialise: 300 us on a 2-core Xeon",
+                   vs_floor <= ASSESS_VS_FLOOR_GOAL)
     return section
 
 
@@ -346,7 +358,7 @@ def batch_scale(kb: KnowledgeBase, workdir: Path, sizes: tuple[int, ...], repeat
     )
     section.target(
         "batch_record_vs_floor", f"{floor_ratio:.2f}x (parse + validate + serialise alone: {floor_rate:,.0f}/s)",
-        "<= 3.00x", floor_ratio <= 3.0,
+        f"<= {BATCH_VS_FLOOR_GOAL:.2f}x: 3,000/s on a 2-core Xeon", floor_ratio <= BATCH_VS_FLOOR_GOAL,
     )
     summary_rate = small / statistics.median(r.seconds for r in summary[1])
     section.target(
