@@ -155,7 +155,7 @@
   (assert (option pneumatic_dilation alternative)))
 
 (defrule achalasia_failed_dilation_or_toxin_myotomy
-  (findings (diagnosis_confirmed TRUE)
+  (findings (diagnosis_confirmed TRUE) (subtype ~type_iii)
             (prior_pneumatic_dilation ?dilation) (prior_botulinum_toxin_injection ?toxin))
   (test (or (eq ?dilation failed) (eq ?dilation partial_response)
             (eq ?toxin failed) (eq ?toxin partial_response)))

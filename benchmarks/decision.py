@@ -204,7 +204,9 @@ def floor(findings: dict[str, Any]) -> tuple[Options, list[str], list[str]]:
         elif get("prior_pneumatic_dilation") != "failed":
             fired.append("achalasia_type_i_ii_dilation_comparable")
             _name(named, "pneumatic_dilation", "equivalent")
-    if confirmed and (get("prior_pneumatic_dilation") in _FAILED or get("prior_botulinum_toxin_injection") in _FAILED):
+    if confirmed and subtype != "type_iii" and (
+        get("prior_pneumatic_dilation") in _FAILED or get("prior_botulinum_toxin_injection") in _FAILED
+    ):
         fired.append("achalasia_failed_dilation_or_toxin_myotomy")
         _name(named, "heller_myotomy_fundoplication", "equivalent")
         _name(named, "poem", "equivalent")

@@ -828,7 +828,9 @@ def _new_option(
     if after:
         reason += " Once the step before is done: " + ", ".join(d.kb.flags[f].meaning for f in after) + "."
     if capped:
-        reason += " Would be preferred, but not while this stands: " + ", ".join(d.kb.flags[f].meaning for f in capped) + "."
+        ranked = merge(e.strength for r in rules for e in r.then.options if e.option == oid)  # before the cap
+        would = "Would be preferred" if ranked == "preferred" else "Would rank with the top options"
+        reason += f" {would}, but not while this stands: " + ", ".join(d.kb.flags[f].meaning for f in capped) + "."
     summary = f"{option.name}: {STRENGTH_WORDS[strength]} ({pname})"
     caveats = {c.text: c for r in rules for c in r.then.caveats}
     return out.PlanOption(

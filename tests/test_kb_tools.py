@@ -172,8 +172,8 @@ def test_kb_diff_between_two_revisions_prints_the_changes_and_a_summary(repo: Pa
 def test_kb_diff_reports_a_strength_change(repo: Path) -> None:
     """POEM no longer preferred in type III achalasia. By reading the cases: the rule holds in the type
     III cases with the diagnosis confirmed. Where it made POEM preferred (type_iii_poem_preferred,
-    type_iii_on_opioids) POEM drops to alternative, and reflux or hiatal hernia, unrecorded there,
-    now decides between POEM and Heller, so it is asked for; in type_iii_unfit a caution already kept
+    type_iii_on_opioids, type_iii_failed_dilation_poem_still_preferred) POEM drops to alternative, and
+    reflux or hiatal hernia, unrecorded there, now decides between POEM and Heller, so it is asked for; in type_iii_unfit a caution already kept
     POEM off the top rank, so only the question is new; type_iii_with_reflux_still_poem records
     reflux, so its own rule keeps POEM preferred."""
     data = repo / "data"
@@ -189,6 +189,7 @@ def test_kb_diff_reports_a_strength_change(repo: Path) -> None:
         "achalasia_type_iii_poem_preferred": ["option poem: preferred → alternative", asks],
         "achalasia_type_iii_on_opioids": ["option poem: preferred → alternative", asks],
         "achalasia_type_iii_unfit": [asks],
+        "achalasia_type_iii_failed_dilation_poem_still_preferred": ["option poem: preferred → alternative", asks],
     }
 
 

@@ -487,3 +487,12 @@ def test_the_age_caution_reads_in_the_report_with_its_source() -> None:
     assert "Age unusual for this presentation: confirm the diagnosis" in text
     assert "Why: Usual age for Benign essential blepharospasm: 18 years or older." in text
     assert "ORPHA-BEB" in text
+
+
+def test_a_capped_equivalent_option_is_not_said_to_be_preferred() -> None:
+    """Types I and II rank POEM and Heller myotomy equivalent: capped by a caution, the reason says so."""
+    plan = assess(_achalasia(age=50, subtype="type_i", operative_risk="high", symptom_duration_months=48,
+                             rapid_weight_loss=False, difficult_gej_passage=False, **CONFIRMED))
+    poem = next(o for o in plan.options if o.id == "poem")
+    assert poem.capped_by == ("high_operative_risk",)
+    assert "Would rank with the top options" in poem.reason and "Would be preferred" not in poem.reason

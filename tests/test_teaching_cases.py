@@ -31,6 +31,12 @@ def check(case: TeachingCase, plan: Plan) -> list[str]:
     for oid in e.first:
         if oid not in first:
             problems.append(f"{oid} not in the first step; got {sorted(first)}")
+    waiting = {o.id: set(o.after) for o in plan.options}
+    for oid, flags in e.after.items():
+        if oid not in waiting:
+            problems.append(f"{oid} not in the plan, expected it after {list(flags)}")
+        elif missing := [f for f in flags if f not in waiting[oid]]:
+            problems.append(f"{oid} does not wait for {missing}; it waits for {sorted(waiting[oid])}")
     for flag in e.flags:
         if flag not in standing:
             problems.append(f"flag {flag} not standing; got {sorted(standing)}")
