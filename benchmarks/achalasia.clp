@@ -1,4 +1,4 @@
-; The achalasia rules of data/presentations/achalasia/rules.yaml (17 rules and 5 named definitions),
+; The achalasia rules of data/presentations/achalasia/rules.yaml (19 rules and 5 named definitions),
 ; translated by hand into CLIPS for the side-by-side benchmark (benchmarks/decision.py). Not product
 ; code: the product reads the YAML. tests/test_decision_translations.py checks that this file fires
 ; the product's rules on every achalasia teaching case and on generated findings, so it cannot drift.
@@ -200,6 +200,12 @@
   =>
   (assert (fired achalasia_sigmoid_poem_option))
   (assert (option poem equivalent)))
+
+(defrule achalasia_child_adult_guideline_specialist_review
+  (findings (age_years ?age&:(numberp ?age)&:(< ?age 18)))
+  =>
+  (assert (fired achalasia_child_adult_guideline_specialist_review))
+  (assert (flag adult_guideline_in_child)))
 
 ; Several rules name one option: the strength that wins the merge stays, the others go.
 (defrule merge-option-strengths

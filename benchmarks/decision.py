@@ -9,7 +9,7 @@ all three.
 - product: the presentation's named definitions applied as `facts_of` applies them, then
   `Engine.fire("achalasia", findings)`, the fired rules' `then.options` merged as the planner
   merges them;
-- CLIPS: the same 18 rules and 5 definitions translated by hand (benchmarks/achalasia.clp),
+- CLIPS: the same 19 rules and 5 definitions translated by hand (benchmarks/achalasia.clp),
   merging included, one deffunction call that resets, asserts the findings, runs and collects;
 - floor: the same rules and definitions as Python `if` statements, written for this decision only;
   it also lists the rules it fired and the flags they raise.
@@ -145,7 +145,7 @@ def _name(named: dict[str, str], option: str, strength: str) -> None:
 
 
 def floor(findings: dict[str, Any]) -> tuple[Options, list[str], list[str]]:
-    """The 17 achalasia rules and their 5 definitions as `if` statements: the merged options, the
+    """The 19 achalasia rules and their 5 definitions as `if` statements: the merged options, the
     rules fired and the flags raised. A comparison on an absent finding is false, as in the product."""
     get = findings.get
     named: dict[str, str] = {}
@@ -231,6 +231,9 @@ def floor(findings: dict[str, Any]) -> tuple[Options, list[str], list[str]]:
         flags.append("specialist_mdt_decision")
         fired.append("achalasia_sigmoid_poem_option")
         _name(named, "poem", "equivalent")
+    if age is not None and age < 18:
+        fired.append("achalasia_child_adult_guideline_specialist_review")
+        flags.append("adult_guideline_in_child")
     return tuple(sorted(named.items())), fired, flags
 
 
