@@ -376,6 +376,8 @@ class Expectation(Knowledge):
     options: dict[Id, Strength | None] = Field({}, description="Options that must be in the plan, with their strength (null: any).")
     not_offered: tuple[Id, ...] = Field((), description="Options that must not be offered (absent or not indicated).")
     first: tuple[Id, ...] = Field((), description="Options that must be in the first step.")
+    waits: dict[Id, tuple[Id, ...]] = Field(
+        {}, description="Options that must wait for these standing do-first flags (shown 'once the step before is done').")
     flags: tuple[Id, ...] = Field((), description="Flags that must stand (raised and not cleared).")
     cleared_flags: tuple[Id, ...] = ()
     no_flags: bool = Field(False, description="No flag may stand.")

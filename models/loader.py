@@ -583,6 +583,9 @@ def _check_case(ld: _Loader, source: SourceFile, keys: tuple[Any, ...], case: Te
     ld.known(source, (*ex, "options"), list(e.options), pool, "option of the case's presentations", where)
     for field in ("not_offered", "first"):
         ld.known(source, (*ex, field), getattr(e, field), pool, "option of the case's presentations", where)
+    ld.known(source, (*ex, "waits"), list(e.waits), pool, "option of the case's presentations", where)
+    for oid, flags in e.waits.items():
+        ld.known(source, (*ex, "waits", oid), flags, ids.flags, "red flag", where)
     for field in ("flags", "cleared_flags"):
         ld.known(source, (*ex, field), getattr(e, field), ids.flags, "red flag", where)
     ld.known(source, (*ex, "workup"), e.workup, ids.workup, "work-up", where)

@@ -28,6 +28,10 @@ def check(case: TeachingCase, plan: Plan) -> list[str]:
     for oid in e.not_offered:
         if offered.get(oid, "not_indicated") != "not_indicated":
             problems.append(f"{oid} must not be offered ({offered[oid]})")
+    waiting = {o.id: set(o.after) for o in plan.options}
+    for oid, flags in e.waits.items():
+        if not set(flags) <= waiting.get(oid, set()):
+            problems.append(f"{oid} does not wait for {sorted(set(flags) - waiting.get(oid, set()))}; waits for {sorted(waiting.get(oid, ()))}")
     for oid in e.first:
         if oid not in first:
             problems.append(f"{oid} not in the first step; got {sorted(first)}")
