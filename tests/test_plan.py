@@ -120,6 +120,15 @@ def test_a_release_at_gmfcs_iv_v_carries_the_briefs_warning() -> None:
     assert not any("often fails" in c.text for c in release.caveats)
 
 
+def test_an_unsupported_cosmetic_claim_concerns_the_myotomies_not_liposuction() -> None:
+    """Brief §15: fat is removed by liposuction or lipectomy [MEDSCAPE-NECK]; the caution is about myotomy."""
+    for goal in ("fat_removal", "posture"):
+        plan = assess({"age": {"value": 45, "unit": "years"}, "conditions": [
+            {"presentation": "cosmetic_face_neck_request", "cosmetic_goal": goal}]})
+        flag = next(f for f in plan.standing_flags if f.id == "unsupported_indication")
+        assert set(flag.concerns) == {"corrugator_myotomy_resection", "platysma_myotomy_platysmaplasty"}, goal
+
+
 def test_needs_names_a_missing_detail_that_decides() -> None:
     plan = assess(_achalasia(**CONFIRMED))
     needs = {n.detail: n for n in plan.needs}
