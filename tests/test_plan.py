@@ -107,6 +107,28 @@ def test_a_caution_keeps_an_option_off_the_top_rank_and_says_so() -> None:
             assert option.strength not in TOP_RANK, option.id
 
 
+def test_a_release_at_gmfcs_iv_v_carries_the_briefs_warning() -> None:
+    """Brief §6: at GMFCS IV-V warn that soft-tissue release alone often fails (as at MP 50% or more)."""
+    for gmfcs, mp in ((5, 45), (3, 55)):
+        plan = assess({"age": {"value": 5, "unit": "years"}, "conditions": [
+            {"presentation": "cp_hip_displacement", "gmfcs_level": gmfcs, "hip_migration_percentage": mp}]})
+        release = next(o for o in plan.options if o.id == "hip_adductor_release")
+        assert any("soft-tissue release alone often fails" in c.text.lower() for c in release.caveats), (gmfcs, mp)
+    plan = assess({"age": {"value": 5, "unit": "years"}, "conditions": [
+        {"presentation": "cp_hip_displacement", "gmfcs_level": 2, "hip_migration_percentage": 40}]})
+    release = next(o for o in plan.options if o.id == "hip_adductor_release")
+    assert not any("often fails" in c.text for c in release.caveats)
+
+
+def test_an_unsupported_cosmetic_claim_concerns_the_myotomies_not_liposuction() -> None:
+    """Brief §15: fat is removed by liposuction or lipectomy [MEDSCAPE-NECK]; the caution is about myotomy."""
+    for goal in ("fat_removal", "posture"):
+        plan = assess({"age": {"value": 45, "unit": "years"}, "conditions": [
+            {"presentation": "cosmetic_face_neck_request", "cosmetic_goal": goal}]})
+        flag = next(f for f in plan.standing_flags if f.id == "unsupported_indication")
+        assert set(flag.concerns) == {"corrugator_myotomy_resection", "platysma_myotomy_platysmaplasty"}, goal
+
+
 def test_needs_names_a_missing_detail_that_decides() -> None:
     plan = assess(_achalasia(**CONFIRMED))
     needs = {n.detail: n for n in plan.needs}
