@@ -1,11 +1,12 @@
 """Load the knowledge base while the server starts, not when the first browser asks for the page.
 
 `streamlit run app.py` serves page.py through `st.App` (app.py), whose lifespan calls `start`: one
-thread imports the page's modules, fills inspect's map of modules (below), and loads the knowledge base and the teaching cases while the
-browser is still fetching Streamlit's JavaScript (about a second). Before, all of it ran in the
-first page's run, about 0.4 s on a quiet machine, on the path to the first usable page
-(BENCHMARKS.md). The page takes what was loaded through `knowledge` and `cases`, each behind
-st.cache_resource as before; without a start (AppTest, a test), they load as before.
+thread imports the page's modules, fills inspect's map of modules (see `_warm`) and loads the
+knowledge base and the teaching cases while the browser is still fetching Streamlit's JavaScript
+(about a second). Before, all of it ran in the first page's run, about 0.4 s on a quiet machine, on
+the path to the first usable page (BENCHMARKS.md). The page takes what was loaded through `knowledge`
+and `teaching_cases`, each behind st.cache_resource as before; without a start (AppTest, a test),
+they load as before.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def _warm() -> None:
     for module in ("rules", "rules.render", *(f"webapp.{m.name}" for m in pkgutil.iter_modules(webapp.__path__))):
         importlib.import_module(module)
     # Streamlit's first element of a process checks whether it runs in a REPL with inspect.stack(), which maps
-    # each frame to its module by resolving the path of every loaded module (about 860, each a realpath): 50 to
-    # 110 ms of the first page's run. inspect keeps that map; filled here, the check finds it done.
+    # each frame to its module by resolving the path of every loaded module (about 860, each a realpath): 110 of
+    # the first page's run's 277 ms under cProfile. inspect keeps that map; filled here, the check finds it done.
     inspect.getmodule(compile("", "<warm>", "exec"))
     held = Knowledge()
     try:
