@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "page.py")  # the page; app.py serves it through st.App
 IHPS = "infantile_hypertrophic_pyloric_stenosis"
 
 

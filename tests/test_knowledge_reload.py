@@ -91,7 +91,7 @@ def test_the_app_shows_the_new_hash_and_the_problems_of_a_broken_edit(data: Path
     monkeypatch.setattr(loader, "DATA_DIR", data)
     st.cache_resource.clear()
     try:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+        at = AppTest.from_file(str(ROOT / "page.py"), default_timeout=60).run()
         assert not at.exception
         old_hash = loader.load(data).content_hash[:12]
         assert any(old_hash in c for c in _captions(at))

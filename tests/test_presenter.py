@@ -14,7 +14,7 @@ from models.loader import load_cases
 from rules import assess, default_context
 from webapp import exercise
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "page.py")  # the page; app.py serves it through st.App
 BILIOUS = "pyloric_stenosis_bilious_vomiting_still_alkalotic"
 POEM_CASE = "achalasia_type_iii_poem_preferred"
 

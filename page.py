@@ -1,0 +1,342 @@
+"""Myotomy decision support: describe a patient, see the plan and its basis.
+
+Reads top to bottom like the user's task. The app holds no clinical logic: it builds the input from
+the details each presentation declares, calls rules.assess() and renders the Plan. The knowledge
+base and the engine are built once per process; the engine's own lock makes concurrent browser
+sessions safe. The answer is a keyed fragment that Assess reruns alone (the form and the sidebar are not
+drawn again); it also writes, into places the form keeps under each field, the check's message or the
+plan's "record this" prompt, and the sidebar's teaching point.
+Nothing entered is lost: age and details are one form read on Assess, a refused value is named beside
+its field and at the top of the results, and the URL carries the form so a link opens the same plan.
+?print=1 is the print view: the same plan with every section expanded, without sidebar or form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import streamlit as st
+from streamlit import config as st_config  # AppTest patches this module's get_option, not st.get_option
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from models.plan import INTENDED_USER, KNOWN_LIMITS, Plan
+from models.loader import KnowledgeBase
+from rules import InputError, KnowledgeBaseError, RuleExecutionError, assess
+from rules.render import to_markdown
+from webapp import export, form, graph, layout, presenter, results, state, teaching, warm
+from webapp.knowledge import Knowledge, knowledge_bar, problem_list
+from webapp.text import esc
+from webapp.words import Words
+
+st.set_page_config(page_title="Myotomy decision support", page_icon=":material/medical_services:", layout="wide")
+
+
+@st.cache_resource(show_spinner="Loading the knowledge base…")
+def knowledge() -> Knowledge:
+    """One per process: the knowledge base in use, reloaded when data/ changes (webapp/knowledge.py); loaded as
+    the server started when it was started with `streamlit run app.py` (webapp/warm.py)."""
+    return warm.knowledge()
+
+
+@st.cache_resource(max_entries=4)
+def teaching_cases(_kb: KnowledgeBase, content_hash: str):
+    return warm.teaching_cases(_kb)
+
+
+# Assess runs again only the parts of the page its answer changes (see `submit`): two keyed fragments.
+ANSWER_PART = "answer_part"
+PROBLEMS_SHOWN = "knowledge_problems_shown"
+INPUTS_TABLE_KEY = "inputs_table_open"
+
+
+presenting = presenter.requested(st.query_params)  # the presenter view has its own, larger heading
+if not presenting:
+    st.title("Myotomy decision support")
+    st.caption(
+        "Supports a clinician's decision: it sets out a plan with the basis of each step so that you can "
+        "check it. It does not diagnose or order a procedure. Prototype, not validated for clinical use."
+    )
+
+try:
+    held = knowledge()
+    held.refresh(force=st.session_state.pop("reload_knowledge", False))
+    kb, engine = held.context
+    st.session_state[PROBLEMS_SHOWN] = held.problems
+    cases = teaching_cases(kb, kb.content_hash)
+except KnowledgeBaseError as error:
+    st.error(f"The knowledge base could not be loaded, so no plan can be made.\n\n{problem_list(error.problems)}")
+    st.stop()
+if presenting:  # ?present=1: one teaching case in large type, no form
+    presenter.show(kb, engine, cases)
+    st.stop()
+
+# Scrolls the results heading to the top (of Streamlit's main area, or of the answer column, which scrolls
+# on its own on a wide screen), then further if the plan box would start below the middle: at 1280x800 and on
+# a phone the flags and the plan box are in view after Assess. NONCE makes each run's copy new. It runs in the
+# page (window.parent is the window itself there); the same lines worked from an iframe before.
+_SCROLL = """<script>/* NONCE */
+(() => {  // its own scope: the page keeps the names of every copy that has run
+  const doc = window.parent.document;
+  let tries = 0;
+  function go() {
+    const head = doc.getElementById("results"), plan = doc.getElementById("plan");
+    if (!head || !plan) { if (tries++ < 30) setTimeout(go, 100); return; }
+    head.scrollIntoView({block: "start"});
+    let box = plan.parentElement;
+    while (box && !(box.scrollHeight > box.clientHeight && /auto|scroll/.test(window.parent.getComputedStyle(box).overflowY))) {
+      box = box.parentElement;
+    }
+    let low = plan.getBoundingClientRect().top - window.parent.innerHeight * 0.5;
+    // a stop flag is never scrolled out of sight to show the plan: it stays where the heading was
+    const top = head.getBoundingClientRect().top;
+    const stop = [...doc.querySelectorAll('[data-testid="stAlertContentError"]')].find(e => e.getBoundingClientRect().top >= top);
+    if (stop) low = Math.min(low, stop.getBoundingClientRect().top - top);
+    if (box && low > 0) box.scrollBy(0, low);
+  }
+  // after the next frame, when the browser has laid out the answer itself: scrolling at once, while the answer's
+  // elements were still arriving, forced a layout of its own (scrollIntoView, 20 ms of each Assess in a profile)
+  requestAnimationFrame(() => setTimeout(go, 0));
+  setTimeout(() => { tries = 0; go(); }, 600);  // again once the page below has settled
+})();
+</script>"""
+
+
+# --- A link opens the same plan: the URL is read once per session, before any widget exists ---
+if "url_read" not in st.session_state:
+    st.session_state["url_read"] = True
+    params = state.read(st.query_params)
+    # ?print=1: the whole answer expanded, without sidebar or form, for printing
+    st.session_state["print_view"] = params.pop(state.PRINT, None) == ["1"]
+    case_id, case_problems = teaching.linked_case(params, cases)  # "Leave presenter view" keeps its case
+    if params:
+        linked, problems = state.from_query(kb, params)
+        problems += case_problems
+        # fill in what could be read; with a problem, say what could not and assess nothing
+        state.request_load(st.session_state, kb, linked, assess=not problems, case=case_id)
+        if problems:
+            st.session_state["url_problems"] = problems
+
+# a teaching case, Next/Previous or a link fills the form: applied before any widget, until the form is drawn
+state.apply_pending(st.session_state, datetime.now().astimezone())
+
+print_view: bool = st.session_state.get("print_view", False)
+knowledge_bar(kb, held.problems, button=not print_view)  # the version in use; the problems of an edit that failed
+controls = teaching.Controls()
+if not print_view:
+    with st.sidebar:
+        controls = teaching.sidebar(kb, cases)  # the case list, Previous/Next, hide the answer
+        st.divider()
+        st.caption(f"Knowledge base {esc(kb.version)} · `{kb.content_hash[:12]}`")
+
+if st.session_state.get("url_problems"):  # first thing on the page: the link is what the user just opened
+    st.warning(
+        "This link could not be read in full, so nothing was assessed. What could be read is filled in "
+        "below; correct the rest and press Assess.\n\n"
+        + "\n".join(f"- {esc(problem)}" for problem in st.session_state["url_problems"]),
+        icon=":material/link_off:",
+    )
+
+# --- The plan of the last submitted input, worked out where it is drawn (memos make a second call cheap) ---
+@dataclass
+class Outcome:
+    """What the last submitted input gave: a plan, or the refused values by place, or a rule's failure."""
+
+    plan: Plan | None = None
+    placed: dict[str, list[str]] = field(default_factory=dict)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    failure: str | None = None
+
+
+def outcome_of(raw: dict[str, Any] | None) -> Outcome:
+    if raw is None:
+        return Outcome()
+    kb, engine = knowledge().context
+    try:
+        return Outcome(plan=assess(raw, context=(kb, engine)))
+    except InputError as error:
+        return Outcome(placed=form.errors_by_place(raw, error.errors, kb), refused=form.input_errors(kb, raw, error.errors))
+    except RuleExecutionError as error:
+        return Outcome(failure=str(error))
+
+
+def current() -> tuple[KnowledgeBase, Any]:
+    """The knowledge base for a part run on its own; the whole page runs again when it changed under it
+    (a new version, or the problems of an edit, belong in the bar at the top)."""
+    held = knowledge()
+    if held.refresh() or held.problems != st.session_state.get(PROBLEMS_SHOWN):
+        st.rerun()
+    return held.context
+
+
+def submit() -> None:
+    """Assess what the form holds, and run again only the answer's part of the page: it also writes what
+    the form shows beside its fields (a refused value, a "record this" prompt) and the sidebar's teaching
+    point. The form, the title, the knowledge bar and the sidebar are not sent to the browser again (the
+    form's widgets were most of what the browser drew after Assess; see BENCHMARKS.md)."""
+    whole_page = bool(st.session_state.pop("url_problems", None))  # the link's warning at the top goes
+    st.session_state["scroll_to_results"] = True
+    st.session_state["assessment_input"] = form.input_from_state(knowledge().context[0], st.session_state)
+    st.session_state["assessed_at"] = datetime.now().astimezone()
+    st.session_state[teaching.REVEALED] = False
+    # AppTest builds its element tree from one run's messages only, so after a part ran alone it would see
+    # only that part: under AppTest the whole page runs (tests/test_browser*.py cover the part in Chromium)
+    st.rerun("app" if whole_page or st_config.get_option("global.appTest") else ANSWER_PART)
+
+
+def details_form(kb: KnowledgeBase, chosen: list[str]) -> dict[str, Any]:
+    """Age and the details: one form, read when Assess is pressed. Returns the places under the fields
+    (by the keys of `form.errors_by_place`) that the answer fills."""
+    places: dict[str, Any] = {}
+    with st.form("details", border=False):
+        left, _ = st.columns([3, 1])
+        with left:
+            places["age"] = form.age_widgets()
+        st.header("2. Details")
+        if not chosen:
+            st.caption("Choose a presentation above to see the details that matter for it.")
+        for pid in chosen:
+            with st.expander(kb.presentations[pid].name, expanded=True):
+                st.caption(esc(kb.presentations[pid].summary))
+                places[pid] = st.container()
+                plain = [d for d in kb.details[pid] if d.type != "treatments"]
+                cols = st.columns(2)  # half the page wide: two details a row
+                for index, detail in enumerate(plain):
+                    with cols[index % 2]:
+                        places[form.key(pid, detail.id)] = form.detail_widget(kb, pid, detail)
+                for detail in (d for d in kb.details[pid] if d.type == "treatments"):
+                    places[form.key(pid, detail.id)] = form.detail_widget(kb, pid, detail)
+        st.form_submit_button("Assess", type="primary", disabled=not chosen, key="assess", on_click=submit)
+    return places
+
+
+@st.fragment(key=ANSWER_PART)
+def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view: bool) -> None:
+    """The answer to the last submitted input, in its column; beside the form's fields, the refused values
+    and the plan's "record this" prompts; in the sidebar, the teaching point."""
+    kb, _ = current()
+    cases = teaching_cases(kb, kb.content_hash)
+    words = Words(kb)
+    raw: dict[str, Any] | None = st.session_state.get("assessment_input")
+    outcome = outcome_of(raw)
+    plan, hidden = outcome.plan, teaching.hidden()
+    need_at = {} if plan is None or hidden else {form.key(n.presentation, n.detail): n for n in plan.needs}
+    whole_page = not get_script_run_ctx().fragment_ids_this_run  # this part runs with the whole page
+    for place, where in places.items():
+        form.marks(where, need_at.get(place), outcome.placed.get(place, ()), reserve=whole_page)
+
+    if st.session_state.get("url_written") != raw:  # the URL carries what is assessed, so a link opens it again
+        st.query_params.from_dict({**(state.to_query(kb, raw) if raw else {}), **({state.PRINT: "1"} if print_view else {})})
+        st.session_state["url_written"] = raw
+
+    # the teaching point: in the sidebar, and on the page once the answer shows; both say the same
+    case = teaching.current_case(cases)
+    case_assessed = teaching.case_assessed(kb, case, raw, plan)
+    teaching.sidebar_point(controls, case, hidden, raw, case_assessed)
+
+    if raw is None:
+        st.caption("The plan appears here when you press Assess: flags first, then the plan in steps.")
+        return  # nothing submitted yet
+
+    if outcome.refused or (plan is None and outcome.failure is None):
+        st.error(
+            "**Not assessed:** these details cannot be used as entered, so no plan is shown. Correct them (see "
+            "the messages beside the fields) and press Assess again.\n\n"
+            + "\n".join(f"- **{esc(where)}**: {esc(message)}" for where, message in outcome.refused),
+            icon=":material/error:",
+        )
+        return
+
+    if outcome.failure is not None:
+        st.error(
+            "The plan could not be made because a rule failed. No partial result is shown, "
+            f"because a shorter plan could mislead.\n\n{esc(outcome.failure)}",
+            icon=":material/error:",
+        )
+        return
+    assert plan is not None
+
+    # --- 3. The plan ---
+    st.header("3. The plan and its basis", anchor="results")
+    if st.session_state.pop("scroll_to_results", False) and not print_view:
+        # bring the flags and the plan box into view after Assess (fixed script, no text from the page or the user)
+        # run in the page itself, not in an iframe (a new document per Assess costs the browser more)
+        scrolls = st.session_state["scrolls"] = st.session_state.get("scrolls", 0) + 1  # the same in every session's nth
+        st.html(_SCROLL.replace("NONCE", str(scrolls)), unsafe_allow_javascript=True)
+    chosen = st.session_state.get(form.PRESENTATIONS_KEY, [])
+    if not print_view and [c.get("presentation") for c in raw.get("conditions", [])] != chosen:
+        st.warning(
+            "The presentations chosen above have changed since this plan was made: press Assess to assess them. "
+            "The plan below is for the inputs listed with it.",
+            icon=":material/sync_problem:",
+        )
+    assessed_at: datetime = st.session_state.get("assessed_at") or datetime.now().astimezone()
+    entered = export.inputs_as_entered(kb, raw)
+    recorded, total = export.recorded_count(entered)
+    st.caption(f"Assessed {esc(export.assessed_at_text(assessed_at))} · knowledge base {esc(kb.version)} · "
+               f"content hash `{kb.content_hash}`")
+    st.markdown("  \n".join(
+        f"**{esc(line.presentation)}**"
+        + (f" — {esc(' · '.join(line.recorded))}" if line.recorded else "")
+        + (f"  \n:gray[Not recorded: {esc(', '.join(line.not_recorded))}]" if line.not_recorded else "")
+        for line in export.summary(entered)
+    ))
+    with results.folded(f"Inputs as entered, as a table ({recorded} of {total} details recorded)", INPUTS_TABLE_KEY,
+                        expanded=print_view) as shown:
+        if shown:  # the lines above say the same; the table (a Markdown table, costly to lay out) is drawn when opened
+            st.markdown(export.table_markdown(entered, cell=esc))
+
+    if hidden:
+        teaching.reveal_prompt()
+        return
+    if case_assessed and case is not None:
+        teaching.page_point(case)
+
+    results.flags(plan, words)
+    results.summary(plan, words)
+    graph.show(plan, expanded=print_view)
+    results.needs(plan, words)
+    results.cards(plan, words, expanded=print_view)
+    results.cleared_flags(plan, words)
+    results.why_not(plan, words, expanded=print_view)
+    results.presentations(plan, expanded=print_view)
+    results.source_quotes(plan, expanded=print_view)
+
+    st.subheader("Export")
+    # one row that wraps (one block: three columns were four, each laid out again after every Assess);
+    # each report is written when its button is pressed, not on every run
+    row = st.container(horizontal=True)
+    row.download_button("Download report (Markdown)", lambda: export.markdown_report(kb, raw, assessed_at, to_markdown(plan)),
+                       file_name=export.file_name(raw, assessed_at, "md"), mime="text/markdown", on_click="ignore")
+    row.download_button("Download plan (JSON)", lambda: export.json_report(kb, raw, assessed_at, plan.model_dump(mode="json")),
+                       file_name=export.file_name(raw, assessed_at, "json"), mime="application/json", on_click="ignore")
+    print_link = "?" + urlencode({**state.to_query(kb, raw), state.PRINT: "1"}, doseq=True)
+    row.link_button("Print view", print_link, icon=":material/print:",
+                   help="The whole plan with every section expanded, without the form, in a new tab.")
+    st.caption(f"{esc(plan.disclaimer)}  \nIntended user: {esc(INTENDED_USER)} Known limits: {esc(KNOWN_LIMITS)}  \n"
+               f"Knowledge base {esc(plan.knowledge_base.version)} · content hash `{plan.knowledge_base.content_hash}`")
+
+if print_view:
+    st.info("Print view: the whole plan, every section expanded, without the form. Print it with your browser "
+            "(Ctrl+P or ⌘P).", icon=":material/print:")
+    answer = layout.print_page()
+else:
+    form_column, answer = layout.columns()  # side by side on a wide screen, stacked on a phone
+    with form_column:
+        # --- 1. The patient: the presentations drive which details show, so they sit outside the form ---
+        st.header("1. The patient")
+        st.multiselect(
+            "Presentations",
+            sorted(kb.presentations, key=lambda pid: kb.presentations[pid].name),
+            format_func=lambda pid: kb.presentations[pid].name,
+            key=form.PRESENTATIONS_KEY,
+            placeholder="Choose one or more presentations",
+        )
+        # --- 2. Age and the details ---
+        places = details_form(kb, st.session_state.get(form.PRESENTATIONS_KEY, []))
+state.form_drawn(st.session_state)
+
+with answer:  # the rest of the page is the answer, in its column
+    answer_part(controls, {} if print_view else places, print_view)
