@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 from benchmarks import timing
-from tests.browser import ROOT, choose, chromium, streamlit_server, wait_for_app
+from tests.browser import ROOT, choose, chromium, rerun_done, streamlit_server, wait_for_app
 from tests.servers import answers_ok, free_port, running, streamlit_command
 
 ROUNDS = 8
+SUBMIT_GOAL = 1.5  # issue 15: submit to cards at most 1.5x the one-field form
 
 
 def p95(values: list[float]) -> float:
@@ -26,11 +27,18 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
+# Two animation frames: what the last rerun sent has been laid out and painted.
+_PAINTED = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"
+
+
 def time_app(page, url: str, case_title: str) -> float:
     page.goto(url)
     wait_for_app(page)
-    choose(page, "Teaching case", case_title)
-    wait_for_app(page)
+    # the pick reruns the page (the form filled from the case, about 120 messages): the click must not land
+    # while that rerun is still to come or being drawn, or its tail is timed as part of the submit
+    with rerun_done(page):
+        choose(page, "Teaching case", case_title)
+    page.evaluate(_PAINTED)
     start = time.perf_counter()
     page.get_by_role("button", name="Assess").click()
     page.get_by_text("The options", exact=True).wait_for(timeout=60_000)  # heads every rendered plan
@@ -43,6 +51,7 @@ def time_floor(page, url: str) -> float:
     wait_for_app(page)
     page.get_by_label("Age").fill("45")
     page.get_by_label("Age").press("Tab")
+    page.evaluate(_PAINTED)
     start = time.perf_counter()
     page.get_by_role("button", name="Assess").click()
     page.get_by_text("Result", exact=True).wait_for(timeout=60_000)
@@ -107,7 +116,7 @@ def main() -> list[str]:
         "",
     ]
     verdicts = [
-        f"target app_submit_to_cards_vs_floor: {ratio:.2f}x (goal <= 1.30x) {'met' if ratio <= 1.3 else 'missed'}",
+        f"target app_submit_to_cards_vs_floor: {ratio:.2f}x (goal <= {SUBMIT_GOAL:.2f}x) {'met' if ratio <= SUBMIT_GOAL else 'missed'}",
         f"target app_interactive_after_start: {statistics.median(starts):.2f} s (goal <= 3.00 s) "
         f"{'met' if statistics.median(starts) <= 3.0 else 'missed'}",
     ]
