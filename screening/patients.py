@@ -10,6 +10,7 @@ sent), the first time a task needs it.
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -29,6 +30,7 @@ from service.fhir_input import FhirInputError, FhirReading, code_map, read_prefe
 from service.record_assessment import NotAssessed, assess_reading
 
 SEVERITY_ORDER = ("stop", "do_first", "caution")
+_PLACE = operator.itemgetter(3, 4)  # a record's file and line: the order of the export
 
 
 @functools.lru_cache(maxsize=1)
@@ -165,6 +167,7 @@ def _not_assessed(pid: str, reason: str, kind: str, kb: Any, tally: Tally, prese
     return _row(pid, "not_assessed", presentation, kb, reason=reason)
 
 
+@functools.lru_cache(maxsize=1)
 def text_read() -> frozenset[str]:
     """The resource types whose content the reading uses; of the others, pass 1 keeps only where they are
     (an Observation is read only when a declared detail names a LOINC code: service/fhir_input.py)."""
@@ -172,16 +175,30 @@ def text_read() -> frozenset[str]:
     return frozenset({"Patient", "Condition", *(("Observation",) if reads_observations(kb) else ())})
 
 
+def _bundle(records: list[tuple]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": parse_json(r[5])} for r in records]}
+
+
+def _asks_observations(reading: FhirReading, kb: Any) -> bool:
+    """Whether a detail of a presentation the record maps to is read from an Observation (a LOINC code)."""
+    return any(d.loinc for p in reading.mapped_codes for d in kb.details[p])
+
+
 def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally,
                    keep_plan: bool = False) -> tuple[list[dict[str, Any]], list[tuple[str, Plan]]]:
     """The rows of one patient, and (`keep_plan`, for --full) its plan; never raises for what the record holds."""
     kb, engine, terms = context()
     tally.patients += 1
-    records = sorted(records, key=lambda r: (r[3], r[4]))
-    tally.resources.update(r[2] for r in records)
+    records.sort(key=_PLACE)
     by_type: dict[str, list[tuple]] = {}
     for record in records:
-        by_type.setdefault(record[2], []).append(record)
+        found = by_type.get(record[2])
+        if found is None:
+            by_type[record[2]] = [record]
+        else:
+            found.append(record)
+    for rtype, found in by_type.items():
+        tally.resources[rtype] += len(found)
     patients = by_type.get("Patient", [])
     if len(patients) != 1:
         tally.not_assessed_patients += 1
@@ -190,19 +207,19 @@ def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally,
             return [_not_assessed(pid, why, "no Patient resource", kb, tally)], []
         shown = ", ".join(f"{r[3]} line {r[4]}" for r in patients)
         return [_not_assessed(pid, f"several Patient resources with this id ({shown})", "several Patient resources", kb, tally)], []
-    places = {"patient": [(r[3], r[4]) for r in patients]}
-    bundles, read = {}, text_read()
-    for key, rtype in (("conditions", "Condition"), ("observations", "Observation")):
-        if rtype not in read:  # Observations only counted (no detail reads one): no bundle to walk
-            continue
-        found = by_type.get(rtype, [])
-        places[key] = [(r[3], r[4]) for r in found]
-        bundles[key] = {"resourceType": "Bundle", "type": "searchset",
-                        "entry": [{"resource": parse_json(r[5])} for r in found]}
+    conditions = by_type.get("Condition", [])
+    observations = by_type.get("Observation", []) if "Observation" in text_read() else []
+    prefetch = {"patient": parse_json(patients[0][5]), "conditions": _bundle(conditions)}
     try:
-        reading = read_prefetch({"patient": parse_json(patients[0][5]), **bundles}, pid, kb, terms, today)
+        reading = read_prefetch(prefetch, pid, kb, terms, today)
+        # Observations are parsed only for a record whose presentations read a detail from one (what
+        # read_prefetch does with them otherwise is count them): the same reading, read again with them
+        if observations and reading.presentation is not None and _asks_observations(reading, kb):
+            reading = read_prefetch({**prefetch, "observations": _bundle(observations)}, pid, kb, terms, today)
     except FhirInputError as error:
         tally.not_assessed_patients += 1
+        places = {key: [(r[3], r[4]) for r in found]
+                  for key, found in (("patient", patients), ("conditions", conditions), ("observations", observations))}
         return [_not_assessed(pid, "cannot be read: " + _where(str(error), places), "resource cannot be read", kb, tally)], []
     tally.conditions_not_mapped += len(reading.not_mapped)
     tally.conditions_not_current += reading.not_current
