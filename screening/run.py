@@ -343,22 +343,21 @@ def _on_cluster(work: Passes, address: str | None, workers: int, show: bool,
         labels.extend(client.run(warm).values())
         seconds["start"] = time.perf_counter() - seconds.pop("t0")
         def run(bag: Any, desc: str, unit: str) -> list:
-            t = time.perf_counter()
             futures = client.compute(bag.to_delayed())
             found: list = []
             with _bar(len(futures), show, desc, unit) as bar:
                 for future in as_completed(futures):
                     found.extend(future.result())
                     bar.update(1)
-            seconds[desc] = time.perf_counter() - t
             return found
 
-        read = run(work.reading(), "reading", " file")
         t = time.perf_counter()
+        read = run(work.reading(), "reading", " file")
+        seconds["reading"], t = time.perf_counter() - t, time.perf_counter()
         assessed, problems = work.assessing(read)
         import_plotting_soon()
         tallies = run(assessed, "assessing", " bucket")
-        seconds["assessing"] += time.perf_counter() - t
+        seconds["assessing"] = time.perf_counter() - t
         return tallies, problems, where
     finally:
         client.close()
