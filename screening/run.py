@@ -343,13 +343,16 @@ def _on_cluster(work: Passes, address: str | None, workers: int, show: bool,
         labels.extend(client.run(warm).values())
         seconds["start"] = time.perf_counter() - seconds.pop("t0")
         def run(bag: Any, desc: str, unit: str) -> list:
+            """The partitions' results in partition order, whatever order they finish in (the summary
+            lists the first not-assessed patients: the same ones on every run)."""
             futures = client.compute(bag.to_delayed())
-            found: list = []
+            place = {future.key: index for index, future in enumerate(futures)}
+            found: list[list] = [[] for _ in futures]
             with _bar(len(futures), show, desc, unit) as bar:
                 for future in as_completed(futures):
-                    found.extend(future.result())
+                    found[place[future.key]] = future.result()
                     bar.update(1)
-            return found
+            return [item for part in found for item in part]
 
         t = time.perf_counter()
         read = run(work.reading(), "reading", " file")
