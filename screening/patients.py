@@ -69,6 +69,7 @@ class Part:
     needs: list[str]
     flag_keys: tuple[tuple[str, str, str], ...]  # (presentation, severity, flag id)
     top_keys: tuple[tuple[str, str, str], ...]  # (presentation, option name, strength)
+    need_keys: tuple[tuple[str, str], ...]  # (presentation, detail label)
 
 
 def plan_part(plan: Plan, p: str) -> Part:
@@ -82,6 +83,7 @@ def plan_part(plan: Plan, p: str) -> Part:
         worst_flag=next((s for s in SEVERITY_ORDER if s in severities), None),
         needs=[n.label for n in plan.needs if n.presentation == p],
         flag_keys=tuple((p, f.severity, f.id) for f in flags), top_keys=tuple((p, o.name, o.strength) for o in treatment),
+        need_keys=tuple((p, n.label) for n in plan.needs if n.presentation == p),
     )
 
 
@@ -137,9 +139,9 @@ def plan_rows(pid: str, found: Assessed, reading: FhirReading, kb: Any, tally: T
         ))
         tally.assessed[p] += 1
         tally.stopped[p] += part.stopped
-        tally.flags.update(part.flag_keys)
-        tally.needs.update((p, label) for label in part.needs)
-        tally.top.update(part.top_keys)
+        for counter, keys in ((tally.flags, part.flag_keys), (tally.needs, part.need_keys), (tally.top, part.top_keys)):
+            for key in keys:  # not Counter.update: its checks cost more than adding the few keys of a row
+                counter[key] += 1
     return rows
 
 

@@ -417,7 +417,8 @@ def age_from_birth_date(birth: date | str | None, today: date) -> tuple[dict[str
             month = parts[1]
             earliest = date(year, month, 1)
             latest = date(year, month, calendar.monthrange(year, month)[1])
-    first, last = _age_on(latest, today), _age_on(earliest, today)
+    first = _age_on(latest, today)
+    last = first if earliest == latest else _age_on(earliest, today)
     if first is None or last is None:
         return None, f"birth date {shown} is after the date of this request ({today.isoformat()}): age not used"
     if first != last:
