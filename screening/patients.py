@@ -26,7 +26,8 @@ from rules.planner import default_context
 from screening.export import parse_json
 from screening.tally import Tally
 from service.cards import card_summary
-from service.fhir_input import FhirInputError, FhirReading, code_map, read_prefetch, reads_observations
+from service.fhir_input import (FhirInputError, FhirReading, code_map, read_conditions, read_patient, read_record,
+                                reads_observations)
 from service.record_assessment import NotAssessed, assess_reading
 
 SEVERITY_ORDER = ("stop", "do_first", "caution")
@@ -177,10 +178,6 @@ def text_read() -> frozenset[str]:
     return frozenset({"Patient", "Condition", *(("Observation",) if reads_observations(kb) else ())})
 
 
-def _bundle(records: list[tuple]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": parse_json(r[5])} for r in records]}
-
-
 def _asks_observations(reading: FhirReading, kb: Any) -> bool:
     """Whether a detail of a presentation the record maps to is read from an Observation (a LOINC code)."""
     return any(d.loinc for p in reading.mapped_codes for d in kb.details[p])
@@ -211,13 +208,17 @@ def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally,
         return [_not_assessed(pid, f"several Patient resources with this id ({shown})", "several Patient resources", kb, tally)], []
     conditions = by_type.get("Condition", [])
     observations = by_type.get("Observation", []) if "Observation" in text_read() else []
-    prefetch = {"patient": parse_json(patients[0][5]), "conditions": _bundle(conditions)}
     try:
-        reading = read_prefetch(prefetch, pid, kb, terms, today)
-        # Observations are parsed only for a record whose presentations read a detail from one (what
-        # read_prefetch does with them otherwise is count them): the same reading, read again with them
+        # read_prefetch's steps without its Bundles: each line of the export is one resource of this patient
+        # (pass 1 checked its type and subject), so walking a Bundle built for it would find nothing to leave out
+        patient = read_patient(parse_json(patients[0][5]), pid)
+        read, skipped = read_conditions((i, parse_json(r[5])) for i, r in enumerate(conditions))
+        reading = read_record(patient, read, [], kb, terms, today, skipped)
+        # Observations are parsed only for a record whose presentations read a detail from one (what the
+        # reading does with them otherwise is count them): the same reading, made again with them
         if observations and reading.presentation is not None and _asks_observations(reading, kb):
-            reading = read_prefetch({**prefetch, "observations": _bundle(observations)}, pid, kb, terms, today)
+            parsed = [(i, parse_json(r[5])) for i, r in enumerate(observations)]
+            reading = read_record(patient, read, parsed, kb, terms, today, skipped)
     except FhirInputError as error:
         tally.not_assessed_patients += 1
         places = {key: [(r[3], r[4]) for r in found]

@@ -30,7 +30,7 @@ import calendar
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import orjson
 from fhir.resources.R4B.condition import Condition
@@ -503,23 +503,12 @@ def read_prefetch(
         raise FhirInputError(
             f"prefetch.patient: expected a FHIR resource (a JSON object), got {type(raw_patient).__name__}"
         )
-    patient = _validate(Patient, _read_only(raw_patient, PATIENT_READ), "prefetch.patient")
-    if patient.id is not None and patient.id != patient_id:
-        raise FhirInputError(f"prefetch.patient.id: {patient.id!r} is not the patient in context ({patient_id!r})")
-    deceased = patient.deceasedBoolean is True or patient.deceasedDateTime is not None
-
+    patient = read_patient(raw_patient, patient_id)
     skipped = 0
-    conditions: list[Condition | _LightCondition] = []
+    conditions: list[tuple[int, dict[str, Any]]] = []
     if prefetch["conditions"] is not None:  # null: the client holds no data for this key
-        entries, skipped = _entries(prefetch["conditions"], "prefetch.conditions", "Condition", patient_id)
-        for index, raw in entries:
-            if raw.get("modifierExtension") is not None:
-                skipped += 1  # a modifier could reverse the meaning; never read as if it were absent
-                continue
-            conditions.append(
-                _validate(Condition, _read_only(raw, CONDITION_READ), f"prefetch.conditions.entry.{index}.resource")
-            )
-    observations = 0
+        conditions, skipped = _entries(prefetch["conditions"], "prefetch.conditions", "Condition", patient_id)
+    read, left_out = read_conditions(conditions)
     found_obs: list[tuple[int, dict[str, Any]]] = []
     if prefetch.get("observations") is not None:
         # A first page is enough only when no detail is read from Observations (fhir_fetch completes the
@@ -528,8 +517,39 @@ def read_prefetch(
             prefetch["observations"], "prefetch.observations", "Observation", patient_id,
             partial_ok=not reads_observations(kb),
         )
-        observations, skipped = len(found_obs), skipped + skipped_obs
+        skipped += skipped_obs
+    return read_record(patient, read, found_obs, kb, codes_map, today, skipped + left_out)
 
+
+def read_patient(raw: dict[str, Any], patient_id: str) -> Patient | _LightPatient:
+    """The Patient resource of the prefetch (a JSON object), validated; raises FhirInputError."""
+    patient = _validate(Patient, _read_only(raw, PATIENT_READ), "prefetch.patient")
+    if patient.id is not None and patient.id != patient_id:
+        raise FhirInputError(f"prefetch.patient.id: {patient.id!r} is not the patient in context ({patient_id!r})")
+    return patient
+
+
+def read_conditions(entries: Iterable[tuple[int, dict[str, Any]]]) -> tuple[list[Condition | _LightCondition], int]:
+    """The Condition resources, each with its index in its Bundle (for the path of an error), validated;
+    and how many were skipped (a modifierExtension). Raises FhirInputError."""
+    read: list[Condition | _LightCondition] = []
+    skipped = 0
+    for index, raw in entries:
+        if raw.get("modifierExtension") is not None:
+            skipped += 1  # a modifier could reverse the meaning; never read as if it were absent
+            continue
+        read.append(_validate(Condition, _read_only(raw, CONDITION_READ), f"prefetch.conditions.entry.{index}.resource"))
+    return read, skipped
+
+
+def read_record(patient: Patient | _LightPatient, conditions: list[Condition | _LightCondition],
+                observations: list[tuple[int, dict[str, Any]]], kb: KnowledgeBase, codes_map: Terminology,
+                today: date, skipped: int = 0) -> FhirReading:
+    """The reading of a validated patient and conditions (read_patient, read_conditions) and of the
+    patient's Observations: what read_prefetch does once it has taken them out of the prefetch's
+    Bundles. The cohort screen, whose resources come one per line, calls the three directly.
+    `skipped`: entries of the Bundles left out already."""
+    deceased = patient.deceasedBoolean is True or patient.deceasedDateTime is not None
     mapped: dict[str, list[str]] = {}
     not_mapped: list[NotMapped] = []
     ignored = 0
@@ -549,7 +569,7 @@ def read_prefetch(
     age, age_note = age_from_birth_date(patient.birthDate, today)
     presentation: dict[str, Any] | None = None
     asked = obslib.wanted({pid: kb.details[pid] for pid in mapped})
-    observed = obslib.read((raw for _, raw in found_obs), asked, today) if asked and not deceased else {}
+    observed = obslib.read((raw for _, raw in observations), asked, today) if asked and not deceased else {}
     inputs = {pid: condition_input(pid, kb, observed.get(pid)) for pid in mapped}
     if mapped and not deceased:
         presentation = {"conditions": [condition for condition, _ in inputs.values()]}
@@ -562,7 +582,7 @@ def read_prefetch(
         observed={pid: tuple(values.values()) for pid, values in observed.items()},
         not_mapped=tuple(not_mapped),
         age_note=age_note,
-        observations=observations,
+        observations=len(observations),
         not_current=ignored,
         skipped=skipped,
         deceased=deceased,
