@@ -284,6 +284,12 @@ def _settle_collector() -> None:
 
 
 FORKSERVER = "distributed.worker.multiprocessing-method"
+# A local worker's own threads take the GIL from its task: the profiler samples the task's stack every 10 ms,
+# the event loop ticks every 20 ms, the system monitor runs twice a second. Nothing of the screen reads them
+# (no dashboard); off or slower, the 2 workers of a 100,000-patient screen spent 0.3-0.6 CPU s less of about
+# 12.5 (3 runs each, alternating; BENCHMARKS.md). A cluster given with --scheduler keeps its own settings.
+QUIET_WORKERS = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
+                 "distributed.admin.system-monitor.interval": "2s"}
 
 
 def _start_forkserver() -> bool:
@@ -334,7 +340,7 @@ def _on_cluster(work: Passes, address: str | None, workers: int, show: bool,
     if address:
         client, cluster, where = Client(address), None, f"the Dask cluster at {address}"
     else:
-        with dask.config.set({FORKSERVER: "forkserver"} if forked else {}):
+        with dask.config.set({**QUIET_WORKERS, **({FORKSERVER: "forkserver"} if forked else {})}):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    scheduler_kwargs=NO_DASHBOARD, silence_logs=logging.ERROR)
         client, where = Client(cluster), f"a local Dask cluster of {workers} processes"
