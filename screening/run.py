@@ -1,13 +1,13 @@
 """`myotomy-cds screen EXPORT_DIR OUT`: the cohort screen on Dask.
 
-Two passes, each a Dask bag. Pass 1, a partition per export file: each line becomes a resource
+Two passes of Dask tasks (dask.delayed). Pass 1, a task per export file: each line becomes a resource
 record or a problem (screening/export.py), and the records, grouped into patient buckets (a crc32
 of the patient id), are written to a scratch file under OUT/_scratch; the client learns where each
-bucket's records are in which file. Pass 2, a partition per bucket: its patients are
+bucket's records are in which file. Pass 2, a task per bucket: its patients are
 assessed (screening/patients.py) and the worker writes the bucket's rows as one Parquet file (and,
 with --full, its plans as JSON Lines) under OUT. Buckets are sized from the export (about
 BUCKET_BYTES each), so the memory of a task does not grow with the export: this is a shuffle
-through storage, which a bag's in-memory task shuffle is not. Results never travel back through
+through storage, which a Dask bag's in-memory task shuffle is not. Results never travel back through
 the client, which gets only the counts of each bucket and the problems, and writes the summary
 (screening/summary.py).
 
@@ -215,23 +215,25 @@ def _join_plans(out: str) -> None:
 
 @dataclass
 class Passes:
-    """The two Dask bags: pass 1 (a partition per file: its problems and where its records went), then
-    pass 2 (a partition per bucket: counts), made from pass 1's answer, as it reads what pass 1 wrote."""
+    """The two passes as Dask tasks: pass 1 (a task per file: its problems and where its records went), then
+    pass 2 (a task per bucket: counts), made from pass 1's answer, as it reads what pass 1 wrote. Plain
+    delayed calls, not bags: a bag made two tasks of each (its sequence, then the call), twice the
+    scheduler's round trips for nothing."""
 
     export: Export
     out: str
     full: bool
     buckets: int
 
-    def reading(self) -> Any:
-        import dask.bag as db
+    def reading(self) -> list[Any]:
+        from dask import delayed
 
-        files = list(self.export.files)
-        return db.from_sequence(files, npartitions=len(files)).map(split_file, self.buckets, f"{self.out}/{SCRATCH}")
+        task = delayed(split_file, pure=True)
+        return [task(file, self.buckets, f"{self.out}/{SCRATCH}") for file in self.export.files]
 
-    def assessing(self, read: list[tuple[list, dict[int, list[Chunk]]]]) -> tuple[Any, list[tuple]]:
-        """Pass 2's bag from pass 1's answers, and pass 1's problems."""
-        import dask.bag as db
+    def assessing(self, read: list[tuple[list, dict[int, list[Chunk]]]]) -> tuple[list[Any], list[tuple]]:
+        """Pass 2's tasks from pass 1's answers, and pass 1's problems."""
+        from dask import delayed
 
         problems: list[tuple] = []
         chunks: dict[int, list[Chunk]] = {bucket: [] for bucket in range(self.buckets)}
@@ -239,9 +241,8 @@ class Passes:
             problems.extend(found)
             for bucket, items in where.items():
                 chunks[bucket].extend(items)
-        bag = db.from_sequence(list(chunks.items()), npartitions=self.buckets).starmap(
-            assess_bucket, today=self.export.today, out=self.out, full=self.full)
-        return bag, problems
+        task = delayed(assess_bucket, pure=True)
+        return [task(bucket, where, self.export.today, self.out, self.full) for bucket, where in chunks.items()], problems
 
 
 def passes(export: Export, out: str, full: bool) -> Passes:
@@ -348,17 +349,17 @@ def _on_cluster(work: Passes, address: str | None, workers: int, show: bool,
         # every worker builds its engine now, in parallel, not inside the first task (done already when forked)
         labels.extend(client.run(warm).values())
         seconds["start"] = time.perf_counter() - seconds.pop("t0")
-        def run(bag: Any, desc: str, unit: str) -> list:
-            """The partitions' results in partition order, whatever order they finish in (the summary
-            lists the first not-assessed patients: the same ones on every run)."""
-            futures = client.compute(bag.to_delayed())
+        def run(tasks: list[Any], desc: str, unit: str) -> list:
+            """The tasks' results in their order, whatever order they finish in (the summary lists the
+            first not-assessed patients: the same ones on every run)."""
+            futures = client.compute(tasks)
             place = {future.key: index for index, future in enumerate(futures)}
-            found: list[list] = [[] for _ in futures]
+            found: list = [None] * len(futures)
             with _bar(len(futures), show, desc, unit) as bar:
-                for future in as_completed(futures):
-                    found[place[future.key]] = future.result()
+                for future, result in as_completed(futures, with_results=True):
+                    found[place[future.key]] = result
                     bar.update(1)
-            return [item for part in found for item in part]
+            return found
 
         t = time.perf_counter()
         read = run(work.reading(), "reading", " file")
@@ -385,10 +386,10 @@ def _run_multiprocessing(work: Passes, workers: int, show: bool,
     seconds["start"] = time.perf_counter() - seconds.pop("t0")
     try:
         t = time.perf_counter()
-        (read,) = dask.compute(work.reading(), scheduler="processes", num_workers=workers)
+        read = dask.compute(*work.reading(), scheduler="processes", num_workers=workers)
         seconds["reading"], t = time.perf_counter() - t, time.perf_counter()
         assessed, problems = work.assessing(read)
-        (found,) = dask.compute(assessed, scheduler="processes", num_workers=workers)
+        found = dask.compute(*assessed, scheduler="processes", num_workers=workers)
         seconds["assessing"] = time.perf_counter() - t
     finally:
         if bar:
