@@ -123,6 +123,9 @@ def discover(folder: str, as_of: date | None = None) -> Export:
             if name not in present:
                 problems.append(Problem(name, 0, "listed in manifest.json but not in the folder"))
                 continue
+            if any(name == listed for _, listed in names):  # read twice, every patient of it would be twice
+                problems.append(Problem(name, 0, "listed twice in manifest.json: read once"))
+                continue
             names.append((rtype, name))
     else:
         if today is None:

@@ -10,6 +10,7 @@ sent), the first time a task needs it.
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -25,10 +26,12 @@ from rules.planner import default_context
 from screening.export import parse_json
 from screening.tally import Tally
 from service.cards import card_summary
-from service.fhir_input import FhirInputError, FhirReading, code_map, read_prefetch, reads_observations
+from service.fhir_input import (FhirInputError, FhirReading, code_map, read_conditions, read_patient, read_record,
+                                reads_observations)
 from service.record_assessment import NotAssessed, assess_reading
 
 SEVERITY_ORDER = ("stop", "do_first", "caution")
+_PLACE = operator.itemgetter(3, 4)  # a record's file and line: the order of the export
 
 
 @functools.lru_cache(maxsize=1)
@@ -67,6 +70,7 @@ class Part:
     needs: list[str]
     flag_keys: tuple[tuple[str, str, str], ...]  # (presentation, severity, flag id)
     top_keys: tuple[tuple[str, str, str], ...]  # (presentation, option name, strength)
+    need_keys: tuple[tuple[str, str], ...]  # (presentation, detail label)
 
 
 def plan_part(plan: Plan, p: str) -> Part:
@@ -80,6 +84,7 @@ def plan_part(plan: Plan, p: str) -> Part:
         worst_flag=next((s for s in SEVERITY_ORDER if s in severities), None),
         needs=[n.label for n in plan.needs if n.presentation == p],
         flag_keys=tuple((p, f.severity, f.id) for f in flags), top_keys=tuple((p, o.name, o.strength) for o in treatment),
+        need_keys=tuple((p, n.label) for n in plan.needs if n.presentation == p),
     )
 
 
@@ -135,9 +140,9 @@ def plan_rows(pid: str, found: Assessed, reading: FhirReading, kb: Any, tally: T
         ))
         tally.assessed[p] += 1
         tally.stopped[p] += part.stopped
-        tally.flags.update(part.flag_keys)
-        tally.needs.update((p, label) for label in part.needs)
-        tally.top.update(part.top_keys)
+        for counter, keys in ((tally.flags, part.flag_keys), (tally.needs, part.need_keys), (tally.top, part.top_keys)):
+            for key in keys:  # not Counter.update: its checks cost more than adding the few keys of a row
+                counter[key] += 1
     return rows
 
 
@@ -165,6 +170,7 @@ def _not_assessed(pid: str, reason: str, kind: str, kb: Any, tally: Tally, prese
     return _row(pid, "not_assessed", presentation, kb, reason=reason)
 
 
+@functools.lru_cache(maxsize=1)
 def text_read() -> frozenset[str]:
     """The resource types whose content the reading uses; of the others, pass 1 keeps only where they are
     (an Observation is read only when a declared detail names a LOINC code: service/fhir_input.py)."""
@@ -172,16 +178,26 @@ def text_read() -> frozenset[str]:
     return frozenset({"Patient", "Condition", *(("Observation",) if reads_observations(kb) else ())})
 
 
+def _asks_observations(reading: FhirReading, kb: Any) -> bool:
+    """Whether a detail of a presentation the record maps to is read from an Observation (a LOINC code)."""
+    return any(d.loinc for p in reading.mapped_codes for d in kb.details[p])
+
+
 def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally,
                    keep_plan: bool = False) -> tuple[list[dict[str, Any]], list[tuple[str, Plan]]]:
     """The rows of one patient, and (`keep_plan`, for --full) its plan; never raises for what the record holds."""
     kb, engine, terms = context()
     tally.patients += 1
-    records = sorted(records, key=lambda r: (r[3], r[4]))
-    tally.resources.update(r[2] for r in records)
+    records.sort(key=_PLACE)
     by_type: dict[str, list[tuple]] = {}
     for record in records:
-        by_type.setdefault(record[2], []).append(record)
+        found = by_type.get(record[2])
+        if found is None:
+            by_type[record[2]] = [record]
+        else:
+            found.append(record)
+    for rtype, found in by_type.items():
+        tally.resources[rtype] += len(found)
     patients = by_type.get("Patient", [])
     if len(patients) != 1:
         tally.not_assessed_patients += 1
@@ -190,19 +206,23 @@ def assess_patient(pid: str, records: list[tuple], today: date, tally: Tally,
             return [_not_assessed(pid, why, "no Patient resource", kb, tally)], []
         shown = ", ".join(f"{r[3]} line {r[4]}" for r in patients)
         return [_not_assessed(pid, f"several Patient resources with this id ({shown})", "several Patient resources", kb, tally)], []
-    places = {"patient": [(r[3], r[4]) for r in patients]}
-    bundles, read = {}, text_read()
-    for key, rtype in (("conditions", "Condition"), ("observations", "Observation")):
-        if rtype not in read:  # Observations only counted (no detail reads one): no bundle to walk
-            continue
-        found = by_type.get(rtype, [])
-        places[key] = [(r[3], r[4]) for r in found]
-        bundles[key] = {"resourceType": "Bundle", "type": "searchset",
-                        "entry": [{"resource": parse_json(r[5])} for r in found]}
+    conditions = by_type.get("Condition", [])
+    observations = by_type.get("Observation", []) if "Observation" in text_read() else []
     try:
-        reading = read_prefetch({"patient": parse_json(patients[0][5]), **bundles}, pid, kb, terms, today)
+        # read_prefetch's steps without its Bundles: each line of the export is one resource of this patient
+        # (pass 1 checked its type and subject), so walking a Bundle built for it would find nothing to leave out
+        patient = read_patient(parse_json(patients[0][5]), pid)
+        read, skipped = read_conditions((i, parse_json(r[5])) for i, r in enumerate(conditions))
+        reading = read_record(patient, read, [], kb, terms, today, skipped)
+        # Observations are parsed only for a record whose presentations read a detail from one (what the
+        # reading does with them otherwise is count them): the same reading, made again with them
+        if observations and reading.presentation is not None and _asks_observations(reading, kb):
+            parsed = [(i, parse_json(r[5])) for i, r in enumerate(observations)]
+            reading = read_record(patient, read, parsed, kb, terms, today, skipped)
     except FhirInputError as error:
         tally.not_assessed_patients += 1
+        places = {key: [(r[3], r[4]) for r in found]
+                  for key, found in (("patient", patients), ("conditions", conditions), ("observations", observations))}
         return [_not_assessed(pid, "cannot be read: " + _where(str(error), places), "resource cannot be read", kb, tally)], []
     tally.conditions_not_mapped += len(reading.not_mapped)
     tally.conditions_not_current += reading.not_current

@@ -1,12 +1,13 @@
 """`myotomy-cds screen EXPORT_DIR OUT`: the cohort screen on Dask.
 
-Two passes, each a Dask bag. Pass 1, a partition per export file: each line becomes a resource
-record or a problem (screening/export.py), and the records are written into patient buckets (a
-crc32 of the patient id) under OUT/_scratch. Pass 2, a partition per bucket: its patients are
+Two passes of Dask tasks (dask.delayed). Pass 1, a task per export file: each line becomes a resource
+record or a problem (screening/export.py), and the records, grouped into patient buckets (a crc32
+of the patient id), are written to a scratch file under OUT/_scratch; the client learns where each
+bucket's records are in which file. Pass 2, a task per bucket: its patients are
 assessed (screening/patients.py) and the worker writes the bucket's rows as one Parquet file (and,
 with --full, its plans as JSON Lines) under OUT. Buckets are sized from the export (about
 BUCKET_BYTES each), so the memory of a task does not grow with the export: this is a shuffle
-through storage, which a bag's in-memory task shuffle is not. Results never travel back through
+through storage, which a Dask bag's in-memory task shuffle is not. Results never travel back through
 the client, which gets only the counts of each bucket and the problems, and writes the summary
 (screening/summary.py).
 
@@ -45,7 +46,7 @@ from screening.summary import Labels, import_plotting_soon, labels_of, write_sum
 
 TABLE = "table"  # OUT/table/part-*.parquet: read it whole with pandas.read_parquet(OUT + "/table")
 PLANS = "plans.jsonl"
-SCRATCH = "_scratch"  # pass 1's patient buckets; removed at the end
+SCRATCH = "_scratch"  # pass 1's files of patient buckets; removed at the end
 BUCKET_BYTES = 2 * 1024 * 1024  # about 1,500 patients of a typical export: small tasks, flat worker memory
 MIN_BUCKETS = 16  # at 10,000 patients 8 tasks per worker of 2: the last to finish leaves the other idle for less
 FLUSH_RECORDS = 20_000
@@ -104,52 +105,65 @@ def bucket_of(pid: str, buckets: int) -> int:
     return zlib.crc32(pid.encode("utf-8")) % buckets
 
 
-def split_file(file: ExportFile, buckets: int, scratch: str) -> list[tuple]:
-    """Pass 1, one task per file: its resource records into the scratch bucket of their patient (a
-    file per bucket, written every FLUSH_RECORDS records so memory does not grow with the file);
-    returns the file's problems."""
-    problems: list[tuple] = []
-    pending: dict[int, list[tuple]] = {}
-    held = chunk = 0
+Chunk = tuple[str, int, int]  # (scratch file, offset, length): one pickled list of a bucket's records
 
-    def flush() -> None:
-        nonlocal held, chunk
-        for bucket, records in pending.items():
-            with fsspec.open(f"{scratch}/{bucket:05d}/{file.name}.{chunk}.pkl", "wb") as handle:
-                pickle.dump(records, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        pending.clear()
-        held, chunk = 0, chunk + 1
 
+def split_file(file: ExportFile, buckets: int, scratch: str) -> tuple[list[tuple], dict[int, list[Chunk]]]:
+    """Pass 1, one task per file: its resource records, grouped by the bucket of their patient, into one
+    scratch file (a pickled list per bucket, written every FLUSH_RECORDS records so memory does not grow
+    with the file); returns the file's problems and where each bucket's records are in the scratch file.
+
+    One scratch file per export file, not one per export file and bucket: creating a file cost about 0.25 ms
+    of CPU here, and 89 files times 45 buckets at 100,000 patients was 40 % of pass 1 (BENCHMARKS.md)."""
     from screening.patients import text_read
 
+    problems: list[tuple] = []
+    chunks: dict[int, list[Chunk]] = {}
+    pending: dict[int, list[tuple]] = {}
+    held = 0
+    path = f"{scratch}/{file.name}.pkl"
     keep_text = file.rtype in text_read()
-    for record in read_file(file):
-        if record[0] == "p":
-            problems.append(record)
-            continue
-        if not keep_text:  # only counted in pass 2: its JSON text need not travel through the buckets
-            record = record[:5] + (None,)
-        pending.setdefault(bucket_of(record[1], buckets), []).append(record)
-        held += 1
-        if held >= FLUSH_RECORDS:
-            flush()
-    flush()
-    return problems
+    with fsspec.open(path, "wb") as handle:
+
+        def flush() -> None:
+            nonlocal held
+            for bucket, records in pending.items():
+                data = pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
+                chunks.setdefault(bucket, []).append((path, handle.tell(), len(data)))
+                handle.write(data)
+            pending.clear()
+            held = 0
+
+        for record in read_file(file):
+            if record[0] == "p":
+                problems.append(record)
+                continue
+            if not keep_text:  # only counted in pass 2: its JSON text need not travel through the buckets
+                record = record[:5] + (None,)
+            pending.setdefault(bucket_of(record[1], buckets), []).append(record)
+            held += 1
+            if held >= FLUSH_RECORDS:
+                flush()
+        flush()
+    return problems, chunks
 
 
-def _bucket_records(scratch: str, bucket: int) -> dict[str, list[tuple]]:
-    fs, root = fsspec.core.url_to_fs(f"{scratch}/{bucket:05d}")
+def _bucket_records(chunks: list[Chunk]) -> dict[str, list[tuple]]:
+    """The bucket's records by patient, read from the scratch files of pass 1 (one open per file)."""
     groups: dict[str, list[tuple]] = {}
-    if not fs.exists(root):
-        return groups
-    for path in sorted(fs.ls(root, detail=False)):
-        with fs.open(path, "rb") as handle:
-            for record in pickle.load(handle):
-                groups.setdefault(record[1], []).append(record)
+    by_path: dict[str, list[Chunk]] = {}
+    for chunk in chunks:
+        by_path.setdefault(chunk[0], []).append(chunk)
+    for path, found in sorted(by_path.items()):
+        with fsspec.open(path, "rb") as handle:
+            for _, offset, length in found:
+                handle.seek(offset)
+                for record in pickle.loads(handle.read(length)):
+                    groups.setdefault(record[1], []).append(record)
     return groups
 
 
-def assess_bucket(bucket: int, scratch: str, today: date, out: str, full: bool) -> Tally:
+def assess_bucket(bucket: int, chunks: list[Chunk], today: date, out: str, full: bool) -> Tally:
     """Pass 2, one task per bucket: assess its patients, write its table part (and plans), return its counts.
     Named by bucket, so a task run twice (a worker lost) overwrites its own files."""
     from rules.batch import plan_json
@@ -158,7 +172,7 @@ def assess_bucket(bucket: int, scratch: str, today: date, out: str, full: bool) 
     tally = Tally()
     rows: list[dict[str, Any]] = []
     plans: list[bytes] = []
-    for pid, records in sorted(_bucket_records(scratch, bucket).items()):
+    for pid, records in sorted(_bucket_records(chunks).items()):
         patient_rows, patient_plans = assess_patient(pid, records, today, tally, full)
         rows.extend(patient_rows)
         if full:
@@ -199,17 +213,40 @@ def _join_plans(out: str) -> None:
     fs.rm(f"{root}/plans", recursive=True)
 
 
-def passes(export: Export, out: str, full: bool) -> tuple[Any, Any]:
-    """The two Dask bags: pass 1 (a partition per file: problems), pass 2 (a partition per bucket: counts).
-    Pass 2 reads what pass 1 wrote, so it is computed after it."""
-    import dask.bag as db
+@dataclass
+class Passes:
+    """The two passes as Dask tasks: pass 1 (a task per file: its problems and where its records went), then
+    pass 2 (a task per bucket: counts), made from pass 1's answer, as it reads what pass 1 wrote. Plain
+    delayed calls, not bags: a bag made two tasks of each (its sequence, then the call), twice the
+    scheduler's round trips for nothing."""
 
-    files = list(export.files)
-    buckets = buckets_for(files)
-    scratch = f"{out}/{SCRATCH}"
-    split = db.from_sequence(files, npartitions=len(files)).map(split_file, buckets, scratch).flatten()
-    assessed = db.from_sequence(range(buckets), npartitions=buckets).map(assess_bucket, scratch, export.today, out, full)
-    return split, assessed
+    export: Export
+    out: str
+    full: bool
+    buckets: int
+
+    def reading(self) -> list[Any]:
+        from dask import delayed
+
+        task = delayed(split_file, pure=True)
+        return [task(file, self.buckets, f"{self.out}/{SCRATCH}") for file in self.export.files]
+
+    def assessing(self, read: list[tuple[list, dict[int, list[Chunk]]]]) -> tuple[list[Any], list[tuple]]:
+        """Pass 2's tasks from pass 1's answers, and pass 1's problems."""
+        from dask import delayed
+
+        problems: list[tuple] = []
+        chunks: dict[int, list[Chunk]] = {bucket: [] for bucket in range(self.buckets)}
+        for found, where in read:
+            problems.extend(found)
+            for bucket, items in where.items():
+                chunks[bucket].extend(items)
+        task = delayed(assess_bucket, pure=True)
+        return [task(bucket, where, self.export.today, self.out, self.full) for bucket, where in chunks.items()], problems
+
+
+def passes(export: Export, out: str, full: bool) -> Passes:
+    return Passes(export, out, full, buckets_for(list(export.files)))
 
 
 def _bar(total: int, show: bool, desc: str, unit: str) -> Any:
@@ -248,6 +285,12 @@ def _settle_collector() -> None:
 
 
 FORKSERVER = "distributed.worker.multiprocessing-method"
+# A local worker's own threads take the GIL from its task: the profiler samples the task's stack every 10 ms,
+# the event loop ticks every 20 ms, the system monitor runs twice a second. Nothing of the screen reads them
+# (no dashboard); off or slower, the 2 workers of a 100,000-patient screen spent 0.3-0.6 CPU s less of about
+# 12.5 (3 runs each, alternating; BENCHMARKS.md). A cluster given with --scheduler keeps its own settings.
+QUIET_WORKERS = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
+                 "distributed.admin.system-monitor.interval": "2s"}
 
 
 def _start_forkserver() -> bool:
@@ -279,18 +322,18 @@ def _stop_forkserver() -> None:
         stop()
 
 
-def _run_distributed(split: Any, assessed: Any, address: str | None, workers: int, show: bool,
+def _run_distributed(work: Passes, address: str | None, workers: int, show: bool,
                      seconds: dict[str, float], labels: list[Labels], forked: bool,
                      stopping: list[threading.Thread]) -> tuple[list, list, str]:
     try:
-        return _on_cluster(split, assessed, address, workers, show, seconds, labels, forked)
+        return _on_cluster(work, address, workers, show, seconds, labels, forked)
     finally:
         if forked:  # the forkserver exits (a second or so) while the summary is written; joined after it
             stopping.append(threading.Thread(target=_stop_forkserver, name="stop forkserver"))
             stopping[-1].start()
 
 
-def _on_cluster(split: Any, assessed: Any, address: str | None, workers: int, show: bool,
+def _on_cluster(work: Passes, address: str | None, workers: int, show: bool,
                 seconds: dict[str, float], labels: list[Labels], forked: bool) -> tuple[list, list, str]:
     import dask
     from distributed import Client, LocalCluster, as_completed
@@ -298,7 +341,7 @@ def _on_cluster(split: Any, assessed: Any, address: str | None, workers: int, sh
     if address:
         client, cluster, where = Client(address), None, f"the Dask cluster at {address}"
     else:
-        with dask.config.set({FORKSERVER: "forkserver"} if forked else {}):
+        with dask.config.set({**QUIET_WORKERS, **({FORKSERVER: "forkserver"} if forked else {})}):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    scheduler_kwargs=NO_DASHBOARD, silence_logs=logging.ERROR)
         client, where = Client(cluster), f"a local Dask cluster of {workers} processes"
@@ -306,27 +349,33 @@ def _on_cluster(split: Any, assessed: Any, address: str | None, workers: int, sh
         # every worker builds its engine now, in parallel, not inside the first task (done already when forked)
         labels.extend(client.run(warm).values())
         seconds["start"] = time.perf_counter() - seconds.pop("t0")
-        results = []
-        for bag, desc, unit in ((split, "reading", " file"), (assessed, "assessing", " bucket")):
-            t = time.perf_counter()
-            if bag is assessed:
-                import_plotting_soon()
-            futures = client.compute(bag.to_delayed())
-            found: list = []
+        def run(tasks: list[Any], desc: str, unit: str) -> list:
+            """The tasks' results in their order, whatever order they finish in (the summary lists the
+            first not-assessed patients: the same ones on every run)."""
+            futures = client.compute(tasks)
+            place = {future.key: index for index, future in enumerate(futures)}
+            found: list = [None] * len(futures)
             with _bar(len(futures), show, desc, unit) as bar:
-                for future in as_completed(futures):
-                    found.extend(future.result())
+                for future, result in as_completed(futures, with_results=True):
+                    found[place[future.key]] = result
                     bar.update(1)
-            results.append(found)
-            seconds[desc] = time.perf_counter() - t
-        return results[1], results[0], where
+            return found
+
+        t = time.perf_counter()
+        read = run(work.reading(), "reading", " file")
+        seconds["reading"], t = time.perf_counter() - t, time.perf_counter()
+        assessed, problems = work.assessing(read)
+        import_plotting_soon()
+        tallies = run(assessed, "assessing", " bucket")
+        seconds["assessing"] = time.perf_counter() - t
+        return tallies, problems, where
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def _run_multiprocessing(split: Any, assessed: Any, workers: int, show: bool,
+def _run_multiprocessing(work: Passes, workers: int, show: bool,
                          seconds: dict[str, float]) -> tuple[list, list, str]:
     import dask
     from dask.diagnostics import ProgressBar
@@ -337,9 +386,10 @@ def _run_multiprocessing(split: Any, assessed: Any, workers: int, show: bool,
     seconds["start"] = time.perf_counter() - seconds.pop("t0")
     try:
         t = time.perf_counter()
-        (problems,) = dask.compute(split, scheduler="processes", num_workers=workers)
+        read = dask.compute(*work.reading(), scheduler="processes", num_workers=workers)
         seconds["reading"], t = time.perf_counter() - t, time.perf_counter()
-        (found,) = dask.compute(assessed, scheduler="processes", num_workers=workers)
+        assessed, problems = work.assessing(read)
+        found = dask.compute(*assessed, scheduler="processes", num_workers=workers)
         seconds["assessing"] = time.perf_counter() - t
     finally:
         if bar:
@@ -375,15 +425,15 @@ def _screen(export_dir: str, out: str, as_of: date | None, scheduler: str | None
             stopping: list[threading.Thread]) -> Result:
     export = discover(export_dir, as_of)
     _prepare(out)
-    split, assessed = passes(export, out, full)
+    work = passes(export, out, full)
     show = sys.stderr.isatty() if show_progress is None else show_progress
     labels: list[Labels] = []
     try:
         if have_distributed:
-            found, problem_list, where = _run_distributed(split, assessed, scheduler, workers, show, seconds, labels,
+            found, problem_list, where = _run_distributed(work, scheduler, workers, show, seconds, labels,
                                                           forked, stopping)
         else:
-            found, problem_list, where = _run_multiprocessing(split, assessed, workers, show, seconds)
+            found, problem_list, where = _run_multiprocessing(work, workers, show, seconds)
     finally:  # the buckets hold patient records: never left behind, even after a failure
         fs, root = fsspec.core.url_to_fs(out)
         if fs.exists(f"{root}/{SCRATCH}"):

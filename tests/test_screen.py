@@ -166,6 +166,18 @@ def test_no_manifest_needs_as_of(tmp_path: Path, in_process_cluster: str) -> Non
     assert result.tally.patients == len(export.patients)
 
 
+def test_a_file_listed_twice_is_read_once_and_reported(tmp_path: Path, in_process_cluster: str) -> None:
+    export = generate(tmp_path / "export", 20, seed=3, per_file=50)
+    manifest = json.loads((export.folder / "manifest.json").read_text())
+    manifest["output"].append(manifest["output"][0])
+    (export.folder / "manifest.json").write_text(json.dumps(manifest))
+    result = screen(str(export.folder), str(tmp_path / "out"), scheduler=in_process_cluster, show_progress=False)
+    twice = manifest["output"][0]["url"].rsplit("/", 1)[1]
+    assert [p.reason for p in result.problems if p.file == twice] == ["listed twice in manifest.json: read once"]
+    assert result.tally.patients == len(export.patients)
+    assert result.tally.not_assessed_reasons["several Patient resources"] == 0
+
+
 def test_truncated_gzip_is_a_problem_not_a_failure(tmp_path: Path, in_process_cluster: str) -> None:
     export = generate(tmp_path / "export", 30, seed=5, per_file=10)
     broken = next(p for p in export.files if p.name.startswith("Observation.") and p.name.endswith(".gz"))
