@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     rate = med([runs[(large, 2, r)].patients_per_second_running for r in range(rounds)])
     verdicts.append(f"estimate: 10 million patients at the {large:,}-patient rate once started ({rate:.0f} patients/s "
                     f"on 2 workers): {10_000_000 / rate / 3600:.1f} hours on 2 workers, "
-                    f"{10_000_000 / rate / 3600 * 2:.0f} worker-hours")
+                    f"{10_000_000 / rate / 3600 * 2:.1f} worker-hours")
     print("\n" + "\n".join(verdicts), flush=True)
     if not args.quick:
         body = "\n".join([
