@@ -4,9 +4,10 @@ Reads top to bottom like the user's task. The app holds no clinical logic: it bu
 the details each presentation declares, calls rules.assess() and renders the Plan. The knowledge
 base and the engine are built once per process; the engine's own lock makes concurrent browser
 sessions safe. The answer is a keyed fragment that Assess reruns alone (the form and the sidebar are not
-drawn again); it also writes, into places the form keeps under each field, the check's message or the
-plan's "record this" prompt, and the sidebar's teaching point.
-Nothing entered is lost: age and details are one form read on Assess, a refused value is named beside
+drawn again); it also writes, into places the form keeps under the age and at the top of each
+presentation's details, the check's messages and the plan's "record this" prompts, and the sidebar's
+teaching point. The answer itself is a few HTML blocks (webapp/results.py).
+Nothing entered is lost: age and details are one form read on Assess, a refused value is named with
 its field and at the top of the results, and the URL carries the form so a link opens the same plan.
 ?print=1 is the print view: the same plan with every section expanded, without sidebar or form.
 """
@@ -28,7 +29,7 @@ from rules import InputError, KnowledgeBaseError, RuleExecutionError, assess
 from rules.render import to_markdown
 from webapp import export, form, graph, layout, presenter, results, state, teaching, warm
 from webapp.knowledge import Knowledge, knowledge_bar, problem_list
-from webapp.text import esc
+from webapp.text import esc, h as esc_html, link
 from webapp.words import Words
 
 st.set_page_config(page_title="Myotomy decision support", page_icon=":material/medical_services:", layout="wide")
@@ -49,7 +50,7 @@ def teaching_cases(_kb: KnowledgeBase, content_hash: str):
 # Assess runs again only the parts of the page its answer changes (see `submit`): two keyed fragments.
 ANSWER_PART = "answer_part"
 PROBLEMS_SHOWN = "knowledge_problems_shown"
-INPUTS_TABLE_KEY = "inputs_table_open"
+EXPORT_KEY = "export_open"
 
 
 presenting = presenter.requested(st.query_params)  # the presenter view has its own, larger heading
@@ -81,7 +82,16 @@ _SCROLL = """<script>/* NONCE */
 (() => {  // its own scope: the page keeps the names of every copy that has run
   const doc = window.parent.document;
   let tries = 0;
+  // a folded part the reader opened (a card's basis, "why not") opens again in the next answer
+  if (!window.__foldsOpen) {
+    window.__foldsOpen = new Set();
+    doc.addEventListener("toggle", (e) => {
+      const key = e.target.dataset ? e.target.dataset.key : undefined;
+      if (key) e.target.open ? window.__foldsOpen.add(key) : window.__foldsOpen.delete(key);
+    }, true);
+  }
   function go() {
+    doc.querySelectorAll("details[data-key]").forEach((d) => { if (window.__foldsOpen.has(d.dataset.key)) d.open = true; });
     const head = doc.getElementById("results"), plan = doc.getElementById("plan");
     if (!head || !plan) { if (tries++ < 30) setTimeout(go, 100); return; }
     head.scrollIntoView({block: "start"});
@@ -92,8 +102,8 @@ _SCROLL = """<script>/* NONCE */
     let low = plan.getBoundingClientRect().top - window.parent.innerHeight * 0.5;
     // a stop flag is never scrolled out of sight to show the plan: it stays where the heading was
     const top = head.getBoundingClientRect().top;
-    const stop = [...doc.querySelectorAll('[data-testid="stAlertContentError"]')].find(e => e.getBoundingClientRect().top >= top);
-    if (stop) low = Math.min(low, stop.getBoundingClientRect().top - top);
+    const stop = [...doc.querySelectorAll(".STOP")].find(e => e.getBoundingClientRect().top >= top);
+    if (stop) low = Math.min(low, stop.getBoundingClientRect().top - top - 12);  // a little space above it
     if (box && low > 0) box.scrollBy(0, low);
   }
   // after the next frame, when the browser has laid out the answer itself: scrolling at once, while the answer's
@@ -173,7 +183,7 @@ def current() -> tuple[KnowledgeBase, Any]:
 
 def submit() -> None:
     """Assess what the form holds, and run again only the answer's part of the page: it also writes what
-    the form shows beside its fields (a refused value, a "record this" prompt) and the sidebar's teaching
+    the form shows with its fields (a refused value, a "record this" prompt) and the sidebar's teaching
     point. The form, the title, the knowledge bar and the sidebar are not sent to the browser again (the
     form's widgets were most of what the browser drew after Assess; see BENCHMARKS.md)."""
     whole_page = bool(st.session_state.pop("url_problems", None))  # the link's warning at the top goes
@@ -187,8 +197,8 @@ def submit() -> None:
 
 
 def details_form(kb: KnowledgeBase, chosen: list[str]) -> dict[str, Any]:
-    """Age and the details: one form, read when Assess is pressed. Returns the places under the fields
-    (by the keys of `form.errors_by_place`) that the answer fills."""
+    """Age and the details: one form, read when Assess is pressed. Returns the places the answer fills (by the
+    keys of `form.errors_by_place`): under the age, and at the top of each presentation's details."""
     places: dict[str, Any] = {}
     with st.form("details", border=False):
         left, _ = st.columns([3, 1])
@@ -205,9 +215,9 @@ def details_form(kb: KnowledgeBase, chosen: list[str]) -> dict[str, Any]:
                 cols = st.columns(2)  # half the page wide: two details a row
                 for index, detail in enumerate(plain):
                     with cols[index % 2]:
-                        places[form.key(pid, detail.id)] = form.detail_widget(kb, pid, detail)
+                        form.detail_widget(kb, pid, detail)
                 for detail in (d for d in kb.details[pid] if d.type == "treatments"):
-                    places[form.key(pid, detail.id)] = form.detail_widget(kb, pid, detail)
+                    form.detail_widget(kb, pid, detail)
         st.form_submit_button("Assess", type="primary", disabled=not chosen, key="assess", on_click=submit)
     return places
 
@@ -222,10 +232,12 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
     raw: dict[str, Any] | None = st.session_state.get("assessment_input")
     outcome = outcome_of(raw)
     plan, hidden = outcome.plan, teaching.hidden()
-    need_at = {} if plan is None or hidden else {form.key(n.presentation, n.detail): n for n in plan.needs}
+    needs_at: dict[str, list] = {}
+    for need in () if plan is None or hidden else plan.needs:
+        needs_at.setdefault(need.presentation, []).append(need)
     whole_page = not get_script_run_ctx().fragment_ids_this_run  # this part runs with the whole page
     for place, where in places.items():
-        form.marks(where, need_at.get(place), outcome.placed.get(place, ()), reserve=whole_page)
+        form.marks(where, needs_at.get(place, ()), outcome.placed.get(place, ()), reserve=whole_page)
 
     if st.session_state.get("url_written") != raw:  # the URL carries what is assessed, so a link opens it again
         st.query_params.from_dict({**(state.to_query(kb, raw) if raw else {}), **({state.PRINT: "1"} if print_view else {})})
@@ -243,7 +255,7 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
     if outcome.refused or (plan is None and outcome.failure is None):
         st.error(
             "**Not assessed:** these details cannot be used as entered, so no plan is shown. Correct them (see "
-            "the messages beside the fields) and press Assess again.\n\n"
+            "the messages in the form) and press Assess again.\n\n"
             + "\n".join(f"- **{esc(where)}**: {esc(message)}" for where, message in outcome.refused),
             icon=":material/error:",
         )
@@ -258,65 +270,48 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
         return
     assert plan is not None
 
-    # --- 3. The plan ---
-    st.header("3. The plan and its basis", anchor="results")
+    # --- 3. The plan: a few HTML blocks (webapp/results.py), the graph between them drawn only when opened ---
+    chosen = st.session_state.get(form.PRESENTATIONS_KEY, [])
+    stale = not print_view and [c.get("presentation") for c in raw.get("conditions", [])] != chosen
+    assessed_at: datetime = st.session_state.get("assessed_at") or datetime.now().astimezone()
+    st.html(results.block(
+        '<h2 id="results">3. The plan and its basis</h2>',
+        results.alert("do_first", results.lines([
+            "The presentations chosen above have changed since this plan was made: press Assess to assess them. "
+            "The plan below is for the inputs listed with it."])) if stale else "",
+        f'<p class="mx-caption">Assessed {esc_html(export.assessed_at_text(assessed_at))} · knowledge base '
+        f"{esc_html(kb.version)} · content hash <code>{esc_html(kb.content_hash)}</code></p>",
+        results.inputs(export.inputs_as_entered(kb, raw), expanded=print_view),
+    ))
     if st.session_state.pop("scroll_to_results", False) and not print_view:
         # bring the flags and the plan box into view after Assess (fixed script, no text from the page or the user)
         # run in the page itself, not in an iframe (a new document per Assess costs the browser more)
         scrolls = st.session_state["scrolls"] = st.session_state.get("scrolls", 0) + 1  # the same in every session's nth
-        st.html(_SCROLL.replace("NONCE", str(scrolls)), unsafe_allow_javascript=True)
-    chosen = st.session_state.get(form.PRESENTATIONS_KEY, [])
-    if not print_view and [c.get("presentation") for c in raw.get("conditions", [])] != chosen:
-        st.warning(
-            "The presentations chosen above have changed since this plan was made: press Assess to assess them. "
-            "The plan below is for the inputs listed with it.",
-            icon=":material/sync_problem:",
-        )
-    assessed_at: datetime = st.session_state.get("assessed_at") or datetime.now().astimezone()
-    entered = export.inputs_as_entered(kb, raw)
-    recorded, total = export.recorded_count(entered)
-    st.caption(f"Assessed {esc(export.assessed_at_text(assessed_at))} · knowledge base {esc(kb.version)} · "
-               f"content hash `{kb.content_hash}`")
-    st.markdown("  \n".join(
-        f"**{esc(line.presentation)}**"
-        + (f" — {esc(' · '.join(line.recorded))}" if line.recorded else "")
-        + (f"  \n:gray[Not recorded: {esc(', '.join(line.not_recorded))}]" if line.not_recorded else "")
-        for line in export.summary(entered)
-    ))
-    with results.folded(f"Inputs as entered, as a table ({recorded} of {total} details recorded)", INPUTS_TABLE_KEY,
-                        expanded=print_view) as shown:
-        if shown:  # the lines above say the same; the table (a Markdown table, costly to lay out) is drawn when opened
-            st.markdown(export.table_markdown(entered, cell=esc))
+        st.html(_SCROLL.replace("NONCE", str(scrolls)).replace("STOP", results.STOP_CLASS), unsafe_allow_javascript=True)
 
     if hidden:
         teaching.reveal_prompt()
         return
-    if case_assessed and case is not None:
-        teaching.page_point(case)
-
-    results.flags(plan, words)
-    results.summary(plan, words)
+    point = teaching.point_html(case) if case_assessed and case is not None else ""
+    st.html(results.block(point, results.flags(plan, words), results.summary(plan, words)))
     graph.show(plan, expanded=print_view)
-    results.needs(plan, words)
-    results.cards(plan, words, expanded=print_view)
-    results.cleared_flags(plan, words)
-    results.why_not(plan, words, expanded=print_view)
-    results.presentations(plan, expanded=print_view)
-    results.source_quotes(plan, expanded=print_view)
-
-    st.subheader("Export")
-    # one row that wraps (one block: three columns were four, each laid out again after every Assess);
-    # each report is written when its button is pressed, not on every run
-    row = st.container(horizontal=True)
-    row.download_button("Download report (Markdown)", lambda: export.markdown_report(kb, raw, assessed_at, to_markdown(plan)),
-                       file_name=export.file_name(raw, assessed_at, "md"), mime="text/markdown", on_click="ignore")
-    row.download_button("Download plan (JSON)", lambda: export.json_report(kb, raw, assessed_at, plan.model_dump(mode="json")),
-                       file_name=export.file_name(raw, assessed_at, "json"), mime="application/json", on_click="ignore")
     print_link = "?" + urlencode({**state.to_query(kb, raw), state.PRINT: "1"}, doseq=True)
-    row.link_button("Print view", print_link, icon=":material/print:",
-                   help="The whole plan with every section expanded, without the form, in a new tab.")
-    st.caption(f"{esc(plan.disclaimer)}  \nIntended user: {esc(INTENDED_USER)} Known limits: {esc(KNOWN_LIMITS)}  \n"
-               f"Knowledge base {esc(plan.knowledge_base.version)} · content hash `{plan.knowledge_base.content_hash}`")
+    st.html(results.after_graph(plan, words, expanded=print_view) + results.block(
+        f'<p class="mx-caption">{esc_html(plan.disclaimer)}<br>Intended user: {esc_html(INTENDED_USER)} '
+        f"Known limits: {esc_html(KNOWN_LIMITS)}<br>Knowledge base {esc_html(plan.knowledge_base.version)} · "
+        f"content hash <code>{esc_html(plan.knowledge_base.content_hash)}</code></p>",
+        "<h3>Export</h3>", "" if print_view else f"<p>{link(print_link, 'Print view')}: the whole plan with every section "
+        "expanded, without the form, in a new tab.</p>", '<span class="mx-end"></span>'))  # the answer's last part is drawn
+    # the downloads are drawn only while their section is open: the two buttons were about a sixth of what the
+    # browser drew after each Assess (BENCHMARKS.md); each report is written when its button is pressed
+    with st.expander("Download: the report (Markdown) or the plan (JSON), each with the inputs as entered",
+                     key=EXPORT_KEY, expanded=print_view, on_change="rerun") as box:
+        if box.open or print_view:
+            row = st.container(horizontal=True)
+            row.download_button("Download report (Markdown)", lambda: export.markdown_report(kb, raw, assessed_at, to_markdown(plan)),
+                                file_name=export.file_name(raw, assessed_at, "md"), mime="text/markdown", on_click="ignore")
+            row.download_button("Download plan (JSON)", lambda: export.json_report(kb, raw, assessed_at, plan.model_dump(mode="json")),
+                                file_name=export.file_name(raw, assessed_at, "json"), mime="application/json", on_click="ignore")
 
 if print_view:
     st.info("Print view: the whole plan, every section expanded, without the form. Print it with your browser "

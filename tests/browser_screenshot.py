@@ -30,7 +30,7 @@ def _fill_and_assess(page: object) -> None:
     choose(page, "Malignancy excluded", "yes")
     choose(page, "Fitness for anaesthesia and surgery", "high risk (unfit for general anaesthesia or surgery)")
     press_assess(page)
-    page.get_by_text("Download plan (JSON)", exact=True).wait_for(state="attached", timeout=60_000)
+    page.locator(".mx-end").wait_for(state="attached", timeout=60_000)
     wait_for_app(page)
     page.evaluate("document.fonts.ready")
     page.wait_for_timeout(1500)  # the scroll to the plan runs once the page has settled
@@ -83,7 +83,7 @@ def main(folder: str) -> None:
             if width > 600:
                 link = page.get_by_role("link", name="Print view").get_attribute("href")
                 page.goto(url + "/" + link)
-                page.get_by_text("Download plan (JSON)", exact=True).wait_for(state="attached", timeout=60_000)
+                page.locator(".mx-end").wait_for(state="attached", timeout=60_000)
                 wait_for_app(page)
                 page.wait_for_timeout(1000)
                 page.screenshot(path=str(out / "screenshot-print.png"))

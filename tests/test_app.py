@@ -4,7 +4,9 @@ errors beside their fields, teaching mode, exports, escaping and the failure pat
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +41,31 @@ def type_iii(at: AppTest, **overrides: Any) -> AppTest:
     return fill(at, "achalasia", 45, **details)
 
 
+def plain(body: str) -> str:
+    """An st.html block as the text a reader sees: tags dropped, a line per paragraph, item, heading and
+    table row (a row as '| a | b |'), entities read."""
+    body = re.sub(r"<(style|script)\b.*?</\1>", "", body, flags=re.S)
+    body = body.replace("<li>", "- ").replace("<tr>", "| ")
+    body = re.sub(r"</t[dh]>", " | ", body)
+    body = re.sub(r"<br>|</p>|</li>|</h\d>|</tr>|</summary>|</blockquote>", "\n", body)
+    return html.unescape(re.sub(r"<[^>]+>", "", body))
+
+
 def text(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [e.value for e in at.error] + [w.value for w in at.warning]
     parts += [c.value for c in at.caption] + [i.value for i in at.info] + [s.value for s in at.success]
-    return "\n".join(parts).replace("\\", "")
+    return "\n".join(parts).replace("\\", "") + "\n" + "\n".join(plain(b.value) for b in at.html)
+
+
+def headings(at: AppTest) -> list[str]:
+    """The answer's headings in page order (they are in its HTML blocks), then any Streamlit subheaders."""
+    return [html.unescape(t) for b in at.html for t in re.findall(r"<h3[^>]*>(.*?)</h3>", b.value)] + [
+        s.value for s in at.subheader]
+
+
+def answer_text(at: AppTest) -> str:
+    """The answer's HTML blocks as plain text, in page order."""
+    return "\n".join(plain(b.value) for b in at.html)
 
 
 def results(at: AppTest) -> list[tuple[str, str]]:
@@ -51,10 +74,10 @@ def results(at: AppTest) -> list[tuple[str, str]]:
     for element in at.main:
         for node in _walk(element):
             kind, value = node.type, getattr(node, "value", None)
-            if kind == "header" and value == "3. The plan and its basis":
+            if kind == "html" and "3. The plan and its basis" in value:
                 started = True
-            elif started and isinstance(value, str):
-                out.append((kind, value.replace("\\", "")))
+            if started and isinstance(value, str):
+                out.append((kind, plain(value) if kind == "html" else value.replace("\\", "")))
     return out
 
 
@@ -64,35 +87,28 @@ def _walk(node: Any):
         yield from _walk(child)
 
 
-def opened(at: AppTest) -> AppTest:
-    """Every folded section of the answer opened, as a reader clicks them open: the cards' basis, "why not",
-    the source passages, what the rules are for and the inputs table are drawn only while open (webapp/results.py)."""
-    from rules import assess
-    from webapp import results as shown
-
-    for option in assess(at.session_state["assessment_input"]).options:
-        at.session_state[shown.card_key(option)] = True
-    at.session_state[shown.WHY_NOT_KEY] = at.session_state[shown.SOURCES_KEY] = at.session_state[shown.PURPOSE_KEY] = True
-    at.session_state["inputs_table_open"] = True
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
-def beside(at: AppTest, key: str, kind: str = "error") -> list[str]:
-    """The texts of `kind` elements in the column that holds the widget with `key`."""
-    def column_of(node: Any, column: Any = None) -> Any:
+def beside(at: AppTest, key: str, kind: str = "error", box: str = "column") -> list[str]:
+    """The texts of `kind` elements in the nearest `box` ("column"; "expander" for a presentation's
+    details) that holds the widget with `key`."""
+    def box_of(node: Any, found_box: Any = None) -> Any:
         if getattr(node, "key", None) == key:
-            return column
+            return found_box
         for child in getattr(node, "children", {}).values():
-            found = column_of(child, node if getattr(node, "type", "") == "column" else column)
+            found = box_of(child, node if getattr(node, "type", "") == box else found_box)
             if found is not None:
                 return found
         return None
 
-    column = column_of(at._tree)
-    assert column is not None, f"no column holds {key}"
-    return [n.value.replace("\\", "") for n in _walk(column) if n.type == kind]
+    holder = box_of(at._tree)
+    assert holder is not None, f"no {box} holds {key}"
+    return [n.value.replace("\\", "") for n in _walk(holder) if n.type == kind]
+
+
+def in_details(at: AppTest, key: str, kind: str = "error") -> list[str]:
+    """The texts of `kind` elements in the presentation's details that hold the widget with `key`."""
+    return beside(at, key, kind, "expander")
 
 
 def test_the_form_shows_every_declared_detail_in_words() -> None:
@@ -133,20 +149,19 @@ def test_a_treatment_outcome_is_asked_for_each_option_inside_the_form() -> None:
     assert outcome.label.replace("\\", "") == "Pneumatic dilation (graded 30 to 35 to 40 mm)"
     fill(at, "achalasia", 50, subtype="type_ii", diagnosis_confirmed=True, malignancy_excluded=True,
          **{"prior_treatments.pneumatic_dilation": "failed"})
-    opened(at)
     assert at.session_state["assessment_input"]["conditions"][0]["prior_treatments"] == [
         {"treatment": "pneumatic_dilation", "outcome": "failed"}]
     assert "previous Pneumatic dilation (graded 30 to 35 to 40 mm): failed" in text(at)  # the basis, in words
 
 
 def test_full_path_from_input_to_the_plan_and_its_cards() -> None:
-    at = opened(type_iii(fresh()))
+    at = type_iii(fresh())
     page = text(at)
-    assert "**Per-oral endoscopic myotomy (POEM)** — Preferred" in page
-    assert "**Laparoscopic Heller myotomy with partial fundoplication (Dor or Toupet)** — An alternative" in page
+    assert "Per-oral endoscopic myotomy (POEM) — Preferred" in page
+    assert "Laparoscopic Heller myotomy with partial fundoplication (Dor or Toupet) — An alternative" in page
     assert "No red flag stands" in page
-    assert [h.value for h in at.subheader][:2] == ["The plan", "What would change the plan"]
-    assert "**Evidence:** GRADE" in page  # ACG 2020 grades POEM in type III (strong, moderate)
+    assert headings(at)[:3] == ["The plan", "What would change the plan", "The options"]
+    assert "Evidence: GRADE" in page  # ACG 2020 grades POEM in type III (strong, moderate)
     assert "Diagnosis confirmed: yes; Subtype: type III (spastic)" in page  # inputs used, in words
     assert "achalasia_type_iii_prefers_poem" in page  # the audit reference names the rule
     assert "not a diagnosis" in page  # disclaimer always shown
@@ -154,15 +169,14 @@ def test_full_path_from_input_to_the_plan_and_its_cards() -> None:
 
 def test_a_stop_flag_comes_first_with_its_urgent_workup_and_no_pyloromyotomy() -> None:
     at = fill(fresh(), IHPS, 4, "weeks", bilious_vomiting=True, diagnosis_confirmed=True)
-    shown = results(at)
-    first = next(value for kind, value in shown if kind in ("error", "warning", "success", "info"))
-    assert first.startswith("**Stop: suggests malrotation or volvulus")
-    assert "urgent upper GI contrast study" in first
-    kinds = [kind for kind, _ in shown]
-    assert kinds.index("error") < kinds.index("warning")  # stop, then do first
+    answer = answer_text(at)
+    flags = answer[answer.index("not recorded"):]  # after the inputs as entered
+    assert flags.index("Stop: suggests malrotation or volvulus") < flags.index("Do first:") < flags.index("The plan\n")
+    assert "urgent upper GI contrast study" in flags[: flags.index("Do first:")]  # with its stop flag
+    assert 'class="mx-alert mx-stop"' in next(b.value for b in at.html if "Stop: suggests" in b.value)
     page = text(at)
-    assert "Stopped:** no treatment is suggested" in page
-    assert "Ramstedt extramucosal pyloromyotomy** —" not in page  # no card
+    assert "Stopped: no treatment is suggested" in page
+    assert "Ramstedt extramucosal pyloromyotomy —" not in page  # no card
     assert "withheld while this stands: suggests malrotation or volvulus" not in page  # its rule did not fire
     assert "Ramstedt extramucosal pyloromyotomy" in page  # named in the flag and in why not
 
@@ -171,20 +185,22 @@ def test_a_do_first_flag_puts_its_step_before_the_treatment_it_concerns() -> Non
     at = fill(fresh(), IHPS, 4, "weeks", electrolytes_corrected=False, diagnosis_confirmed=True)
     page = text(at)
     assert "Do first: pyloric stenosis before fluid and electrolyte correction" in page
-    box = next(value for kind, value in results(at) if kind == "markdown" and value.startswith("**1. "))
+    answer = answer_text(at)
+    box = answer[answer.index("The plan\n"):answer.index("The options\n")]
     assert box.index("1. Check or correct first") < box.index("Fluid and electrolyte correction") < box.index(
         "Ramstedt extramucosal pyloromyotomy")
-    assert "After:** pyloric stenosis before fluid and electrolyte correction is addressed" in page
+    assert "After: pyloric stenosis before fluid and electrolyte correction is addressed" in page
 
 
-def test_a_detail_that_would_change_the_plan_is_asked_for_beside_its_field_and_below_the_plan() -> None:
+def test_a_detail_that_would_change_the_plan_is_asked_for_in_its_presentations_details_and_below_the_plan() -> None:
     at = fill(fresh(), "achalasia", 45, diagnosis_confirmed=True, malignancy_excluded=True)
     prompt = "Record Subtype: it decides between Per-oral endoscopic myotomy (POEM), Laparoscopic Heller myotomy"
     form_captions = [c.value.replace("\\", "") for c in at.caption]
-    assert any(prompt in c for c in beside(at, "detail.achalasia.subtype", "caption")), form_captions
-    assert "What would change the plan" in [h.value for h in at.subheader]
-    assert prompt in " ".join(i.value.replace("\\", "") for i in at.info)
-    why_not = text(opened(at))
+    assert any(prompt in c for c in in_details(at, "detail.achalasia.subtype", "caption")), form_captions
+    answer = answer_text(at)
+    assert "What would change the plan" in headings(at)
+    assert prompt in answer[answer.index("What would change the plan"):]
+    why_not = text(at)
     assert "Not met: Subtype is type III (spastic)." in why_not  # the unmet condition, in words
 
 
@@ -194,25 +210,27 @@ def test_validation_errors_are_shown_beside_their_fields_not_as_a_traceback() ->
     at.run()
     assert not at.exception
     errors = [e.value.replace("\\", "") for e in at.error]
-    assert any("less than or equal to 1000" in e for e in beside(at, "detail.achalasia.symptom_duration_months")), errors
+    assert any("Symptom duration (months): Input should be less than or equal to 1000" in e
+               for e in in_details(at, "detail.achalasia.symptom_duration_months")), errors
     top = next(e for e in errors if e.startswith("**Not assessed:**"))
     assert "**Oesophageal achalasia · Symptom duration**: Input should be less than or equal to 1000" in top, top
-    assert "3. The plan and its basis" not in [h.value for h in at.header]
+    assert "3. The plan and its basis" not in text(at)
 
 
 def test_an_out_of_range_value_is_refused_beside_its_field_and_at_the_top_and_the_old_plan_goes() -> None:
     at = type_iii(fresh())
-    assert "3. The plan and its basis" in [h.value for h in at.header]
+    assert "3. The plan and its basis" in text(at)
     at.number_input(key="detail.achalasia.symptom_duration_months").set_value(5000)  # no browser-side bound
     at.button(key="assess").click().run()
     assert not at.exception, at.exception
     assert at.session_state["assessment_input"]["conditions"][0]["symptom_duration_months"] == 5000  # kept as typed
     assert at.number_input(key="detail.achalasia.symptom_duration_months").value == 5000
     errors = [e.value.replace("\\", "") for e in at.error]
-    assert any("less than or equal to 1000" in e for e in beside(at, "detail.achalasia.symptom_duration_months")), errors
+    assert any("Symptom duration (months): Input should be less than or equal to 1000" in e
+               for e in in_details(at, "detail.achalasia.symptom_duration_months")), errors
     assert any(e.startswith("**Not assessed:**") and "Symptom duration" in e for e in errors), errors
-    assert "3. The plan and its basis" not in [h.value for h in at.header]  # the previous plan is gone
-    assert "Per-oral endoscopic myotomy (POEM)** — Preferred" not in text(at)
+    assert "3. The plan and its basis" not in text(at)  # the previous plan is gone
+    assert "Per-oral endoscopic myotomy (POEM) — Preferred" not in text(at)
 
 
 def test_a_wrong_age_is_named_beside_the_age_and_at_the_top() -> None:
@@ -228,10 +246,10 @@ def test_a_wrong_age_is_named_beside_the_age_and_at_the_top() -> None:
 def test_a_changed_presentation_list_is_flagged_above_the_plan_it_no_longer_matches() -> None:
     at = type_iii(fresh())
     at.multiselect(key="presentations").set_value(["achalasia", "chronic_anal_fissure"]).run()
-    warnings = [w.value for w in at.warning]
-    assert any("presentations chosen above have changed" in w for w in warnings), warnings
-    assert "**Per-oral endoscopic myotomy (POEM)** — Preferred" in text(at)  # the plan stays, with its inputs
-    assert "**Oesophageal achalasia** — Subtype: type III (spastic)" in text(at)
+    answer = answer_text(at)
+    assert "presentations chosen above have changed" in answer.split("Assessed ")[0], answer  # above the plan
+    assert "Per-oral endoscopic myotomy (POEM) — Preferred" in answer  # the plan stays, with its inputs
+    assert "Oesophageal achalasia — Subtype: type III (spastic)" in answer
 
 
 def test_the_page_lists_the_inputs_as_entered_with_time_and_knowledge_base() -> None:
@@ -240,10 +258,10 @@ def test_the_page_lists_the_inputs_as_entered_with_time_and_knowledge_base() -> 
     kb, _ = default_context()
     at = type_iii(fresh())
     page = text(at)
-    assert "Assessed 20" in page and f"content hash `{kb.content_hash}`" in page
-    assert "**Patient** — Age: 45 years" in page
+    assert "Assessed 20" in page and f"content hash {kb.content_hash}" in page
+    assert "Patient — Age: 45 years" in page
     assert "Not recorded: Fitness for anaesthesia and surgery" in page  # blanks in words, never dropped
-    assert "| Oesophageal achalasia | Takes opioids | not recorded |" in text(opened(at))  # the table, once opened
+    assert "| Oesophageal achalasia | Takes opioids | not recorded |" in text(at)  # the table, folded
 
 
 def test_teaching_mode_hides_then_reveals_the_answer() -> None:
@@ -254,10 +272,11 @@ def test_teaching_mode_hides_then_reveals_the_answer() -> None:
     assert at.selectbox(key="detail.achalasia.subtype").value == "type_iii"
     at.button(key="assess").click().run()
     page = text(at)
-    assert "The answer is hidden" in page and "POEM" not in page.split("The answer is hidden")[1]
+    assert "The answer is hidden" in page  # the inputs as entered show (option names among them), not the plan
+    assert "— Preferred" not in page and "The plan\n" not in page and "The options" not in headings(at)
     assert not any("Record " in c.value for c in at.caption)  # no prompt gives the answer away
     at.button(key="reveal").click().run()
-    assert "**Per-oral endoscopic myotomy (POEM)** — Preferred" in text(at)
+    assert "Per-oral endoscopic myotomy (POEM) — Preferred" in text(at)
 
 
 def test_a_cleared_flag_is_shown_with_what_cleared_it_after_the_cards() -> None:
@@ -266,11 +285,13 @@ def test_a_cleared_flag_is_shown_with_what_cleared_it_after_the_cards() -> None:
     at = fresh()
     at.selectbox(key="teaching_case").set_value("achalasia_type_iii_on_opioids").run()
     at.button(key="assess").click().run()
-    subheaders = [h.value for h in at.subheader]
-    assert subheaders.index("The options") < subheaders.index("Cleared flags")
-    cleared = " ".join(m.value.replace("\\", "") for m in at.markdown if "cleared:" in m.value)
+    shown = headings(at)
+    assert shown.index("The options") < shown.index("Cleared flags")
+    cleared = answer_text(at).split("Cleared flags\n")[1]
     flag = default_context()[0].flags["possible_pseudoachalasia"]
-    assert f"{flag.meaning} (was: stop) — :green[cleared: {flag.cleared_meaning}]" in cleared
+    assert f"- {flag.meaning} (was: stop) — cleared: {flag.cleared_meaning}\n" in cleared
+    assert f'<span class="mx-green">cleared: {html.escape(flag.cleared_meaning)}</span>' in next(
+        b.value for b in at.html if "Cleared flags" in b.value)
 
 
 def test_two_presentations_each_name_their_own_steps() -> None:
@@ -315,6 +336,9 @@ def test_exports_hold_the_plan_with_its_inputs_time_and_knowledge_base(monkeypat
 
     monkeypatch.setattr(MediaFileManager, "add_deferred", capture_deferred)
     at = type_iii(fresh())
+    assert not at.get("download_button")  # folded: drawn only when opened
+    at.session_state["export_open"] = True  # as a reader opens it
+    at.run()
     assert len(at.get("download_button")) == 2
     if not deferred:
         pytest.skip("no runtime under this AppTest: the report writers are not registered")
@@ -375,7 +399,7 @@ def test_a_failing_rule_shows_an_error_card_not_a_shorter_plan(monkeypatch: pyte
     at = type_iii(fresh())
     errors = " ".join(e.value for e in at.error)
     assert "a rule failed" in errors and "No partial result is shown" in errors
-    assert "The options" not in [h.value for h in at.subheader]
+    assert "The options" not in headings(at)
 
 
 def test_a_broken_knowledge_base_shows_its_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -431,7 +455,7 @@ def test_a_link_opens_the_same_plan_assessed_on_load() -> None:
     opened.query_params.update(link)
     opened.run()  # assessed on load, no click
     assert not opened.exception, opened.exception
-    assert "The options" in [h.value for h in opened.subheader]
+    assert "The options" in headings(opened)
     assert _plan_text(opened) == _plan_text(at)
     assert opened.multiselect(key="presentations").value == ["achalasia", "strabismus"]
     assert opened.selectbox(key="detail.achalasia.prior_treatments.pneumatic_dilation").value == "failed"
@@ -468,7 +492,7 @@ def test_an_unreadable_link_says_what_it_could_not_read_and_assesses_nothing() -
                      "strabismus.amblyopia=none: Strabismus", "achalasia.prior_treatments.poem=maybe: the outcome is one of",
                      "achalasia.rapid_weight_loss=perhaps: not yes or no", "utm_source=mail: not a parameter of this form"):
         assert expected in warning, expected
-    assert "3. The plan and its basis" not in [h.value for h in at.header]
+    assert "3. The plan and its basis" not in text(at)
     assert at.multiselect(key="presentations").value == ["achalasia"]  # what could be read is filled in
     assert at.selectbox(key="detail.achalasia.opioid_use").value is True
     assert at.selectbox(key="detail.achalasia.subtype").value == "not recorded"
@@ -513,10 +537,10 @@ def test_next_and_previous_case_are_each_assessed_at_once() -> None:
         assert not at.exception, at.exception
         assert at.selectbox(key="teaching_case").value == expected
         assert at.session_state["assessment_input"] == by_id[expected].input  # assessed, no Assess click
-        assert "3. The plan and its basis" in [h.value for h in at.header]
+        assert "3. The plan and its basis" in text(at)
         point = by_id[expected].teaching_point
         assert point in _sidebar_text(at)  # the sidebar and the page show the same point
-        assert any(point in i.value.replace("\\", "") for i in at.main.info)
+        assert f"Teaching point ({by_id[expected].title}). {point}" in answer_text(at)
     at.button(key="previous_case").click().run()
     assert at.selectbox(key="teaching_case").value == ids[1]
     assert at.session_state["assessment_input"] == by_id[ids[1]].input
@@ -529,14 +553,14 @@ def test_after_reveal_the_teaching_point_shows_and_the_sidebar_agrees() -> None:
     at.toggle(key="hide_answer").set_value(True).run()
     at.button(key="next_case").click().run()
     case = at.selectbox(key="teaching_case").value
-    assert "The answer is hidden" in text(at) and "The options" not in [h.value for h in at.subheader]
+    assert "The answer is hidden" in text(at) and "The options" not in headings(at)
     assert "Teaching point hidden with the answer." in _sidebar_text(at)
-    assert not any("Teaching point" in i.value for i in at.main.info)
+    assert "Teaching point" not in answer_text(at) and not any("Teaching point" in i.value for i in at.main.info)
     at.button(key="reveal").click().run()
-    assert "The options" in [h.value for h in at.subheader]
+    assert "The options" in headings(at)
     sidebar = _sidebar_text(at)
     assert "hidden" not in sidebar and "Teaching point." in sidebar
-    shown = next(i.value for i in at.main.info if "Teaching point" in i.value).replace("\\", "")
+    shown = answer_text(at).split("Teaching point (")[1]
     point = sidebar.split("**Teaching point.** ")[1].split("\n")[0]
     assert len(point) > 20 and point in shown
     at.button(key="next_case").click().run()  # the next case hides its answer again, in both places
@@ -584,8 +608,8 @@ def test_a_blank_conservative_care_shows_as_not_recorded_never_as_not_tried() ->
     page = text(at)
     assert "has been tried is not recorded" in page and "has not been tried" not in page
     assert label in page.split("Not recorded:")[1].split("\n")[0]
-    assert f"| {label} | not recorded |" not in page  # the inputs table is drawn when opened
-    assert f"| {label} | not recorded |" in text(opened(at))  # the inputs table
+    folded = next(b.value for b in at.html if "Inputs as entered, as a table" in b.value)
+    assert f"<td>{html.escape(label)}</td><td>not recorded</td>" in folded.split('<details class="mx-fold" data-key="inputs_table">')[1]
     at.selectbox(key="detail.cosmetic_face_neck_request.conservative_care").set_value("not_tried")
     at.button(key="assess").click().run()
     page = text(at)
@@ -600,19 +624,23 @@ def test_the_print_view_shows_the_whole_plan_expanded_without_sidebar_or_form() 
                             "achalasia.diagnosis_confirmed": "yes", "print": "1"})
     at.run()
     assert not at.exception, at.exception
-    assert "The options" in [h.value for h in at.subheader]  # assessed on load
+    assert "The options" in headings(at)  # assessed on load
     assert not at.sidebar.selectbox and not at.sidebar.button  # no teaching mode
     assert "1. The patient" not in [h.value for h in at.header] and not at.selectbox and not at.number_input  # no form
     assert all(e.proto.expanded for e in at.expander), [e.label for e in at.expander if not e.proto.expanded]
+    folds = [fold for b in at.html for fold in re.findall(r"<details[^>]*>", b.value)]
+    assert len(folds) >= 5 and all(fold.endswith(" open>") for fold in folds), folds  # cards, why not, sources, ...
     assert not any("could not be read" in w.value for w in at.warning)  # print=1 is not a parameter of the form
     assert at.query_params["print"] == "1"
 
 
 def test_the_page_links_to_its_print_view() -> None:
     at = type_iii(fresh())
-    link = next(b for b in at.get("link_button") if b.proto.label == "Print view").proto.url
+    found = re.search(r'<a href="([^"]+)"[^>]*>Print view</a>', next(b.value for b in at.html if ">Print view<" in b.value))
+    link = html.unescape(found.group(1))
     assert link.startswith("?") and "print=1" in link and "achalasia.subtype=type_iii" in link
     assert not all(e.proto.expanded for e in at.expander)  # the interactive page keeps its sections folded
+    assert not any(" open>" in b.value for b in at.html)
 
 
 def test_web_addresses_in_the_evidence_are_clickable_and_shown_as_written() -> None:
@@ -621,5 +649,6 @@ def test_web_addresses_in_the_evidence_are_clickable_and_shown_as_written() -> N
     shown = esc_links("MDCalc summary. https://www.mdcalc.com/guidelines/505/acg/diagnosis-management-achalasia ; <b>")
     assert "(https://www.mdcalc.com/guidelines/505/acg/diagnosis-management-achalasia)" in shown  # the link target, unescaped
     assert shown.endswith("\\<b\\>") and "[https\\://www\\.mdcalc\\.com" in shown  # text around it escaped as ever
-    at = opened(type_iii(fresh()))
-    assert "](https://" in " ".join(m.value for m in at.markdown if "**Citations:**" in m.value)
+    at = type_iii(fresh())
+    citations = next(b.value for b in at.html if "<strong>Citations:</strong>" in b.value)
+    assert '<a href="https://pmc.ncbi.nlm.nih.gov/' in citations and 'target="_blank"' in citations

@@ -1,8 +1,8 @@
 """End to end in a real headless Chromium against `streamlit run` on a free localhost port.
 
 Each test fills the form as a clinician would, submits it and reads the page: a stop flag above
-everything else, a do-first step before the treatment it concerns, a "record this" prompt beside
-its field and in the plan. Screenshots go to the test's tmp_path (BROWSER_SHOTS=dir keeps them).
+everything else, a do-first step before the treatment it concerns, a "record this" prompt in
+its presentation's details and in the plan. Screenshots go to the test's tmp_path (BROWSER_SHOTS=dir keeps them).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def _age(page: object, value: str, unit: str = "years") -> None:
 def _assess(page: object) -> str:
     press_assess(page)
     page.get_by_text(RESULTS, exact=True).wait_for(timeout=60_000)
-    page.get_by_text("Download plan (JSON)", exact=True).wait_for(timeout=60_000)  # the end of the page
+    page.locator(".mx-end").wait_for(state="attached", timeout=60_000)  # the end of the page
     wait_for_app(page)
     return page.inner_text("body")
 
@@ -86,7 +86,7 @@ def test_a_stop_flag_stands_above_everything_and_withholds_pyloromyotomy(server:
         assert "Stopped: no treatment is suggested" in results
         assert f"{PYLOROMYOTOMY} —" not in results  # no card, no step
         assert f"{CORRECTION} — Preferred" in results  # the correction goes on meanwhile
-        assert stop in page.locator('[data-testid="stAlertContentError"]').first.inner_text()  # the first error box
+        assert stop in page.locator(".mx-alert").first.inner_text()  # the first flag box
 
 
 def test_a_do_first_flag_puts_the_correction_before_pyloromyotomy(server: str, tmp_path: Path) -> None:
@@ -119,6 +119,7 @@ def test_both_downloads_carry_the_inputs_as_entered_and_the_knowledge_stamp(serv
         choose(page, "Fluids and electrolytes corrected", "no")
         _assess(page)
         saved = {}
+        page.get_by_text("Download: the report (Markdown) or the plan (JSON)", exact=False).click()  # drawn when opened
         for label in ("Download report (Markdown)", "Download plan (JSON)"):
             with page.expect_download(timeout=60_000) as download:
                 page.get_by_text(label, exact=True).click()
@@ -136,7 +137,7 @@ def test_both_downloads_carry_the_inputs_as_entered_and_the_knowledge_stamp(serv
     assert ("Age", "4 weeks") in entered, entered
 
 
-def test_a_missing_detail_that_decides_is_asked_for_beside_its_field_and_in_the_plan(server: str, tmp_path: Path) -> None:
+def test_a_missing_detail_that_decides_is_asked_for_in_its_presentations_details_and_in_the_plan(server: str, tmp_path: Path) -> None:
     from rules import assess
 
     plan = assess({"age": {"value": 45}, "conditions": [
@@ -152,19 +153,22 @@ def test_a_missing_detail_that_decides_is_asked_for_beside_its_field_and_in_the_
         _shot(page, tmp_path, "needs")
         prompt = f"Record Subtype: it decides between {subtype.decides_names[0]}"
         form, results = body[: body.index(RESULTS)], body[body.index(RESULTS):]
-        assert prompt in form  # under the Subtype field
+        assert prompt in form  # at the top of the presentation's details, above its fields
         caption = page.locator('[data-testid="stCaptionContainer"]').filter(has_text=prompt).first
-        subtype_box = page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text("Subtype", exact=True)).first
-        assert caption.bounding_box()["y"] > subtype_box.bounding_box()["y"]
+        details = page.get_by_test_id("stExpander").filter(has=caption)
+        subtype_box = details.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text("Subtype", exact=True)).first
+        assert caption.bounding_box()["y"] < subtype_box.bounding_box()["y"]
         assert "What would change the plan" in results and prompt in results
         for need in plan.needs:
             assert f"Record {need.label}:" in results
 
 
-def test_assess_draws_only_the_answer_and_a_folded_card_draws_its_basis_when_opened(server: str, tmp_path: Path) -> None:
+def test_assess_draws_only_the_answer_and_a_folded_card_opens_in_the_browser_and_stays_open(server: str, tmp_path: Path) -> None:
     """Assess reruns the answer's part alone (the speed of issue 15): no widget of the form or the sidebar is
-    sent to the browser again, yet the prompts beside the fields and the sidebar's teaching point follow the
-    new plan. A card's basis is not in the page while its section is folded, and is drawn in full once opened."""
+    sent to the browser again, yet the prompts in the form and the sidebar's teaching point follow the
+    new plan. The answer is a few HTML blocks, not an element per part. A card's basis is folded (not shown), opens
+    with a click in the browser, and is open again in the next answer."""
+    from playwright.sync_api import expect
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
     from models.loader import load_cases
@@ -189,20 +193,30 @@ def test_assess_draws_only_the_answer_and_a_folded_card_draws_its_basis_when_ope
         wait_for_app(page)
         sent.clear()
         body = _assess(page)
-        assert "markdown" in sent, "the frames were not read"
+        assert "html" in sent, "the frames were not read"
+        assert len(sent) <= 12, f"the answer is a few blocks, not an element per part: {sent}"
         resent = {"selectbox", "multiselect", "number_input", "checkbox", "button"} & set(sent)
         assert not resent, f"the form or the sidebar was sent again: {resent}"
-        assert "Record Takes opioids:" in body[: body.index(RESULTS)]  # the prompt beside its field, written by the answer
+        assert "Record Takes opioids:" in body[: body.index(RESULTS)]  # the prompt in the form, written by the answer
         sidebar = page.get_by_test_id("stSidebar").inner_text()
         assert "press Assess" not in sidebar and case.teaching_point.split(".")[0] in sidebar
         answer = page.locator(".st-key-answer_column")
-        assert "Rules (for audit)" not in answer.text_content()  # hidden text counts too: the basis is not drawn
+        basis = page.get_by_text("Rules (for audit):", exact=False).first
+        assert not basis.is_visible() and "Rules (for audit)" not in answer.inner_text()  # folded
+        sent.clear()
         page.get_by_text("Why, risks, caveats and basis", exact=True).first.click()
-        page.get_by_text("Rules (for audit):", exact=False).first.wait_for(timeout=60_000)
-        wait_for_app(page)
+        basis.wait_for(state="visible", timeout=10_000)
         opened = answer.inner_text()
         assert "achalasia_type_iii_prefers_poem" in opened and "Citations:" in opened
+        assert not sent, "opening a folded part asks nothing of the server"
         _shot(page, tmp_path, "card-opened")
+        poem = page.locator('details[data-key="card_open.achalasia.poem"]')
+        assert poem.evaluate("d => d.open")  # the first card is POEM's
+        with rerun_done(page):  # the next answer (another case): the card of the same option opens again
+            choose(page, "Teaching case", "Type II achalasia in a 52-year-old without reflux")
+        _assess(page)
+        expect(poem).to_have_attribute("open", "", timeout=5_000)  # the page's script reopens it once drawn
+        assert page.locator('details[data-key="card_open.achalasia.heller_myotomy_fundoplication"][open]').count() == 0
 
 
 def test_a_value_typed_just_before_assess_counts_and_an_invalid_one_is_refused(server: str, tmp_path: Path) -> None:
@@ -248,7 +262,7 @@ def test_a_link_opens_the_same_plan_and_a_broken_one_says_why(server: str, tmp_p
 
         opened = browser.new_page(viewport={"width": 1400, "height": 2800})
         opened.goto(link)
-        opened.get_by_text("Download plan (JSON)", exact=True).wait_for(timeout=60_000)  # assessed on load
+        opened.locator(".mx-end").wait_for(state="attached", timeout=60_000)  # assessed on load
         wait_for_app(opened)
         second = opened.inner_text("body")
 
@@ -409,7 +423,7 @@ def test_five_sessions_submitting_at_once_each_see_their_own_answer(server: str)
         for page in pages:  # submit all five before reading any answer
             press_assess(page)
         for page, case in zip(pages, chosen):
-            page.get_by_text("Download plan (JSON)", exact=True).wait_for(timeout=90_000)
+            page.locator(".mx-end").wait_for(state="attached", timeout=90_000)
             wait_for_app(page)
             body = page.inner_text("body")
             for text in _expected_text(case.input):
@@ -448,7 +462,7 @@ def test_markup_in_a_teaching_case_is_shown_as_text_and_never_runs(tmp_path: Pat
             choose(page, "Teaching case", hostile["title"])
             wait_for_app(page)
             press_assess(page)
-            page.get_by_text("Download plan (JSON)", exact=True).wait_for(timeout=60_000)
+            page.locator(".mx-end").wait_for(state="attached", timeout=60_000)
             body = page.inner_text("body")
             assert PAYLOADS[0] in body and PAYLOADS[1] in body  # shown as text
             assert ":red[styled]" in body  # Streamlit's own markup is not applied either
@@ -491,7 +505,7 @@ def test_after_assess_a_stop_flag_stays_in_view(server: str, tmp_path: Path, wid
         choose(page, "Fluids and electrolytes corrected", "no")
         _assess(page)
         page.wait_for_timeout(1500)  # the scroll runs again 600 ms after the answer arrives
-        stop = page.locator('[data-testid="stAlertContentError"]').first
+        stop = page.locator(".mx-stop").first
         assert MALROTATION in stop.inner_text()
         top = stop.evaluate("e => e.getBoundingClientRect().top")
         _shot(page, tmp_path, f"stop-in-view-{width}")
@@ -536,7 +550,7 @@ def test_the_presenter_view_hides_the_answer_until_revealed_and_next_hides_it_ag
         expect(main).to_contain_text("Bilious (green) vomiting: yes")  # the presentation in words
         body = main.inner_text()
         assert "Assess" not in body and "1. The patient" not in body  # no form
-        assert page.get_by_test_id("stAlert").count() == 0  # no flag box, no plan, no teaching point
+        assert page.locator(".mx-alert").count() == 0  # no flag box, no plan, no teaching point
         assert "The plan" not in body and cases[BILIOUS].teaching_point[:40] not in body
         with rerun_done(page):
             page.get_by_role("button", name="Reveal the answer").click()
@@ -548,7 +562,7 @@ def test_the_presenter_view_hides_the_answer_until_revealed_and_next_hides_it_ag
             page.get_by_role("button", name="Next").first.click()
         expect(main).to_contain_text(following.title, timeout=30_000)
         wait_for_app(page)
-        assert page.get_by_test_id("stAlert").count() == 0 and "Teaching point" not in main.inner_text()
+        assert page.locator(".mx-alert").count() == 0 and "Teaching point" not in main.inner_text()
         assert f"case={following.id}" in page.url  # a reload opens the same case
         _shot(page, tmp_path, "presenter-next")
 

@@ -46,7 +46,7 @@ def _open(browser: object, url: str, size: tuple[int, int]) -> object:
     page = browser.new_page(viewport={"width": size[0], "height": size[1]})
     page.goto(url)
     wait_for_app(page)
-    page.get_by_text("Download plan (JSON)", exact=True).wait_for(state="attached", timeout=60_000)
+    page.locator(".mx-end").wait_for(state="attached", timeout=60_000)
     wait_for_app(page)
     return page
 
@@ -82,7 +82,7 @@ def test_the_answer_is_beside_the_form_when_wide_and_below_it_on_a_phone(server:
         # the answer comes into view by itself after a link (or Assess), at both sizes: the plan box, but
         # never past a stop flag (this infant has one, and a do-first flag below it): the stop flag leads
         page.wait_for_function(
-            "() => { const s = document.querySelector('[data-testid=\"stAlertContentError\"]');"
+            "() => { const s = document.querySelector('.mx-stop');"
             " if (!s || !document.getElementById('plan')) return false;"
             " const r = s.getBoundingClientRect(); return r.top >= 0 && r.top < window.innerHeight * 0.3; }",
             timeout=10_000,
@@ -192,7 +192,7 @@ def test_an_edit_to_the_knowledge_shows_after_reload_and_a_broken_one_is_listed(
                 assert "rules.yaml, line" in text and "rule achalasia_" in text and "poemm" in text
                 assert "Traceback" not in text
                 assert "Knowledge base in use: 9.9.9-edited" in text, "the last good knowledge base stays in use"
-                page.get_by_text("Download plan (JSON)", exact=True).wait_for(state="attached", timeout=60_000)
+                page.locator(".mx-end").wait_for(state="attached", timeout=60_000)
                 _shot(page, tmp_path, f"reload-problem-{size[0]}")
     finally:
         os.environ.pop("MYOTOMY_CDS_DATA", None)

@@ -8,7 +8,7 @@ Age and every detail sit in one st.form, read when Assess is pressed, so a value
 click is the value assessed (a field outside the form reruns the page on blur and can swallow the click).
 Number fields carry no bounds in the browser: a browser-side bound makes an out-of-range value look
 typed while the last valid one is silently kept. The range is in the help; the input model checks it
-and a value out of range is refused beside its field and at the top of the results (`input_errors`).
+and a value out of range is refused, named by its field, in the form and at the top of the results (`input_errors`).
 """
 
 from __future__ import annotations
@@ -54,9 +54,8 @@ def need_text(need: Need) -> str:
     return f"Record {need.label}{together}: it decides {listing(need.decides_names, 'between')}."
 
 
-def detail_widget(kb: KnowledgeBase, pid: str, detail: Detail) -> DeltaGenerator:
-    """One widget for a declared detail; returns the place under it for the plan's prompt and any
-    validation error (`marks`), which the answer fills after each Assess without drawing the form again."""
+def detail_widget(kb: KnowledgeBase, pid: str, detail: Detail) -> None:
+    """One widget for a declared detail (its prompts and messages go to its presentation's place, `marks`)."""
     k = key(pid, detail.id)
     help_text = esc(detail.help) if detail.help else None
     shown = esc(label(detail))
@@ -70,22 +69,24 @@ def detail_widget(kb: KnowledgeBase, pid: str, detail: Detail) -> DeltaGenerator
         st.number_input(shown, value=None, step=1 if whole else 0.5, key=k, help=help_text, placeholder=NOT_RECORDED)
     else:
         _treatments(kb, pid, detail, shown, help_text)
-    return st.container()
 
 
-def marks(place: DeltaGenerator, need: Need | None = None, errors: Iterable[str] = (), *, reserve: bool = True) -> None:
-    """Under a field: the plan's "record this" prompt, then the check's messages. With `reserve` (a run of the
-    whole page) something is written even when there is nothing to say, an empty element, so that the
-    answer's part may write here when it runs on its own: Streamlit keeps a place for a fragment only
-    where it wrote in the whole page's run. Run on its own, the part sends nothing for a field with nothing."""
-    errors = list(errors)
+def marks(place: DeltaGenerator, needs: Iterable[Need] = (), errors: Iterable[str] = (), *, reserve: bool = True) -> None:
+    """At the top of a presentation's details (or under the age): the plan's "record this" prompts, then the
+    check's messages, each naming its field. One place per presentation, not one per field: Streamlit sends
+    each place the answer may write in again with every answer (its fragment's outside wrappers), and one per
+    field was about a fifth of the browser's work after Assess (BENCHMARKS.md). With `reserve` (a run of the
+    whole page) something is written even when there is nothing to say, an empty element, so that the answer's
+    part may write here when it runs on its own: Streamlit keeps a place for a fragment only where it wrote in
+    the whole page's run. Run on its own, the part sends nothing for a place with nothing to say."""
+    needs, errors = list(needs), list(errors)
     with place:
-        if need is None and not errors and reserve:
+        if not needs and not errors and reserve:
             st.empty()
-        if need is not None:
-            st.caption(":blue[:material/arrow_upward: " + esc(need_text(need)) + "]")
-        for message in errors:
-            st.error(esc(message), icon=":material/error:")
+        if needs:
+            st.caption(":blue[:material/edit_note: " + "  \n".join(esc(need_text(n)) for n in needs) + "]")
+        if errors:
+            st.error("  \n".join(esc(message) for message in errors), icon=":material/error:")
 
 
 def _number(value: float | None) -> str:
@@ -186,8 +187,8 @@ state_from_case = state_from_input
 def errors_by_place(raw: dict[str, Any], errors: list[tuple[str, str]], kb: KnowledgeBase) -> dict[str, list[str]]:
     """Sort the input check's (field path, reason) pairs by where the form shows them.
 
-    Places: `key(pid, detail)` beside a detail, "age" beside the age, `pid` under a presentation's
-    heading, "" for anything else (shown above the Assess button).
+    Places: "age" under the age, `pid` at the top of a presentation's details (a detail's message named by
+    its label), "" for anything else (shown only at the top of the answer).
     """
     conds = raw.get("conditions", [])
     placed: dict[str, list[str]] = {}
@@ -201,9 +202,9 @@ def errors_by_place(raw: dict[str, Any], errors: list[tuple[str, str]], kb: Know
             pid = cond.get("presentation", "")
             if len(parts) == 2:
                 place = pid
-            elif kb.detail(pid, parts[2]) is not None:
-                place = key(pid, parts[2])
-                message = _treatment_message(kb, cond, parts, message)
+            elif (detail := kb.detail(pid, parts[2])) is not None:
+                place = pid
+                message = f"{label(detail)}: {_treatment_message(kb, cond, parts, message)}"
         placed.setdefault(place, []).append(message if place else f"{loc or 'input'}: {message}")
     return placed
 

@@ -34,7 +34,9 @@ VOTES = "present.votes"  # {case id: {choice key: count}}, saved at the reveal; 
 _LARGE_TYPE = """<style>
 [data-testid="stMain"] .block-container { max-width: 1240px; padding-top: 2rem; }
 [data-testid="stMain"] [data-testid="stMarkdownContainer"] p,
-[data-testid="stMain"] [data-testid="stMarkdownContainer"] li { font-size: 1.55rem; line-height: 1.35; }
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] li,
+[data-testid="stMain"] .mx-answer p, [data-testid="stMain"] .mx-answer li { font-size: 1.55rem; line-height: 1.35; }
+[data-testid="stMain"] .mx-answer h3 { font-size: 1.8rem; }
 [data-testid="stMain"] h1 { font-size: 2.6rem; line-height: 1.15; }
 [data-testid="stMain"] h2 { font-size: 2.1rem; }
 [data-testid="stMain"] h3 { font-size: 1.8rem; }
@@ -185,8 +187,8 @@ def show(kb: KnowledgeBase, engine: Any, cases: dict[str, TeachingCase]) -> None
         st.error(f"The plan could not be made because a rule failed.\n\n{esc(error)}", icon=":material/error:")
         return
     words = Words(kb)
-    results.flags(plan, words)  # stop flags first
-    results.summary(plan, words)
+    results.style()
+    st.html(results.block(results.flags(plan, words), results.summary(plan, words)))  # stop flags first
     st.info(f"**Teaching point.** {esc(case.teaching_point)}", icon=":material/school:")
     _picks(kb, cid, case, plan)
     st.button("Hide the answer again", key=f"present_hide.{cid}", icon=":material/visibility_off:", on_click=_hide, args=(cid,))

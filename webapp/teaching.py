@@ -18,8 +18,8 @@ import streamlit as st
 from models.knowledge import TeachingCase
 from models.loader import KnowledgeBase
 from models.plan import Plan
-from webapp import state
-from webapp.text import esc
+from webapp import results, state
+from webapp.text import esc, h
 
 PRESENT = "present"  # ?present=1&case=<id>: the presenter view (webapp.presenter)
 PRESENT_CASE = "case"
@@ -195,6 +195,6 @@ def reveal_prompt() -> None:
     st.button("Reveal the answer", type="primary", key="reveal", on_click=lambda: st.session_state.update({REVEALED: True}))
 
 
-def page_point(case: TeachingCase) -> None:
-    """The teaching point above the plan, saying the same as the sidebar."""
-    st.info(f"**Teaching point** ({esc(case.title)}). {esc(case.teaching_point)}", icon=":material/school:")
+def point_html(case: TeachingCase) -> str:
+    """The teaching point above the plan, saying the same as the sidebar (HTML, drawn with the answer)."""
+    return results.alert("note", f"<p><strong>Teaching point</strong> ({h(case.title)}). {h(case.teaching_point)}</p>")

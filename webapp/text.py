@@ -1,9 +1,10 @@
-"""Text for st.markdown: every string is escaped, so nothing typed or loaded can become markup."""
+"""Text for st.markdown and for st.html: every string is escaped, so nothing typed or loaded can become markup."""
 
 from __future__ import annotations
 
+import html
 import re
-from typing import Iterable
+from typing import Callable, Iterable
 
 from models.plan import CitationRef
 
@@ -41,14 +42,47 @@ def _safe_url(url: str) -> bool:
 _URL = re.compile(r"https?://[^\s<>\"'()]+")
 
 
-def esc_links(text: object) -> str:
-    """Like esc, but each web address in the text is a clickable link showing the address as written."""
+def _linked(text: object, plain: Callable[[str], str], linked: Callable[[str], str]) -> str:
+    """`text` through `plain`, except each web address in it, which goes through `linked`."""
     out, last = [], 0
     text = str(text)
     for match in _URL.finditer(text):
         url = match.group(0).rstrip(".,;:")
-        end = match.start() + len(url)
-        out += [esc(text[last:match.start()]), f"[{esc(url)}]({url})" if _safe_url(url) else esc(url)]
-        last = end
-    out.append(esc(text[last:]))
+        out += [plain(text[last:match.start()]), linked(url)]
+        last = match.start() + len(url)
+    out.append(plain(text[last:]))
     return "".join(out)
+
+
+def esc_links(text: object) -> str:
+    """Like esc, but each web address in the text is a clickable link showing the address as written."""
+    return _linked(text, esc, lambda url: f"[{esc(url)}]({url})" if _safe_url(url) else esc(url))
+
+# --- HTML, for the answer drawn as a few st.html blocks (webapp/results.py) ---------------------------
+
+def h(text: object) -> str:
+    """Escape text for HTML (quotes too), so it is shown as typed and never becomes markup."""
+    return html.escape(str(text), quote=True)
+
+
+def link(url: str, shown: str) -> str:
+    """A link that opens in a new tab: a web address, or this page with other query parameters ('?...');
+    plain text for anything else."""
+    safe = _safe_url(url) or (url.startswith("?") and not any(c in url for c in " <>\"'"))
+    return f'<a href="{h(url)}" target="_blank" rel="noopener noreferrer">{shown}</a>' if safe else shown
+
+
+def h_cites(refs: Iterable[CitationRef]) -> str:
+    """Citation keys, each a link when the source has an address (the HTML twin of `cites`)."""
+    return ", ".join(link(r.url, h(r.key)) if r.url else h(f"[{r.key}]") for r in refs)
+
+
+def h_links(text: object) -> str:
+    """Like h, but each web address in the text is a link showing the address as written."""
+    return _linked(text, h, lambda url: link(url, h(url)))
+
+
+def h_list(items: Iterable[str]) -> str:
+    """A bulleted list of HTML items (already escaped); nothing for no items."""
+    items = list(items)
+    return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>" if items else ""
