@@ -313,6 +313,7 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
             row.download_button("Download plan (JSON)", lambda: export.json_report(kb, raw, assessed_at, plan.model_dump(mode="json")),
                                 file_name=export.file_name(raw, assessed_at, "json"), mime="application/json", on_click="ignore")
 
+results.style()  # the answer's style sheet, once per whole page (a run of the answer alone keeps it)
 if print_view:
     st.info("Print view: the whole plan, every section expanded, without the form. Print it with your browser "
             "(Ctrl+P or ⌘P).", icon=":material/print:")

@@ -86,7 +86,9 @@ def test_a_stop_flag_stands_above_everything_and_withholds_pyloromyotomy(server:
         assert "Stopped: no treatment is suggested" in results
         assert f"{PYLOROMYOTOMY} —" not in results  # no card, no step
         assert f"{CORRECTION} — Preferred" in results  # the correction goes on meanwhile
-        assert stop in page.locator(".mx-alert").first.inner_text()  # the first flag box
+        box = page.locator(".mx-alert").first
+        assert stop in box.inner_text()  # the first flag box
+        assert box.evaluate("e => getComputedStyle(e).backgroundColor") != "rgba(0, 0, 0, 0)", "the answer's style sheet is in"
 
 
 def test_a_do_first_flag_puts_the_correction_before_pyloromyotomy(server: str, tmp_path: Path) -> None:
