@@ -1,6 +1,6 @@
 """The Streamlit app through Streamlit's own AppTest: the form from the declared details, the plan in
 its order (stop flags, do-first flags, the plan, what would change it, the options), validation
-errors beside their fields, teaching mode, exports, escaping and the failure paths."""
+errors named in the form, teaching mode, exports, escaping and the failure paths."""
 
 from __future__ import annotations
 
@@ -204,7 +204,7 @@ def test_a_detail_that_would_change_the_plan_is_asked_for_in_its_presentations_d
     assert "Not met: Subtype is type III (spastic)." in why_not  # the unmet condition, in words
 
 
-def test_validation_errors_are_shown_beside_their_fields_not_as_a_traceback() -> None:
+def test_validation_errors_are_named_in_their_presentations_details_not_as_a_traceback() -> None:
     at = fill(fresh(), "achalasia", 45, subtype="type_iii", diagnosis_confirmed=False)
     at.session_state["assessment_input"]["conditions"][0]["symptom_duration_months"] = 5000
     at.run()
@@ -217,7 +217,7 @@ def test_validation_errors_are_shown_beside_their_fields_not_as_a_traceback() ->
     assert "3. The plan and its basis" not in text(at)
 
 
-def test_an_out_of_range_value_is_refused_beside_its_field_and_at_the_top_and_the_old_plan_goes() -> None:
+def test_an_out_of_range_value_is_refused_in_its_presentations_details_and_at_the_top_and_the_old_plan_goes() -> None:
     at = type_iii(fresh())
     assert "3. The plan and its basis" in text(at)
     at.number_input(key="detail.achalasia.symptom_duration_months").set_value(5000)  # no browser-side bound
