@@ -195,7 +195,7 @@ def basis_html(w: Words, pid: str, b: Basis) -> str:
         parts.append(_p("<strong>Not recorded (could change the answer):</strong> "
                         + h(listing(w.fact(pid, f) for f in b.inputs_missing)) + "."))
     parts.append(_p("<strong>Citations:</strong>") + h_list(
-        f"{h(c.key)}{f' ({c.year})' if c.year else ''}{f' · grade {h(c.grade)}' if c.grade else ''}: {h_links(c.label)}"
+        f"{h(c.key)}{f' ({h(c.year)})' if c.year else ''}{f' · grade {h(c.grade)}' if c.grade else ''}: {h_links(c.label)}"
         for c in b.citations
     ))
     if b.rule_ids:
