@@ -40,6 +40,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from screening import forkserver
 from screening.export import Export, ExportFile, Problem, discover, read_file
 from screening.tally import Tally
 from screening.summary import Labels, import_plotting_soon, labels_of, write_summary
@@ -293,35 +294,6 @@ QUIET_WORKERS = {"distributed.worker.profile.enabled": False, "distributed.admin
                  "distributed.admin.system-monitor.interval": "2s"}
 
 
-def _start_forkserver() -> bool:
-    """Start the process the local workers will be forked from, with screening/preload.py imported in it
-    (imports done, engine built), so that its CPU is paid once, not once per worker; started first thing,
-    it builds while this process imports dask, reads the manifest and starts the scheduler. Spawn and
-    forkserver both start from a fresh interpreter (never a fork of this multi-threaded client). The
-    preload list is read when the server starts, so distributed's own list, which it sets later, does
-    not replace ours. False where there is no forkserver (Windows): workers spawned, as before."""
-    import multiprocessing
-    from multiprocessing import forkserver
-
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return False
-    forkserver.set_forkserver_preload(["screening.preload"])
-    forkserver.ensure_running()
-    return True
-
-
-def _stop_forkserver() -> None:
-    """Once the local cluster is closed, stop its forkserver and wait for it, as for any child process:
-    none is left behind, and its CPU time (with that of the workers it forked and waited for) counts
-    among this process's children's, where `make bench-screen` reads it. multiprocessing has no public
-    call for this; `_stop` is the one its own tests use, and a later screen starts a new server."""
-    from multiprocessing import forkserver
-
-    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
-    if stop is not None:
-        stop()
-
-
 def _run_distributed(work: Passes, address: str | None, workers: int, show: bool,
                      seconds: dict[str, float], labels: list[Labels], forked: bool,
                      stopping: list[threading.Thread]) -> tuple[list, list, str]:
@@ -329,7 +301,7 @@ def _run_distributed(work: Passes, address: str | None, workers: int, show: bool
         return _on_cluster(work, address, workers, show, seconds, labels, forked)
     finally:
         if forked:  # the forkserver exits (a second or so) while the summary is written; joined after it
-            stopping.append(threading.Thread(target=_stop_forkserver, name="stop forkserver"))
+            stopping.append(threading.Thread(target=forkserver.stop, name="stop forkserver"))
             stopping[-1].start()
 
 
@@ -409,13 +381,13 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
     if scheduler and not have_distributed:
         raise RuntimeError("--scheduler needs dask.distributed (pip install distributed)")
     stopping: list[threading.Thread] = []  # the forkserver's exit, overlapped with the summary
-    forked = bool(have_distributed and not scheduler) and _start_forkserver()
+    forked = bool(have_distributed and not scheduler) and forkserver.start()
     try:
         return _screen(export_dir, out, as_of, scheduler, workers, full, show_progress, have_distributed,
                        forked, seconds, stopping)
     finally:
         if forked and not stopping:  # failed before the cluster ran
-            _stop_forkserver()
+            forkserver.stop()
         for thread in stopping:
             thread.join()
 

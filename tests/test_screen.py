@@ -224,3 +224,16 @@ def test_a_local_cluster_starts_quietly_when_another_holds_the_dashboard_port() 
             cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, scheduler_kwargs=NO_DASHBOARD,
                                    silence_logs=logging.ERROR)
             cluster.close()
+
+
+def test_the_command_starts_the_forkserver_first_only_for_a_local_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`myotomy-cds screen` starts the local workers' forkserver before importing the rest; with
+    --scheduler the workers are someone else's, and none is started."""
+    from screening import forkserver
+
+    started: list[bool] = []
+    monkeypatch.setattr(forkserver, "start", lambda: started.append(True) or True)
+    forkserver.start_early("tcp://scheduler:8786")
+    assert not started
+    forkserver.start_early(None)
+    assert started == [True]
