@@ -237,3 +237,19 @@ def test_the_command_starts_the_forkserver_first_only_for_a_local_cluster(monkey
     assert not started
     forkserver.start_early(None)
     assert started == [True]
+
+
+def test_the_command_freezes_the_collector_at_exit_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command's process skips the interpreter's last walks over every imported object: gc.freeze runs
+    at exit, registered once however many screens the process runs."""
+    import atexit
+    import gc
+
+    import screening.run as run
+
+    registered: list[object] = []
+    monkeypatch.setattr(atexit, "register", registered.append)
+    monkeypatch.setattr(atexit, "unregister", lambda f: registered.remove(f) if f in registered else None)
+    run._quick_exit()
+    run._quick_exit()
+    assert registered == [gc.freeze]
