@@ -311,6 +311,7 @@ def _on_cluster(work: Passes, address: str | None, workers: int, show: bool,
     import dask
     from distributed import Client, LocalCluster, as_completed
 
+    import_plotting_soon()  # while this process waits for the workers, not while they work (after its own imports)
     if address:
         client, cluster, where = Client(address), None, f"the Dask cluster at {address}"
     else:
@@ -338,7 +339,6 @@ def _on_cluster(work: Passes, address: str | None, workers: int, show: bool,
         read = run(work.reading(), "reading", " file")
         seconds["reading"], t = time.perf_counter() - t, time.perf_counter()
         assessed, problems = work.assessing(read)
-        import_plotting_soon()
         tallies = run(assessed, "assessing", " bucket")
         seconds["assessing"] = time.perf_counter() - t
         return tallies, problems, where

@@ -253,3 +253,16 @@ def test_the_command_freezes_the_collector_at_exit_once(monkeypatch: pytest.Monk
     run._quick_exit()
     run._quick_exit()
     assert registered == [gc.freeze]
+
+
+def test_matplotlib_is_imported_while_the_cluster_starts_not_while_workers_assess(
+        tmp_path: Path, in_process_cluster: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import screening.run as run
+
+    order: list[str] = []
+    reading = run.Passes.reading
+    monkeypatch.setattr(run, "import_plotting_soon", lambda: order.append("import matplotlib"))
+    monkeypatch.setattr(run.Passes, "reading", lambda self: order.append("pass 1") or reading(self))
+    export = generate(tmp_path / "export", 10, seed=2, per_file=50)
+    screen(str(export.folder), str(tmp_path / "out"), scheduler=in_process_cluster, show_progress=False)
+    assert order == ["import matplotlib", "pass 1"]
