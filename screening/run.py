@@ -50,6 +50,7 @@ TABLE = "table"  # OUT/table/part-*.parquet: read it whole with pandas.read_parq
 PLANS = "plans.jsonl"
 SCRATCH = "_scratch"  # pass 1's files of patient buckets; removed at the end
 BUCKET_BYTES = 2 * 1024 * 1024  # about 1,500 patients of a typical export: small tasks, flat worker memory
+READ_BYTES = 4 * 1024 * 1024  # NDJSON read by one task of pass 1: 4 files of 5,000 resources
 MIN_BUCKETS = 16  # at 10,000 patients 8 tasks per worker of 2: the last to finish leaves the other idle for less
 FLUSH_RECORDS = 20_000
 SCHEMA = pa.schema([
@@ -87,19 +88,43 @@ class Result:
     labels: Labels | None = None  # the workers' knowledge base, as the summary names it; None: load it
 
 
-def buckets_for(files: list[ExportFile]) -> int:
-    """How many patient buckets: about BUCKET_BYTES of NDJSON each (gzip counted at about 8 times its
-    size), and at least MIN_BUCKETS, so that workers stay busy on a small export and the memory of a
-    task stays the same on a large one."""
-    total = 0
+def _sizes(files: tuple[ExportFile, ...]) -> list[int]:
+    """Each file's size in bytes of NDJSON, gzip counted at about 8 times its size (0 if unknown)."""
+    sizes = []
     for file in files:
         fs, path = fsspec.core.url_to_fs(file.path)
         try:
             size = fs.size(path) or 0
         except OSError:
             size = 0
-        total += size * (8 if file.name.endswith(".gz") else 1)
-    return max(MIN_BUCKETS, math.ceil(total / BUCKET_BYTES))
+        sizes.append(size * (8 if file.name.endswith(".gz") else 1))
+    return sizes
+
+
+def buckets_for(sizes: list[int]) -> int:
+    """How many patient buckets: about BUCKET_BYTES of NDJSON each, and at least MIN_BUCKETS, so that
+    workers stay busy on a small export and the memory of a task stays the same on a large one."""
+    return max(MIN_BUCKETS, math.ceil(sum(sizes) / BUCKET_BYTES))
+
+
+def groups_for(files: tuple[ExportFile, ...], sizes: list[int]) -> list[tuple[ExportFile, ...]]:
+    """Pass 1's tasks: runs of files of about READ_BYTES of NDJSON each (less on a small export, so that
+    there are at least MIN_BUCKETS tasks), in the export's order. A file is read in about 12 ms, and each
+    task cost the client and scheduler about 2 ms of CPU besides, which took it from the workers: at
+    100,000 patients 89 one-file tasks became 23 (BENCHMARKS.md)."""
+    target = min(READ_BYTES, sum(sizes) / MIN_BUCKETS)
+    groups: list[tuple[ExportFile, ...]] = []
+    current: list[ExportFile] = []
+    held = 0
+    for file, size in zip(files, sizes):
+        if current and held + size > target:
+            groups.append(tuple(current))
+            current, held = [], 0
+        current.append(file)
+        held += size
+    if current:
+        groups.append(tuple(current))
+    return groups
 
 
 def bucket_of(pid: str, buckets: int) -> int:
@@ -111,7 +136,7 @@ Chunk = tuple[str, int, int]  # (scratch file, offset, length): one pickled list
 
 
 def split_file(file: ExportFile, buckets: int, scratch: str) -> tuple[list[tuple], dict[int, list[Chunk]]]:
-    """Pass 1, one task per file: its resource records, grouped by the bucket of their patient, into one
+    """Pass 1, for each file of a task: its resource records, grouped by the bucket of their patient, into one
     scratch file (a pickled list per bucket, written every FLUSH_RECORDS records so memory does not grow
     with the file); returns the file's problems and where each bucket's records are in the scratch file.
 
@@ -147,6 +172,18 @@ def split_file(file: ExportFile, buckets: int, scratch: str) -> tuple[list[tuple
             if held >= FLUSH_RECORDS:
                 flush()
         flush()
+    return problems, chunks
+
+
+def split_files(files: tuple[ExportFile, ...], buckets: int, scratch: str) -> tuple[list[tuple], dict[int, list[Chunk]]]:
+    """Pass 1, one task per run of files (groups_for): split_file on each, their answers joined."""
+    problems: list[tuple] = []
+    chunks: dict[int, list[Chunk]] = {}
+    for file in files:
+        found, where = split_file(file, buckets, scratch)
+        problems.extend(found)
+        for bucket, items in where.items():
+            chunks.setdefault(bucket, []).extend(items)
     return problems, chunks
 
 
@@ -217,7 +254,7 @@ def _join_plans(out: str) -> None:
 
 @dataclass
 class Passes:
-    """The two passes as Dask tasks: pass 1 (a task per file: its problems and where its records went), then
+    """The two passes as Dask tasks: pass 1 (a task per run of files: their problems and where their records went), then
     pass 2 (a task per bucket: counts), made from pass 1's answer, as it reads what pass 1 wrote. Plain
     delayed calls, not bags: a bag made two tasks of each (its sequence, then the call), twice the
     scheduler's round trips for nothing."""
@@ -226,12 +263,13 @@ class Passes:
     out: str
     full: bool
     buckets: int
+    groups: list[tuple[ExportFile, ...]]
 
     def reading(self) -> list[Any]:
         from dask import delayed
 
-        task = delayed(split_file, pure=True)
-        return [task(file, self.buckets, f"{self.out}/{SCRATCH}") for file in self.export.files]
+        task = delayed(split_files, pure=True)
+        return [task(files, self.buckets, f"{self.out}/{SCRATCH}") for files in self.groups]
 
     def assessing(self, read: list[tuple[list, dict[int, list[Chunk]]]]) -> tuple[list[Any], list[tuple]]:
         """Pass 2's tasks from pass 1's answers, and pass 1's problems."""
@@ -248,7 +286,8 @@ class Passes:
 
 
 def passes(export: Export, out: str, full: bool) -> Passes:
-    return Passes(export, out, full, buckets_for(list(export.files)))
+    sizes = _sizes(export.files)
+    return Passes(export, out, full, buckets_for(sizes), groups_for(export.files, sizes))
 
 
 def _bar(total: int, show: bool, desc: str, unit: str) -> Any:
@@ -336,7 +375,7 @@ def _on_cluster(work: Passes, address: str | None, workers: int, show: bool,
             return found
 
         t = time.perf_counter()
-        read = run(work.reading(), "reading", " file")
+        read = run(work.reading(), "reading", " task")
         seconds["reading"], t = time.perf_counter() - t, time.perf_counter()
         assessed, problems = work.assessing(read)
         tallies = run(assessed, "assessing", " bucket")

@@ -255,6 +255,38 @@ def test_the_command_freezes_the_collector_at_exit_once(monkeypatch: pytest.Monk
     assert registered == [gc.freeze]
 
 
+def test_pass_one_reads_runs_of_files_in_order_and_small_exports_file_by_file() -> None:
+    from screening.export import ExportFile
+    from screening.run import MIN_BUCKETS, READ_BYTES, groups_for
+
+    files = tuple(ExportFile("Condition", f"/x/Condition.{i:03d}.ndjson", f"Condition.{i:03d}.ndjson") for i in range(100))
+    large = groups_for(files, [READ_BYTES // 3] * 100)  # READ_BYTES a task: 3 files each, the last alone
+    assert [f for group in large for f in group] == list(files)
+    assert [len(group) for group in large] == [3] * 33 + [1]
+    small = groups_for(files[:10], [1000] * 10)  # fewer files than MIN_BUCKETS: each its own task
+    assert len(small) == 10 and MIN_BUCKETS > 10
+
+
+def test_the_screen_does_not_depend_on_how_files_are_grouped(tmp_path: Path, in_process_cluster: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pass 1 reads runs of files per task (fewer tasks for the scheduler): the table, counts and problems
+    are the same with one file per task and with every file in one task."""
+    import screening.run as run
+
+    export = generate(tmp_path / "export", 60, seed=9, per_file=20)
+    plain = next(p for p in export.files if p.name.startswith("Condition.") and not p.name.endswith(".gz"))
+    plain.write_text(plain.read_text() + "{not json\n")
+    found = []
+    for name, grouping in (("each", lambda files, sizes: [(f,) for f in files]), ("all", lambda files, sizes: [files])):
+        monkeypatch.setattr(run, "groups_for", grouping)
+        result = screen(str(export.folder), str(tmp_path / name), scheduler=in_process_cluster, show_progress=False)
+        table = pd.read_parquet(tmp_path / name / "table").sort_values(["patient_id", "presentation"], ignore_index=True)
+        found.append((table, result.tally, result.problems))
+    (table_each, tally_each, problems_each), (table_all, tally_all, problems_all) = found
+    pd.testing.assert_frame_equal(table_each, table_all)
+    assert tally_each == tally_all and problems_each == problems_all and problems_each
+
+
 def test_matplotlib_is_imported_while_the_cluster_starts_not_while_workers_assess(
         tmp_path: Path, in_process_cluster: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import screening.run as run
