@@ -298,3 +298,10 @@ def test_matplotlib_is_imported_while_the_cluster_starts_not_while_workers_asses
     export = generate(tmp_path / "export", 10, seed=2, per_file=50)
     screen(str(export.folder), str(tmp_path / "out"), scheduler=in_process_cluster, show_progress=False)
     assert order == ["import matplotlib", "pass 1"]
+
+
+def test_a_worker_freezes_what_it_loaded_and_collects_young_garbage_rarely() -> None:
+    code = ("import gc; from screening.run import GC_GEN0, warm; warm(); "
+            "print(gc.get_threshold()[0] == GC_GEN0 == 100_000, gc.get_freeze_count() > 100_000)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["True", "True"], done.stderr[-2000:]
