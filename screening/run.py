@@ -32,6 +32,7 @@ import pickle
 import sys
 import threading
 import time
+import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import date
@@ -202,12 +203,15 @@ def _bucket_records(chunks: list[Chunk]) -> dict[str, list[tuple]]:
     return groups
 
 
-def assess_bucket(bucket: int, chunks: list[Chunk], today: date, out: str, full: bool) -> Tally:
+def assess_bucket(bucket: int, chunks: list[Chunk], today: date, out: str, full: bool,
+                  shared: str | None = None) -> Tally:
     """Pass 2, one task per bucket: assess its patients, write its table part (and plans), return its counts.
-    Named by bucket, so a task run twice (a worker lost) overwrites its own files."""
+    Named by bucket, so a task run twice (a worker lost) overwrites its own files. `shared`: the folder
+    where the workers share what they assessed (screening/patients.py _Exchange); None: nothing shared."""
     from rules.batch import plan_json
-    from screening.patients import assess_patient
+    from screening.patients import assess_patient, publish_outcomes, share_outcomes
 
+    share_outcomes(shared)
     tally = Tally()
     rows: list[dict[str, Any]] = []
     plans: list[bytes] = []
@@ -224,6 +228,7 @@ def assess_bucket(bucket: int, chunks: list[Chunk], today: date, out: str, full:
     if plans:
         with fsspec.open(f"{out}/plans/part-{bucket:05d}.jsonl", "wb") as handle:
             handle.write(b"".join(plans))
+    publish_outcomes(f"{bucket:05d}")
     return tally
 
 
@@ -271,8 +276,10 @@ class Passes:
         task = delayed(split_files, pure=True)
         return [task(files, self.buckets, f"{self.out}/{SCRATCH}") for files in self.groups]
 
-    def assessing(self, read: list[tuple[list, dict[int, list[Chunk]]]]) -> tuple[list[Any], list[tuple]]:
-        """Pass 2's tasks from pass 1's answers, and pass 1's problems."""
+    def assessing(self, read: list[tuple[list, dict[int, list[Chunk]]]],
+                  workers: int) -> tuple[list[Any], list[tuple]]:
+        """Pass 2's tasks from pass 1's answers, and pass 1's problems. With several worker processes, they
+        share what they assess (not with --full, whose outcomes hold whole plans)."""
         from dask import delayed
 
         problems: list[tuple] = []
@@ -282,7 +289,9 @@ class Passes:
             for bucket, items in where.items():
                 chunks[bucket].extend(items)
         task = delayed(assess_bucket, pure=True)
-        return [task(bucket, where, self.export.today, self.out, self.full) for bucket, where in chunks.items()], problems
+        shared = f"{self.out}/{SCRATCH}/outcomes-{uuid.uuid4().hex}" if workers > 1 and not self.full else None
+        return [task(bucket, where, self.export.today, self.out, self.full, shared)
+                for bucket, where in chunks.items()], problems
 
 
 def passes(export: Export, out: str, full: bool) -> Passes:
@@ -378,7 +387,7 @@ def _on_cluster(work: Passes, address: str | None, workers: int, show: bool,
         t = time.perf_counter()
         read = run(work.reading(), "reading", " task")
         seconds["reading"], t = time.perf_counter() - t, time.perf_counter()
-        assessed, problems = work.assessing(read)
+        assessed, problems = work.assessing(read, len(client.scheduler_info()["workers"]))
         tallies = run(assessed, "assessing", " bucket")
         seconds["assessing"] = time.perf_counter() - t
         return tallies, problems, where
@@ -401,7 +410,7 @@ def _run_multiprocessing(work: Passes, workers: int, show: bool,
         t = time.perf_counter()
         read = dask.compute(*work.reading(), scheduler="processes", num_workers=workers)
         seconds["reading"], t = time.perf_counter() - t, time.perf_counter()
-        assessed, problems = work.assessing(read)
+        assessed, problems = work.assessing(read, workers)
         found = dask.compute(*assessed, scheduler="processes", num_workers=workers)
         seconds["assessing"] = time.perf_counter() - t
     finally:

@@ -305,3 +305,25 @@ def test_a_worker_freezes_what_it_loaded_and_collects_young_garbage_rarely() -> 
             "print(gc.get_threshold()[0] == GC_GEN0 == 100_000, gc.get_freeze_count() > 100_000)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["True", "True"], done.stderr[-2000:]
+
+
+def test_workers_share_what_they_assessed_through_the_scratch_folder(tmp_path: Path) -> None:
+    """What one worker assessed in a bucket, another takes before its next bucket instead of assessing
+    it again; a file still being written is read the next time; with --full nothing is shared."""
+    from screening.patients import Assessed, _Exchange
+
+    folder = str(tmp_path / "outcomes")
+    one, other = _Exchange(), _Exchange()
+    outcome = Assessed(True, None, [], {})
+    one.adopt(folder)
+    one.keep(b"input", outcome)
+    one.keep(b"with a plan", Assessed(True, object(), [], {}))  # --full: never shared
+    (tmp_path / "outcomes").mkdir()
+    (tmp_path / "outcomes" / "00002.pkl").write_bytes(pickle.dumps({b"later": pickle.dumps(outcome)})[:-3])
+    one.publish("00001")
+    other.adopt(folder)
+    assert other.take(b"input") == outcome and other.take(b"input") is None and other.take(b"with a plan") is None
+    assert other.take(b"later") is None
+    (tmp_path / "outcomes" / "00002.pkl").write_bytes(pickle.dumps({b"later": pickle.dumps(outcome)}))
+    other.adopt(folder)
+    assert other.take(b"later") == outcome
