@@ -14,8 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from rules.json_input import OUTPUTS as BATCH_OUTPUTS
-from rules.json_input import UsageError, read_json_file
+from rules.json_input import OUTPUTS as BATCH_OUTPUTS, UsageError, read_json_file
 
 # Each command imports what it needs (the planner, the models, dask): `screen` starts its workers'
 # forkserver before it imports anything heavy, so the two overlap (screening/forkserver.py).
