@@ -195,7 +195,9 @@ _EXCHANGE = _Exchange()
 
 def share_outcomes(folder: str | None) -> None:
     """Before a bucket task: take what the other workers published in `folder`; None: share nothing."""
-    if folder is not None:
+    if folder is None:
+        _EXCHANGE.fresh = None
+    else:
         _EXCHANGE.adopt(folder)
 
 

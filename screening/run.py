@@ -228,7 +228,8 @@ def assess_bucket(bucket: int, chunks: list[Chunk], today: date, out: str, full:
     if plans:
         with fsspec.open(f"{out}/plans/part-{bucket:05d}.jsonl", "wb") as handle:
             handle.write(b"".join(plans))
-    publish_outcomes(f"{bucket:05d}")
+    if shared is not None:
+        publish_outcomes(f"{bucket:05d}")
     return tally
 
 
