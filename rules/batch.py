@@ -27,13 +27,12 @@ from pydantic import TypeAdapter
 
 from models.plan import Plan, SourceCaveat
 from rules.engine import RuleExecutionError
-from rules.json_input import MAX_INPUT_BYTES, UsageError, parse_json
+from rules.json_input import MAX_INPUT_BYTES, OUTPUTS, UsageError, parse_json
 from rules.planner import InputError, assess, default_context, prepare
 
 BATCH_CHUNK = 32  # lines per run of lines handed to a worker process
 BATCH_WINDOW = 3  # runs queued or assessed ahead per worker: bounds memory whatever the size of the file
 Record = tuple[bool, bytes]  # (is an error record, the output line with its newline)
-OUTPUTS = ("full", "summary")  # what a record holds: the whole plan, or `plan_summary`
 
 
 def plan_json(result: Plan) -> bytes:

@@ -14,16 +14,17 @@ import json
 import sys
 from pathlib import Path
 
-from models.problems import KnowledgeBaseError
-from rules.batch import OUTPUTS as BATCH_OUTPUTS
-from rules.engine import RuleExecutionError
-from rules.json_input import UsageError, read_json_file
-from rules.planner import InputError, assess, default_context
+from rules.json_input import OUTPUTS as BATCH_OUTPUTS, UsageError, read_json_file
+
+# Each command imports what it needs (the planner, the models, dask): `screen` starts its workers'
+# forkserver before it imports anything heavy, so the two overlap (screening/forkserver.py).
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
+    from rules.planner import assess
+
     plan = assess(read_json_file(args.file))
     if args.format == "markdown":
         from rules.render import to_markdown
@@ -42,6 +43,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_screen(args: argparse.Namespace) -> int:
+    from screening import forkserver
+
+    forkserver.start_early(args.scheduler)  # first: it builds the workers' engine while this process imports
     from screening.export import ExportError
     from screening.run import run_cli
 
@@ -62,6 +66,7 @@ def _day(text: str) -> str:
 
 
 def cmd_schema(_args: argparse.Namespace) -> int:
+    from rules.planner import default_context
     from rules.schemas import input_schema
 
     sys.stdout.write(json.dumps(input_schema(default_context()[0]), indent=2) + "\n")
@@ -165,23 +170,33 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (UsageError, InputError) as error:
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        return _failed(error)
+
+
+def _failed(error: Exception) -> int:
+    """The message and exit status for a command's error: never a traceback. The error classes are
+    imported here, not with this module (see the imports above)."""
+    from models.problems import KnowledgeBaseError
+    from rules.engine import RuleExecutionError
+    from rules.planner import InputError
+
+    if isinstance(error, (UsageError, InputError)):
         print(f"invalid input: {error}", file=sys.stderr)
         return EXIT_INVALID
-    except KnowledgeBaseError as error:
+    if isinstance(error, KnowledgeBaseError):
         from rules.kb_check import print_problems
 
         print_problems("internal error: knowledge base is broken", error.problems, sys.stderr)
         return EXIT_INTERNAL
-    except RuleExecutionError as error:
+    if isinstance(error, RuleExecutionError):
         print(f"internal error: {error}", file=sys.stderr)
         return EXIT_INTERNAL
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # last resort: a message, never a traceback
-        print(f"internal error: {type(error).__name__}: {error}", file=sys.stderr)
-        return EXIT_INTERNAL
+    print(f"internal error: {type(error).__name__}: {error}", file=sys.stderr)  # last resort
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

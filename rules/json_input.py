@@ -1,5 +1,6 @@
 """Reading one presentation as JSON from a file, standard input or a batch line, with a message
-that names the place and the reason instead of a traceback (shared by `assess` and `batch`)."""
+that names the place and the reason instead of a traceback (shared by `assess` and `batch`); and what a
+batch record may hold, which the command line lists without importing the planner (rules/cli.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from typing import IO, Any
 
 MAX_INPUT_BYTES = 1 << 20  # one presentation is a few kilobytes; refuse anything far larger
+OUTPUTS = ("full", "summary")  # what a batch record holds: the whole plan, or `plan_summary` (rules/batch.py)
 
 
 class UsageError(Exception):

@@ -1,5 +1,5 @@
 """Imported once, by the process that forks the local cluster's workers (multiprocessing's forkserver,
-screening/run.py `_start_forkserver`), so that each worker starts with the imports done and the
+screening/forkserver.py), so that each worker starts with the imports done and the
 knowledge base, rules engine and terminology built, instead of importing and building them itself
 (about 1.5 CPU seconds per worker on this machine: dask, distributed, pyarrow, pandas, the knowledge
 base). Workers on a cluster reached with --scheduler do the same work in `screening.run.warm` when

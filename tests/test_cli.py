@@ -139,3 +139,13 @@ def test_the_plan_is_the_same_in_every_process(tmp_path: Path) -> None:
     path.write_text(json.dumps(CASES["achalasia_dysphagia_without_manometry"].input))
     outputs = {run("assess", str(path), env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
     assert len(outputs) == 1
+
+
+def test_the_command_line_module_imports_nothing_heavy() -> None:
+    """`myotomy-cds screen` starts its workers' forkserver (which builds the engine) before it imports
+    the planner, the models or dask, so that the two overlap: importing rules.cli must not import them."""
+    code = ("import sys, rules.cli; print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'models', 'pydantic', 'durable', 'dask', 'distributed', 'pyarrow', 'screening', 'service'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -224,3 +224,106 @@ def test_a_local_cluster_starts_quietly_when_another_holds_the_dashboard_port() 
             cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, scheduler_kwargs=NO_DASHBOARD,
                                    silence_logs=logging.ERROR)
             cluster.close()
+
+
+def test_the_command_starts_the_forkserver_first_only_for_a_local_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`myotomy-cds screen` starts the local workers' forkserver before importing the rest; with
+    --scheduler the workers are someone else's, and none is started."""
+    from screening import forkserver
+
+    started: list[bool] = []
+    monkeypatch.setattr(forkserver, "start", lambda: started.append(True) or True)
+    forkserver.start_early("tcp://scheduler:8786")
+    assert not started
+    forkserver.start_early(None)
+    assert started == [True]
+
+
+def test_the_command_freezes_the_collector_at_exit_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command's process skips the interpreter's last walks over every imported object: gc.freeze runs
+    at exit, registered once however many screens the process runs."""
+    import atexit
+    import gc
+
+    import screening.run as run
+
+    registered: list[object] = []
+    monkeypatch.setattr(atexit, "register", registered.append)
+    monkeypatch.setattr(atexit, "unregister", lambda f: registered.remove(f) if f in registered else None)
+    run._quick_exit()
+    run._quick_exit()
+    assert registered == [gc.freeze]
+
+
+def test_pass_one_reads_runs_of_files_in_order_and_small_exports_file_by_file() -> None:
+    from screening.export import ExportFile
+    from screening.run import MIN_BUCKETS, READ_BYTES, groups_for
+
+    files = tuple(ExportFile("Condition", f"/x/Condition.{i:03d}.ndjson", f"Condition.{i:03d}.ndjson") for i in range(100))
+    large = groups_for(files, [READ_BYTES // 3] * 100)  # READ_BYTES a task: 3 files each, the last alone
+    assert [f for group in large for f in group] == list(files)
+    assert [len(group) for group in large] == [3] * 33 + [1]
+    small = groups_for(files[:10], [1000] * 10)  # fewer files than MIN_BUCKETS: each its own task
+    assert len(small) == 10 and MIN_BUCKETS > 10
+
+
+def test_the_screen_does_not_depend_on_how_files_are_grouped(tmp_path: Path, in_process_cluster: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pass 1 reads runs of files per task (fewer tasks for the scheduler): the table, counts and problems
+    are the same with one file per task and with every file in one task."""
+    import screening.run as run
+
+    export = generate(tmp_path / "export", 60, seed=9, per_file=20)
+    plain = next(p for p in export.files if p.name.startswith("Condition.") and not p.name.endswith(".gz"))
+    plain.write_text(plain.read_text() + "{not json\n")
+    found = []
+    for name, grouping in (("each", lambda files, sizes: [(f,) for f in files]), ("all", lambda files, sizes: [files])):
+        monkeypatch.setattr(run, "groups_for", grouping)
+        result = screen(str(export.folder), str(tmp_path / name), scheduler=in_process_cluster, show_progress=False)
+        table = pd.read_parquet(tmp_path / name / "table").sort_values(["patient_id", "presentation"], ignore_index=True)
+        found.append((table, result.tally, result.problems))
+    (table_each, tally_each, problems_each), (table_all, tally_all, problems_all) = found
+    pd.testing.assert_frame_equal(table_each, table_all)
+    assert tally_each == tally_all and problems_each == problems_all and problems_each
+
+
+def test_matplotlib_is_imported_while_the_cluster_starts_not_while_workers_assess(
+        tmp_path: Path, in_process_cluster: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import screening.run as run
+
+    order: list[str] = []
+    reading = run.Passes.reading
+    monkeypatch.setattr(run, "import_plotting_soon", lambda: order.append("import matplotlib"))
+    monkeypatch.setattr(run.Passes, "reading", lambda self: order.append("pass 1") or reading(self))
+    export = generate(tmp_path / "export", 10, seed=2, per_file=50)
+    screen(str(export.folder), str(tmp_path / "out"), scheduler=in_process_cluster, show_progress=False)
+    assert order == ["import matplotlib", "pass 1"]
+
+
+def test_a_worker_freezes_what_it_loaded_and_collects_young_garbage_rarely() -> None:
+    code = ("import gc; from screening.run import GC_GEN0, warm; warm(); "
+            "print(gc.get_threshold()[0] == GC_GEN0 == 100_000, gc.get_freeze_count() > 100_000)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["True", "True"], done.stderr[-2000:]
+
+
+def test_workers_share_what_they_assessed_through_the_scratch_folder(tmp_path: Path) -> None:
+    """What one worker assessed in a bucket, another takes before its next bucket instead of assessing
+    it again; a file still being written is read the next time; with --full nothing is shared."""
+    from screening.patients import Assessed, _Exchange
+
+    folder = str(tmp_path / "outcomes")
+    one, other = _Exchange(), _Exchange()
+    outcome = Assessed(True, None, [], {})
+    one.adopt(folder)
+    one.keep(b"input", outcome)
+    one.keep(b"with a plan", Assessed(True, object(), [], {}))  # --full: never shared
+    (tmp_path / "outcomes").mkdir()
+    (tmp_path / "outcomes" / "00002.pkl").write_bytes(pickle.dumps({b"later": pickle.dumps(outcome)})[:-3])
+    one.publish("00001")
+    other.adopt(folder)
+    assert other.take(b"input") == outcome and other.take(b"input") is None and other.take(b"with a plan") is None
+    assert other.take(b"later") is None
+    (tmp_path / "outcomes" / "00002.pkl").write_bytes(pickle.dumps({b"later": pickle.dumps(outcome)}))
+    other.adopt(folder)
+    assert other.take(b"later") == outcome
