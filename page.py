@@ -27,7 +27,7 @@ from models.plan import INTENDED_USER, KNOWN_LIMITS, Plan
 from models.loader import KnowledgeBase
 from rules import InputError, KnowledgeBaseError, RuleExecutionError, assess
 from rules.render import to_markdown
-from webapp import export, form, graph, layout, presenter, results, state, teaching, warm
+from webapp import export, form, graph, layout, presenter, results, scroll, state, teaching, warm
 from webapp.knowledge import Knowledge, knowledge_bar, problem_list
 from webapp.text import esc, h as esc_html, link
 from webapp.words import Words
@@ -73,46 +73,6 @@ except KnowledgeBaseError as error:
 if presenting:  # ?present=1: one teaching case in large type, no form
     presenter.show(kb, engine, cases)
     st.stop()
-
-# Scrolls the results heading to the top (of Streamlit's main area, or of the answer column, which scrolls
-# on its own on a wide screen), then further if the plan box would start below the middle: at 1280x800 and on
-# a phone the flags and the plan box are in view after Assess. NONCE makes each run's copy new. It runs in the
-# page (window.parent is the window itself there); the same lines worked from an iframe before.
-_SCROLL = """<script>/* NONCE */
-(() => {  // its own scope: the page keeps the names of every copy that has run
-  const doc = window.parent.document;
-  let tries = 0;
-  // a folded part the reader opened (a card's basis, "why not") opens again in the next answer
-  if (!window.__foldsOpen) {
-    window.__foldsOpen = new Set();
-    doc.addEventListener("toggle", (e) => {
-      const key = e.target.dataset ? e.target.dataset.key : undefined;
-      if (key) e.target.open ? window.__foldsOpen.add(key) : window.__foldsOpen.delete(key);
-    }, true);
-  }
-  function go() {
-    doc.querySelectorAll("details[data-key]").forEach((d) => { if (window.__foldsOpen.has(d.dataset.key)) d.open = true; });
-    const head = doc.getElementById("results"), plan = doc.getElementById("plan");
-    if (!head || !plan) { if (tries++ < 30) setTimeout(go, 100); return; }
-    head.scrollIntoView({block: "start"});
-    let box = plan.parentElement;
-    while (box && !(box.scrollHeight > box.clientHeight && /auto|scroll/.test(window.parent.getComputedStyle(box).overflowY))) {
-      box = box.parentElement;
-    }
-    let low = plan.getBoundingClientRect().top - window.parent.innerHeight * 0.5;
-    // a stop flag is never scrolled out of sight to show the plan: it stays where the heading was
-    const top = head.getBoundingClientRect().top;
-    const stop = [...doc.querySelectorAll(".STOP")].find(e => e.getBoundingClientRect().top >= top);
-    if (stop) low = Math.min(low, stop.getBoundingClientRect().top - top - 12);  // a little space above it
-    if (box && low > 0) box.scrollBy(0, low);
-  }
-  // after the next frame, when the browser has laid out the answer itself: scrolling at once, while the answer's
-  // elements were still arriving, forced a layout of its own (scrollIntoView, 20 ms of each Assess in a profile)
-  requestAnimationFrame(() => setTimeout(go, 0));
-  setTimeout(() => { tries = 0; go(); }, 600);  // again once the page below has settled
-})();
-</script>"""
-
 
 # --- A link opens the same plan: the URL is read once per session, before any widget exists ---
 if "url_read" not in st.session_state:
@@ -274,26 +234,22 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
     chosen = st.session_state.get(form.PRESENTATIONS_KEY, [])
     stale = not print_view and [c.get("presentation") for c in raw.get("conditions", [])] != chosen
     assessed_at: datetime = st.session_state.get("assessed_at") or datetime.now().astimezone()
-    st.html(results.block(
-        '<h2 id="results">3. The plan and its basis</h2>',
+    asked = "" if print_view else scroll.marker(st.session_state)  # bring the answer into view (webapp/scroll.py)
+    head = results.block(
+        f'<h2 id="results"{asked}>3. The plan and its basis</h2>',
         results.alert("do_first", results.lines([
             "The presentations chosen above have changed since this plan was made: press Assess to assess them. "
             "The plan below is for the inputs listed with it."])) if stale else "",
         f'<p class="mx-caption">Assessed {esc_html(export.assessed_at_text(assessed_at))} · knowledge base '
         f"{esc_html(kb.version)} · content hash <code>{esc_html(kb.content_hash)}</code></p>",
         results.inputs(export.inputs_as_entered(kb, raw), expanded=print_view),
-    ))
-    if st.session_state.pop("scroll_to_results", False) and not print_view:
-        # bring the flags and the plan box into view after Assess (fixed script, no text from the page or the user)
-        # run in the page itself, not in an iframe (a new document per Assess costs the browser more)
-        scrolls = st.session_state["scrolls"] = st.session_state.get("scrolls", 0) + 1  # the same in every session's nth
-        st.html(_SCROLL.replace("NONCE", str(scrolls)).replace("STOP", results.STOP_CLASS), unsafe_allow_javascript=True)
-
+    )
     if hidden:
+        st.html(head)
         teaching.reveal_prompt()
         return
     point = teaching.point_html(case) if case_assessed and case is not None else ""
-    st.html(results.block(point, results.flags(plan, words), results.summary(plan, words)))
+    st.html(head + results.block(point, results.flags(plan, words), results.summary(plan, words)))  # one block: fewer to draw
     graph.show(plan, expanded=print_view)
     print_link = "?" + urlencode({**state.to_query(kb, raw), state.PRINT: "1"}, doseq=True)
     st.html(results.after_graph(plan, words, expanded=print_view) + results.block(
@@ -319,6 +275,7 @@ if print_view:
             "(Ctrl+P or ⌘P).", icon=":material/print:")
     answer = layout.print_page()
 else:
+    scroll.install()  # brings each new answer into view
     form_column, answer = layout.columns()  # side by side on a wide screen, stacked on a phone
     with form_column:
         # --- 1. The patient: the presentations drive which details show, so they sit outside the form ---
