@@ -258,8 +258,8 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
         f"content hash <code>{esc_html(plan.knowledge_base.content_hash)}</code></p>",
         "<h3>Export</h3>", "" if print_view else f"<p>{link(print_link, 'Print view')}: the whole plan with every section "
         "expanded, without the form, in a new tab.</p>", '<span class="mx-end"></span>'))  # the answer's last part is drawn
-    # the downloads are drawn only while their section is open: the two buttons were about a sixth of what the
-    # browser drew after each Assess (BENCHMARKS.md); each report is written when its button is pressed
+    # the downloads are drawn only while their section is open: the two buttons and their row cost about 30 ms of
+    # each Assess in an A/B (BENCHMARKS.md); each report is written when its button is pressed
     with st.expander("Download: the report (Markdown) or the plan (JSON), each with the inputs as entered",
                      key=EXPORT_KEY, expanded=print_view, on_change="rerun") as box:
         if box.open or print_view:

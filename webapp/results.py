@@ -6,7 +6,7 @@ why not, what the rules are for and the source passages.
 
 The answer is a few st.html blocks, not one Streamlit element per part: after Assess the browser drew
 about 30 elements (each a React component, Markdown parsed in the browser), which made submit to
-cards 2.1x a one-field form; a handful of HTML blocks is about 1.4x (BENCHMARKS.md). Folded parts are
+cards 2.1x a one-field form; with a handful of HTML blocks it is 1.5-1.6x (BENCHMARKS.md). Folded parts are
 <details>, opened in the browser without a round trip to the server. Every text goes through
 `webapp.text.h` (escaped, quotes too) and the only markup is written here, so nothing typed or carried
 in a teaching case can become markup; Streamlit sanitises the HTML again (DOMPurify) and runs no script in it.
