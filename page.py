@@ -27,7 +27,7 @@ from models.plan import INTENDED_USER, KNOWN_LIMITS, Plan
 from models.loader import KnowledgeBase
 from rules import InputError, KnowledgeBaseError, RuleExecutionError, assess
 from rules.render import to_markdown
-from webapp import export, form, graph, layout, presenter, results, scroll, state, teaching, warm
+from webapp import export, files, form, graph, layout, presenter, results, scroll, state, teaching, warm
 from webapp.knowledge import Knowledge, knowledge_bar, problem_list
 from webapp.text import esc, h as esc_html, link
 from webapp.words import Words
@@ -50,7 +50,6 @@ def teaching_cases(_kb: KnowledgeBase, content_hash: str):
 # Assess runs again only the parts of the page its answer changes (see `submit`): two keyed fragments.
 ANSWER_PART = "answer_part"
 PROBLEMS_SHOWN = "knowledge_problems_shown"
-EXPORT_KEY = "export_open"
 
 
 presenting = presenter.requested(st.query_params)  # the presenter view has its own, larger heading
@@ -230,7 +229,7 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
         return
     assert plan is not None
 
-    # --- 3. The plan: a few HTML blocks (webapp/results.py), the graph between them drawn only when opened ---
+    # --- 3. The plan: two HTML blocks (webapp/results.py); its picture and downloads are links (webapp/files.py) ---
     chosen = st.session_state.get(form.PRESENTATIONS_KEY, [])
     stale = not print_view and [c.get("presentation") for c in raw.get("conditions", [])] != chosen
     assessed_at: datetime = st.session_state.get("assessed_at") or datetime.now().astimezone()
@@ -250,24 +249,19 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
         return
     point = teaching.point_html(case) if case_assessed and case is not None else ""
     st.html(head + results.block(point, results.flags(plan, words), results.summary(plan, words)))  # one block: fewer to draw
-    graph.show(plan, expanded=print_view)
+    at = {"kb": kb, "raw": raw, "at": assessed_at}
     print_link = "?" + urlencode({**state.to_query(kb, raw), state.PRINT: "1"}, doseq=True)
-    st.html(results.after_graph(plan, words, expanded=print_view) + results.block(
+    downloads = (f'<a href="{esc_html(files.link(files.REPORT, **at))}" download>Download report (Markdown)</a> · '
+                 f'<a href="{esc_html(files.link(files.PLAN, **at))}" download>Download plan (JSON)</a>, each with the '
+                 "inputs as entered")
+    st.html(results.block(graph.section(plan, files.link(files.GRAPH, **at), expanded=print_view))
+            + results.after_graph(plan, words, expanded=print_view) + results.block(
         f'<p class="mx-caption">{esc_html(plan.disclaimer)}<br>Intended user: {esc_html(INTENDED_USER)} '
         f"Known limits: {esc_html(KNOWN_LIMITS)}<br>Knowledge base {esc_html(plan.knowledge_base.version)} · "
         f"content hash <code>{esc_html(plan.knowledge_base.content_hash)}</code></p>",
-        "<h3>Export</h3>", "" if print_view else f"<p>{link(print_link, 'Print view')}: the whole plan with every section "
-        "expanded, without the form, in a new tab.</p>", '<span class="mx-end"></span>'))  # the answer's last part is drawn
-    # the downloads are drawn only while their section is open: the two buttons and their row cost about 30 ms of
-    # each Assess in an A/B (BENCHMARKS.md); each report is written when its button is pressed
-    with st.expander("Download: the report (Markdown) or the plan (JSON), each with the inputs as entered",
-                     key=EXPORT_KEY, expanded=print_view, on_change="rerun") as box:
-        if box.open or print_view:
-            row = st.container(horizontal=True)
-            row.download_button("Download report (Markdown)", lambda: export.markdown_report(kb, raw, assessed_at, to_markdown(plan)),
-                                file_name=export.file_name(raw, assessed_at, "md"), mime="text/markdown", on_click="ignore")
-            row.download_button("Download plan (JSON)", lambda: export.json_report(kb, raw, assessed_at, plan.model_dump(mode="json")),
-                                file_name=export.file_name(raw, assessed_at, "json"), mime="application/json", on_click="ignore")
+        f"<h3>Export</h3><p>{downloads}.</p>",
+        "" if print_view else f"<p>{link(print_link, 'Print view')}: the whole plan with every section expanded, "
+        "without the form, in a new tab.</p>", '<span class="mx-end"></span>'))  # the answer's last part is drawn
 
 results.style()  # the answer's style sheet, once per whole page (a run of the answer alone keeps it)
 if print_view:

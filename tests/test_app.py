@@ -320,42 +320,58 @@ def test_every_teaching_case_fills_the_form_with_its_own_input() -> None:
         assert rebuilt == expected, case.id
 
 
-def test_exports_hold_the_plan_with_its_inputs_time_and_knowledge_base(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both exports are written on click (deferred): call their writers as the download would.
-    tests/test_browser.py downloads both in a real browser."""
-    import re
+def _follow(at: AppTest, label: str) -> Any:
+    """Follow the answer's link named `label` through the app's routes (webapp/files.py), as the browser would."""
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
 
-    from streamlit.runtime.media_file_manager import MediaFileManager
+    from webapp import files
 
-    deferred: dict[str, tuple[Any, str | None]] = {}
-    original_deferred = MediaFileManager.add_deferred
+    found = re.search(rf'<a href="([^"]+)"[^>]*>{re.escape(label)}</a>', "".join(b.value for b in at.html))
+    assert found, f"no link {label!r} in the answer"
+    return TestClient(Starlette(routes=files.ROUTES)).get("/" + html.unescape(found.group(1)))
 
-    def capture_deferred(self, data, mimetype, coordinates, file_name=None, **kwargs):
-        deferred[mimetype] = (data, file_name)
-        return original_deferred(self, data, mimetype, coordinates, file_name, **kwargs)
 
-    monkeypatch.setattr(MediaFileManager, "add_deferred", capture_deferred)
+def test_exports_hold_the_plan_with_its_inputs_time_and_knowledge_base() -> None:
+    """Both exports are links the app answers (webapp/files.py): the plan the page showed, with the inputs
+    as entered, the time and the knowledge base. tests/test_browser.py downloads both in a real browser."""
     at = type_iii(fresh())
-    assert not at.get("download_button")  # folded: drawn only when opened
-    at.session_state["export_open"] = True  # as a reader opens it
-    at.run()
-    assert len(at.get("download_button")) == 2
-    if not deferred:
-        pytest.skip("no runtime under this AppTest: the report writers are not registered")
-    write, name = deferred["application/json"]
-    assert re.fullmatch(r"myotomy-achalasia-\d{4}-\d\d-\d\dT\d{4}\.json", name or ""), name
-    exported = json.loads(write())
+    assert not at.get("download_button")  # links, not Streamlit elements
+    answer = _follow(at, "Download plan (JSON)")
+    assert answer.status_code == 200, answer.text
+    name = re.search(r'filename="([^"]+)"', answer.headers["content-disposition"]).group(1)
+    assert re.fullmatch(r"myotomy-achalasia-\d{4}-\d\d-\d\dT\d{4}\.json", name), name
+    exported = answer.json()
     plan = exported["plan"]
     assert plan["options"][0]["id"] == "poem" and plan["options"][0]["strength"] == "preferred"
     assert {"diagnosis_confirmed": True, "subtype": "type_iii"}.items() <= plan["options"][0]["basis"]["inputs_used"].items()
     assert exported["knowledge_base"]["version"] and len(exported["knowledge_base"]["content_hash"]) == 64
-    assert exported["assessed_at"].startswith("20") and exported["input"]["conditions"][0]["subtype"] == "type_iii"
+    assert exported["assessed_at"] == at.session_state["assessed_at"].isoformat(timespec="seconds")  # the page's time
+    assert exported["input"] == at.session_state["assessment_input"]
     assert {"presentation": "Oesophageal achalasia", "detail": "Subtype", "value": "type III (spastic)"} in exported["inputs_as_entered"]
-    write, name = deferred["text/markdown"]
-    report = write()
-    assert re.fullmatch(r"myotomy-achalasia-\d{4}-\d\d-\d\dT\d{4}\.md", name or ""), name
+    answer = _follow(at, "Download report (Markdown)")
+    name = re.search(r'filename="([^"]+)"', answer.headers["content-disposition"]).group(1)
+    assert re.fullmatch(r"myotomy-achalasia-\d{4}-\d\d-\d\dT\d{4}\.md", name), name
+    report = answer.text
     assert "Per-oral endoscopic myotomy (POEM)" in report and "not a diagnosis" in report
     assert "## Inputs as entered" in report and "| Oesophageal achalasia | Subtype | type III (spastic) |" in report
+
+
+def test_a_download_link_is_refused_in_words_when_it_cannot_give_the_plan_shown() -> None:
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from webapp import files
+
+    at = type_iii(fresh())
+    client = TestClient(Starlette(routes=files.ROUTES))
+    link = re.search(r'<a href="([^"]+)"[^>]*>Download plan \(JSON\)</a>', "".join(b.value for b in at.html)).group(1)
+    link = html.unescape(link)
+    changed = client.get("/" + re.sub(r"kb=[0-9a-f]+", "kb=000000000000", link))
+    assert changed.status_code == 409 and "knowledge base has changed" in changed.text  # never another plan
+    broken = client.get("/" + link.replace("p=achalasia", "p=no_such_thing"))
+    assert broken.status_code == 400 and "not a presentation" in broken.text
+    assert client.get("/" + link.split("?")[0]).status_code in (400, 409)  # no input: refused, no traceback
 
 
 def test_one_builder_for_the_page_and_both_exports() -> None:
@@ -639,8 +655,7 @@ def test_the_page_links_to_its_print_view() -> None:
     found = re.search(r'<a href="([^"]+)"[^>]*>Print view</a>', next(b.value for b in at.html if ">Print view<" in b.value))
     link = html.unescape(found.group(1))
     assert link.startswith("?") and "print=1" in link and "achalasia.subtype=type_iii" in link
-    assert not all(e.proto.expanded for e in at.expander)  # the interactive page keeps its sections folded
-    assert not any(" open>" in b.value for b in at.html)
+    assert not any(" open>" in b.value for b in at.html)  # the interactive page keeps its sections folded
 
 
 def test_web_addresses_in_the_evidence_are_clickable_and_shown_as_written() -> None:

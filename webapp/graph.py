@@ -3,27 +3,24 @@
 Only a second view of the steps that "The plan" box lists in text; it says nothing the box does not.
 Labels are words from the plan, never ids. The same content is always given as a list beside the
 picture (its text alternative, for screen readers and print), and on a narrow screen, where the
-picture would shrink past reading, only the list shows (CSS below NARROW_PX, fixed text).
+picture would shrink past reading, only the list shows (the answer's style sheet, below 700 px). The picture
+is drawn by Graphviz on the server when its folded section is first opened (webapp/files.py), not with
+every answer.
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import textwrap
 
-import streamlit as st
-
 from models.plan import Plan
-from webapp.text import esc
+from webapp.results import folded
+from webapp.text import h, h_list
 from webapp.words import SEVERITY_WORDS, strength
 
-NARROW_PX = 700
-PICTURE_KEY = "plan_graph_picture"
-EXPANDER_KEY = "plan_graph_open"
-_LIST_ONLY_WHEN_NARROW = f"""<style>
-@media (max-width: {NARROW_PX - 0.02}px) {{ .st-key-{PICTURE_KEY} {{ display: none !important; }} }}
-</style>"""
+PICTURE_CLASS = "mx-graph"  # the style sheet (webapp/results.py) hides it below 700 px
 
 _FLAG_COLOUR = {"stop": "#f8c9c9", "do_first": "#fde7c8", "caution": "#fff6c2"}
 
@@ -74,54 +71,45 @@ def decision_graph(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def _svg(dot: str) -> str | None:
-    """Render DOT on the server with Graphviz; None when `dot` is missing or fails."""
+@functools.lru_cache(maxsize=256)
+def svg(dot: str) -> str | None:
+    """Render DOT with Graphviz; None when `dot` is missing or fails. Served by webapp/files.py."""
     if shutil.which("dot") is None:
         return None
     done = subprocess.run(["dot", "-Tsvg"], input=dot.encode(), capture_output=True, timeout=20)
     return done.stdout.decode() if done.returncode == 0 else None
 
 
-def as_list(plan: Plan) -> str:
-    """The graph in words, as Markdown: the flags that lead into a step, then each step and its options."""
+def as_html(plan: Plan) -> str:
+    """The graph in words: each step, the flags that lead into it, its checks and its options."""
     names = {(o.presentation, o.id): o for o in plan.options}
     into: dict[tuple[str, str], list[str]] = {}
     for flag in plan.standing_flags:
         if flag.severity != "caution":
             into.setdefault((flag.presentation, "urgent" if flag.severity == "stop" else "first"), []).append(
                 f"{SEVERITY_WORDS[flag.severity]}: {flag.meaning}")
-    lines, seen = [], set()
+    steps, seen = [], set()
     for step in plan.steps:
-        lines.append(f"{step.order}. **{esc(step.title)}**")
+        items = []
         if (step.presentation, step.kind) not in seen:
             seen.add((step.presentation, step.kind))
-            lines += [f"    - because of: {esc(f)}" for f in into.get((step.presentation, step.kind), [])]
-        lines += [f"    - check: {esc(t.meaning)}" for t in step.workup]
+            items += [f"because of: {h(f)}" for f in into.get((step.presentation, step.kind), [])]
+        items += [f"check: {h(t.meaning)}" for t in step.workup]
         for oid in step.options:
             option = names.get((step.presentation, oid))
             if option is not None:
-                lines.append(f"    - {esc(option.name)} — {strength(option.strength)}")
-    return "\n".join(lines)
+                items.append(f"{h(option.name)} — {strength(option.strength)}")
+        steps.append(f"<li><strong>{h(step.title)}</strong>{h_list(items)}</li>")
+    return "<ol>" + "".join(steps) + "</ol>"
 
 
-def show(plan: Plan, expanded: bool = False) -> None:
-    """An SVG drawn on the server is far cheaper for the browser than the client-side renderer
-    (measured: about 300 ms per new session); without Graphviz, fall back to st.graphviz_chart.
-    The list below it is the graph's text alternative, always there; narrow screens show only it."""
+def section(plan: Plan, picture_url: str, expanded: bool = False) -> str:
+    """The folded section: the picture (fetched only when opened; hidden on a narrow screen, STYLE) and,
+    always, its text alternative."""
     if not plan.steps:
-        return
-    # drawn only while open (on_change="rerun" makes the expander report it): a closed graph costs nothing
-    with st.expander("The plan as a graph (the steps above, drawn)", expanded=expanded, key=EXPANDER_KEY,
-                     on_change="rerun") as box:
-        if not (box.open or expanded):
-            return
-        st.html(_LIST_ONLY_WHEN_NARROW)
-        with st.container(key=PICTURE_KEY):
-            dot = decision_graph(plan)
-            svg = _svg(dot)
-            if svg is None:
-                st.graphviz_chart(dot)
-            else:
-                st.image(svg, caption="The steps of the plan, left to right, with the options of each; the same in words below.")
-        st.markdown("**The graph in words:**\n\n" + as_list(plan))
+        return ""
+    body = (f'<img class="{PICTURE_CLASS}" loading="lazy" src="{h(picture_url)}" '
+            'alt="The steps of the plan, left to right, with the options of each; the same in words below.">'
+            '<p class="mx-caption">The steps of the plan, left to right, with the options of each; the same in '
+            "words below.</p><p><strong>The graph in words:</strong></p>" + as_html(plan))
+    return folded("The plan as a graph (the steps above, drawn)", body, expanded, "graph")

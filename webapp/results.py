@@ -63,6 +63,8 @@ STYLE = """<style>
 .mx-gray { opacity: .7; }
 .mx-badge { font-size: .8rem; font-weight: 600; color: rgb(214,110,0); background: rgba(255,164,33,.15);
   border-radius: .3rem; padding: 0 .35rem; white-space: nowrap; }
+.mx-graph { max-width: 100%; height: auto; display: block; margin: .4rem 0; }
+@media (max-width: 699.98px) { .mx-graph { display: none; } }
 @media print { .mx-answer details > summary { list-style: none; } }
 </style>"""
 

@@ -67,13 +67,24 @@ def _wait() -> None:
 
 
 def knowledge() -> Knowledge:
-    """The knowledge base loaded at start (once), else a fresh load."""
+    """The knowledge base loaded at start (once), else a fresh load; the page's, which `in_use` gives too."""
+    global _in_use
     _wait()
     held = _loaded.pop("knowledge", None)
     if held is None:
         held = Knowledge()
         held.refresh()
+    _in_use = held
     return held
+
+
+_in_use: Knowledge | None = None
+
+
+def in_use() -> Knowledge | None:
+    """The knowledge base the page uses (None before a page was drawn): the files the page links to
+    (webapp/files.py) are made from the same one."""
+    return _in_use
 
 
 def teaching_cases(kb: KnowledgeBase) -> dict[str, TeachingCase]:
