@@ -40,7 +40,7 @@ STYLE = """<style>
 .mx-answer p, .mx-answer ul { margin: 0 0 0.6rem; }
 .mx-answer ul { padding-left: 1.5rem; }
 .mx-answer blockquote { border-left: 3px solid rgba(128,128,128,.5); margin: 0 0 .6rem; padding-left: .8rem; }
-.mx-answer code { font-size: .85em; background: rgba(128,128,128,.12); padding: 0 .2em; border-radius: 3px; }
+.mx-answer code { font-size: .85em; background: rgba(128,128,128,.12); padding: 0 .2em; border-radius: 3px; overflow-wrap: anywhere; }
 .mx-answer a { color: rgb(0,104,201); overflow-wrap: anywhere; }
 .mx-caption { font-size: .875rem; opacity: .75; }
 .mx-alert { border-radius: .5rem; padding: .9rem 1rem; margin: 0 0 .8rem; }
