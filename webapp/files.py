@@ -93,7 +93,7 @@ def picture(request: Request) -> Response:
     def svg(kb: Any, raw: dict[str, Any], at: datetime, plan: Plan) -> Response:
         drawn = graph.svg(graph.decision_graph(plan))
         if drawn is None:
-            return PlainTextResponse("Graphviz (dot) is not installed: the graph in words is below.", status_code=404)
+            return PlainTextResponse("The picture could not be drawn (Graphviz is missing or failed): the graph in words is below.", status_code=404)
         return Response(drawn, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
     return _answer(request, svg)
 

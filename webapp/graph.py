@@ -76,7 +76,10 @@ def svg(dot: str) -> str | None:
     """Render DOT with Graphviz; None when `dot` is missing or fails. Served by webapp/files.py."""
     if shutil.which("dot") is None:
         return None
-    done = subprocess.run(["dot", "-Tsvg"], input=dot.encode(), capture_output=True, timeout=20)
+    try:
+        done = subprocess.run(["dot", "-Tsvg"], input=dot.encode(), capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):  # the route answers "not installed"-style, never a server error
+        return None
     return done.stdout.decode() if done.returncode == 0 else None
 
 

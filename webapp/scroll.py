@@ -12,6 +12,9 @@ typed or taken from the knowledge base goes into it. It runs in the page (window
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
+
 import streamlit as st
 
 from webapp.results import STOP_CLASS
@@ -68,7 +71,7 @@ def install() -> None:
     st.html(_SCRIPT, unsafe_allow_javascript=True)
 
 
-def marker(session: dict) -> str:
+def marker(session: MutableMapping[str, Any]) -> str:
     """The attribute for the results heading when this run's answer should come into view: a new number each
     time (the session's count), so the page scrolls once per assessment and not on other runs; else ''."""
     if not session.pop("scroll_to_results", False):

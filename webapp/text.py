@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Callable, Iterable
+from typing import Iterable
 
 from models.plan import CitationRef
 
@@ -30,33 +30,12 @@ def listing(names: Iterable[str], word: str = "") -> str:
     return f"{word} {joined}" if len(names) > 1 else f"on {joined}"
 
 
-def cites(refs: Iterable[CitationRef]) -> str:
-    """Citation keys, each a link when the source has an address."""
-    return ", ".join(f"[{esc(r.key)}]({r.url})" if r.url and _safe_url(r.url) else esc(f"[{r.key}]") for r in refs)
-
-
 def _safe_url(url: str) -> bool:
     return url.startswith(("https://", "http://")) and not any(c in url for c in " ()<>\"'")
 
 
 _URL = re.compile(r"https?://[^\s<>\"'()]+")
 
-
-def _linked(text: object, plain: Callable[[str], str], linked: Callable[[str], str]) -> str:
-    """`text` through `plain`, except each web address in it, which goes through `linked`."""
-    out, last = [], 0
-    text = str(text)
-    for match in _URL.finditer(text):
-        url = match.group(0).rstrip(".,;:")
-        out += [plain(text[last:match.start()]), linked(url)]
-        last = match.start() + len(url)
-    out.append(plain(text[last:]))
-    return "".join(out)
-
-
-def esc_links(text: object) -> str:
-    """Like esc, but each web address in the text is a clickable link showing the address as written."""
-    return _linked(text, esc, lambda url: f"[{esc(url)}]({url})" if _safe_url(url) else esc(url))
 
 # --- HTML, for the answer drawn as a few st.html blocks (webapp/results.py) ---------------------------
 
@@ -73,13 +52,20 @@ def link(url: str, shown: str) -> str:
 
 
 def h_cites(refs: Iterable[CitationRef]) -> str:
-    """Citation keys, each a link when the source has an address (the HTML twin of `cites`)."""
+    """Citation keys, each a link when the source has an address."""
     return ", ".join(link(r.url, h(r.key)) if r.url else h(f"[{r.key}]") for r in refs)
 
 
 def h_links(text: object) -> str:
     """Like h, but each web address in the text is a link showing the address as written."""
-    return _linked(text, h, lambda url: link(url, h(url)))
+    out, last = [], 0
+    text = str(text)
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(".,;:")
+        out += [h(text[last:match.start()]), link(url, h(url))]
+        last = match.start() + len(url)
+    out.append(h(text[last:]))
+    return "".join(out)
 
 
 def h_list(items: Iterable[str]) -> str:
