@@ -4,9 +4,9 @@ Reads top to bottom like the user's task. The app holds no clinical logic: it bu
 the details each presentation declares, calls rules.assess() and renders the Plan. The knowledge
 base and the engine are built once per process; the engine's own lock makes concurrent browser
 sessions safe. The answer is a keyed fragment that Assess reruns alone (the form and the sidebar are not
-drawn again); it also writes, into places the form keeps under the age and at the top of each
-presentation's details, the check's messages and the plan's "record this" prompts, and the sidebar's
-teaching point. The answer itself is a few HTML blocks (webapp/results.py).
+drawn again); it also carries, for the browser to copy into places the form keeps under the age and at
+the top of each presentation's details, the check's messages and the plan's "record this" prompts, and the
+sidebar's teaching point (webapp/mirror.py). The answer itself is a few HTML blocks (webapp/results.py).
 Nothing entered is lost: age and details are one form read on Assess, a refused value is named with
 its field and at the top of the results, and the URL carries the form so a link opens the same plan.
 ?print=1 is the print view: the same plan with every section expanded, without sidebar or form.
@@ -21,13 +21,12 @@ from urllib.parse import urlencode
 
 import streamlit as st
 from streamlit import config as st_config  # AppTest patches this module's get_option, not st.get_option
-from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from models.plan import INTENDED_USER, KNOWN_LIMITS, Plan
 from models.loader import KnowledgeBase
 from rules import InputError, KnowledgeBaseError, RuleExecutionError, assess
 from rules.render import to_markdown
-from webapp import export, files, form, graph, layout, presenter, results, scroll, state, teaching, warm
+from webapp import export, files, form, graph, layout, mirror, presenter, results, scroll, state, teaching, warm
 from webapp.knowledge import Knowledge, knowledge_bar, problem_list
 from webapp.text import esc, h as esc_html, link
 from webapp.words import Words
@@ -93,10 +92,9 @@ state.apply_pending(st.session_state, datetime.now().astimezone())
 
 print_view: bool = st.session_state.get("print_view", False)
 knowledge_bar(kb, held.problems, button=not print_view)  # the version in use; the problems of an edit that failed
-controls = teaching.Controls()
 if not print_view:
     with st.sidebar:
-        controls = teaching.sidebar(kb, cases)  # the case list, Previous/Next, hide the answer
+        teaching.sidebar(kb, cases)  # the case list, Previous/Next, hide the answer, the teaching point's place
         st.divider()
         st.caption(f"Knowledge base {esc(kb.version)} · `{kb.content_hash[:12]}`")
 
@@ -155,21 +153,19 @@ def submit() -> None:
     st.rerun("app" if whole_page or st_config.get_option("global.appTest") else ANSWER_PART)
 
 
-def details_form(kb: KnowledgeBase, chosen: list[str]) -> dict[str, Any]:
+def details_form(kb: KnowledgeBase, chosen: list[str]) -> list[str]:
     """Age and the details: one form, read when Assess is pressed. Returns the places the answer fills (by the
-    keys of `form.errors_by_place`): under the age, and at the top of each presentation's details."""
-    places: dict[str, Any] = {}
+    keys of `form.errors_by_place`; webapp/mirror.py): under the age, and at the top of each presentation's details."""
     with st.form("details", border=False):
         left, _ = st.columns([3, 1])
         with left:
-            places["age"] = form.age_widgets()
+            form.age_widgets()
         st.header("2. Details")
         if not chosen:
             st.caption("Choose a presentation above to see the details that matter for it.")
         for pid in chosen:
             with st.expander(kb.presentations[pid].name, expanded=True):
-                st.caption(esc(kb.presentations[pid].summary))
-                places[pid] = st.container()
+                mirror.anchor(pid, before=f'<p class="mx-caption">{esc_html(kb.presentations[pid].summary)}</p>')
                 plain = [d for d in kb.details[pid] if d.type != "treatments"]
                 cols = st.columns(2)  # half the page wide: two details a row
                 for index, detail in enumerate(plain):
@@ -178,13 +174,14 @@ def details_form(kb: KnowledgeBase, chosen: list[str]) -> dict[str, Any]:
                 for detail in (d for d in kb.details[pid] if d.type == "treatments"):
                     form.detail_widget(kb, pid, detail)
         st.form_submit_button("Assess", type="primary", disabled=not chosen, key="assess", on_click=submit)
-    return places
+    return [form.AGE_PLACE, *chosen]
 
 
 @st.fragment(key=ANSWER_PART)
-def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view: bool) -> None:
-    """The answer to the last submitted input, in its column; beside the form's fields, the refused values
-    and the plan's "record this" prompts; in the sidebar, the teaching point."""
+def answer_part(places: list[str], print_view: bool) -> None:
+    """The answer to the last submitted input, in its column. It also carries, for the browser to copy beside the
+    form's fields, the refused values and the plan's "record this" prompts and, for the sidebar, the teaching
+    point (webapp/mirror.py): written there by this part, Streamlit would draw the form and the sidebar again."""
     kb, _ = current()
     cases = teaching_cases(kb, kb.content_hash)
     words = Words(kb)
@@ -194,9 +191,8 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
     needs_at: dict[str, list] = {}
     for need in () if plan is None or hidden else plan.needs:
         needs_at.setdefault(need.presentation, []).append(need)
-    whole_page = not get_script_run_ctx().fragment_ids_this_run  # this part runs with the whole page
-    for place, where in places.items():
-        form.marks(where, needs_at.get(place, ()), outcome.placed.get(place, ()), reserve=whole_page)
+    copies = "".join(mirror.copy(place, form.marks(needs_at.get(place, ()), outcome.placed.get(place, ())))
+                     for place in places)
 
     if st.session_state.get("url_written") != raw:  # the URL carries what is assessed, so a link opens it again
         st.query_params.from_dict({**(state.to_query(kb, raw) if raw else {}), **({state.PRINT: "1"} if print_view else {})})
@@ -205,10 +201,12 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
     # the teaching point: in the sidebar, and on the page once the answer shows; both say the same
     case = teaching.current_case(cases)
     case_assessed = teaching.case_assessed(kb, case, raw, plan)
-    teaching.sidebar_point(controls, case, hidden, raw, case_assessed)
+    if not print_view:
+        copies += mirror.copy(mirror.SIDEBAR_POINT, teaching.sidebar_point(case, hidden, raw, case_assessed))
 
     if raw is None:
-        st.caption("The plan appears here when you press Assess: flags first, then the plan in steps.")
+        st.html(results.block('<p class="mx-caption">The plan appears here when you press Assess: flags first, then the '
+                              "plan in steps.</p>", copies))
         return  # nothing submitted yet
 
     if outcome.refused or (plan is None and outcome.failure is None):
@@ -218,6 +216,8 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
             + "\n".join(f"- **{esc(where)}**: {esc(message)}" for where, message in outcome.refused),
             icon=":material/error:",
         )
+        if copies:
+            st.html(copies)
         return
 
     if outcome.failure is not None:
@@ -226,6 +226,8 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
             f"because a shorter plan could mislead.\n\n{esc(outcome.failure)}",
             icon=":material/error:",
         )
+        if copies:
+            st.html(copies)
         return
     assert plan is not None
 
@@ -235,7 +237,7 @@ def answer_part(controls: teaching.Controls, places: dict[str, Any], print_view:
     assessed_at: datetime = st.session_state.get("assessed_at") or datetime.now().astimezone()
     asked = "" if print_view else scroll.marker(st.session_state)  # bring the answer into view (webapp/scroll.py)
     head = results.block(
-        f'<h2 id="results"{asked}>3. The plan and its basis</h2>',
+        copies, f'<h2 id="results"{asked}>3. The plan and its basis</h2>',
         results.alert("do_first", results.lines([
             "The presentations chosen above have changed since this plan was made: press Assess to assess them. "
             "The plan below is for the inputs listed with it."])) if stale else "",
@@ -270,6 +272,7 @@ if print_view:
     answer = layout.print_page()
 else:
     scroll.install()  # brings each new answer into view
+    mirror.install()  # copies what the answer says beside the form and in the sidebar
     form_column, answer = layout.columns()  # side by side on a wide screen, stacked on a phone
     with form_column:
         # --- 1. The patient: the presentations drive which details show, so they sit outside the form ---
@@ -286,4 +289,4 @@ else:
 state.form_drawn(st.session_state)
 
 with answer:  # the rest of the page is the answer, in its column
-    answer_part(controls, {} if print_view else places, print_view)
+    answer_part([] if print_view else places, print_view)

@@ -41,9 +41,43 @@ def type_iii(at: AppTest, **overrides: Any) -> AppTest:
     return fill(at, "achalasia", 45, **details)
 
 
+_COPY = re.compile(r'<div hidden data-copy="([^"]*)">')
+
+
+def _copies(body: str) -> tuple[dict[str, str], str]:
+    """The hidden copies an answer block carries for the form and the sidebar (webapp/mirror.py), by place,
+    and the block without them."""
+    found, rest, at = {}, [], 0
+    for match in _COPY.finditer(body):
+        if match.start() < at:
+            continue  # inside a copy already taken
+        depth, end = 1, match.end()
+        for tag in re.finditer(r"<div\b|</div>", body[match.end():]):
+            depth += 1 if tag.group() == "<div" else -1
+            if not depth:
+                end = match.end() + tag.start()
+                break
+        found[html.unescape(match.group(1))] = body[match.end():end]
+        rest.append(body[at:match.start()])
+        at = end + len("</div>")
+    return found, "".join(rest) + body[at:]
+
+
+def copied(at: AppTest, place: str) -> str:
+    """What the browser copies into `place` (a presentation id, "age", the sidebar's teaching point) from the
+    answer, as text ('' when the answer carries nothing for it)."""
+    for block in at.html:
+        found = _copies(block.value)[0]
+        if place in found:
+            return plain(found[place])
+    return ""
+
+
 def plain(body: str) -> str:
-    """An st.html block as the text a reader sees: tags dropped, a line per paragraph, item, heading and
-    table row (a row as '| a | b |'), entities read."""
+    """An st.html block as the text a reader sees where it is drawn: tags dropped, a line per paragraph, item,
+    heading and table row (a row as '| a | b |'), entities read; the hidden copies for the form and sidebar
+    left out (`copied`)."""
+    body = _copies(body)[1]
     body = re.sub(r"<(style|script)\b.*?</\1>", "", body, flags=re.S)
     body = body.replace("<li>", "- ").replace("<tr>", "| ")
     body = re.sub(r"</t[dh]>", " | ", body)
@@ -106,9 +140,10 @@ def beside(at: AppTest, key: str, kind: str = "error", box: str = "column") -> l
     return [n.value.replace("\\", "") for n in _walk(holder) if n.type == kind]
 
 
-def in_details(at: AppTest, key: str, kind: str = "error") -> list[str]:
-    """The texts of `kind` elements in the presentation's details that hold the widget with `key`."""
-    return beside(at, key, kind, "expander")
+def anchored_in(at: AppTest, place: str, key: str, box: str) -> bool:
+    """Whether the place's anchor (where the browser copies its text) is in the same `box` ("column",
+    "expander") as the widget with `key`."""
+    return any(f'data-anchor="{place}"' in value for value in beside(at, key, "html", box))
 
 
 def test_the_form_shows_every_declared_detail_in_words() -> None:
@@ -195,8 +230,7 @@ def test_a_do_first_flag_puts_its_step_before_the_treatment_it_concerns() -> Non
 def test_a_detail_that_would_change_the_plan_is_asked_for_in_its_presentations_details_and_below_the_plan() -> None:
     at = fill(fresh(), "achalasia", 45, diagnosis_confirmed=True, malignancy_excluded=True)
     prompt = "Record Subtype: it decides between Per-oral endoscopic myotomy (POEM), Laparoscopic Heller myotomy"
-    form_captions = [c.value.replace("\\", "") for c in at.caption]
-    assert any(prompt in c for c in in_details(at, "detail.achalasia.subtype", "caption")), form_captions
+    assert prompt in copied(at, "achalasia") and anchored_in(at, "achalasia", "detail.achalasia.subtype", "expander")
     answer = answer_text(at)
     assert "What would change the plan" in headings(at)
     assert prompt in answer[answer.index("What would change the plan"):]
@@ -210,8 +244,8 @@ def test_validation_errors_are_named_in_their_presentations_details_not_as_a_tra
     at.run()
     assert not at.exception
     errors = [e.value.replace("\\", "") for e in at.error]
-    assert any("Symptom duration (months): Input should be less than or equal to 1000" in e
-               for e in in_details(at, "detail.achalasia.symptom_duration_months")), errors
+    assert "Symptom duration (months): Input should be less than or equal to 1000" in copied(at, "achalasia")
+    assert anchored_in(at, "achalasia", "detail.achalasia.symptom_duration_months", "expander")
     top = next(e for e in errors if e.startswith("**Not assessed:**"))
     assert "**Oesophageal achalasia · Symptom duration**: Input should be less than or equal to 1000" in top, top
     assert "3. The plan and its basis" not in text(at)
@@ -226,8 +260,8 @@ def test_an_out_of_range_value_is_refused_in_its_presentations_details_and_at_th
     assert at.session_state["assessment_input"]["conditions"][0]["symptom_duration_months"] == 5000  # kept as typed
     assert at.number_input(key="detail.achalasia.symptom_duration_months").value == 5000
     errors = [e.value.replace("\\", "") for e in at.error]
-    assert any("Symptom duration (months): Input should be less than or equal to 1000" in e
-               for e in in_details(at, "detail.achalasia.symptom_duration_months")), errors
+    assert "Symptom duration (months): Input should be less than or equal to 1000" in copied(at, "achalasia")
+    assert anchored_in(at, "achalasia", "detail.achalasia.symptom_duration_months", "expander")
     assert any(e.startswith("**Not assessed:**") and "Symptom duration" in e for e in errors), errors
     assert "3. The plan and its basis" not in text(at)  # the previous plan is gone
     assert "Per-oral endoscopic myotomy (POEM) — Preferred" not in text(at)
@@ -235,11 +269,10 @@ def test_an_out_of_range_value_is_refused_in_its_presentations_details_and_at_th
 
 def test_a_wrong_age_is_named_beside_the_age_and_at_the_top() -> None:
     at = fill(fresh(), IHPS, 5, "years")
-    errors = [e.value.replace("\\", "") for e in at.error]
-    assert any("is not a diagnosis at 5 years" in e for e in beside(at, "age.value")), errors
+    assert "is not a diagnosis at 5 years" in copied(at, "age") and anchored_in(at, "age", "age.value", "column")
     at = fill(fresh(), "achalasia", 500)
     errors = [e.value.replace("\\", "") for e in at.error]
-    assert any("age of 500 years is over 120 years" in e for e in beside(at, "age.value")), errors
+    assert "age of 500 years is over 120 years" in copied(at, "age")
     assert any(e.startswith("**Not assessed:**") and "**Age**: " in e and "over 120 years" in e for e in errors), errors
 
 
@@ -520,7 +553,7 @@ def test_a_link_with_a_value_out_of_range_is_refused_like_the_form() -> None:
     at.run()
     assert not at.exception
     errors = [e.value.replace("\\", "") for e in at.error]
-    assert "age of 500 years is over 120 years" in errors and any(e.startswith("**Not assessed:**") for e in errors)
+    assert "age of 500 years is over 120 years" in copied(at, "age") and any(e.startswith("**Not assessed:**") for e in errors)
 
 
 def test_the_url_follows_each_assessment_and_clears_when_a_case_is_loaded() -> None:
@@ -536,7 +569,9 @@ def test_the_url_follows_each_assessment_and_clears_when_a_case_is_loaded() -> N
 # --- teaching mode ---------------------------------------------------------------------------------
 
 def _sidebar_text(at: AppTest) -> str:
-    return "\n".join([i.value for i in at.sidebar.info] + [c.value for c in at.sidebar.caption]).replace("\\", "")
+    """What the sidebar's teaching point says: the answer carries it, the browser copies it into the sidebar."""
+    assert any('data-anchor="teaching-point"' in b.value for b in at.sidebar.html), "the sidebar has no place for the point"
+    return copied(at, "teaching-point")
 
 
 def test_next_and_previous_case_are_each_assessed_at_once() -> None:
@@ -577,7 +612,7 @@ def test_after_reveal_the_teaching_point_shows_and_the_sidebar_agrees() -> None:
     sidebar = _sidebar_text(at)
     assert "hidden" not in sidebar and "Teaching point." in sidebar
     shown = answer_text(at).split("Teaching point (")[1]
-    point = sidebar.split("**Teaching point.** ")[1].split("\n")[0]
+    point = sidebar.split("Teaching point. ")[1].split("\n")[0]
     assert len(point) > 20 and point in shown
     at.button(key="next_case").click().run()  # the next case hides its answer again, in both places
     assert at.selectbox(key="teaching_case").value != case
@@ -667,3 +702,13 @@ def test_web_addresses_in_the_evidence_are_clickable_and_shown_as_written() -> N
     at = type_iii(fresh())
     citations = next(b.value for b in at.html if "<strong>Citations:</strong>" in b.value)
     assert '<a href="https://pmc.ncbi.nlm.nih.gov/' in citations and 'target="_blank"' in citations
+
+
+def test_what_the_answer_carries_for_the_form_is_hidden_and_names_its_place_escaped() -> None:
+    """webapp/mirror.py: a copy is hidden where the answer is drawn (the browser shows it at its anchor), its
+    place is escaped like any text, and nothing to say gives no copy (the browser then empties the anchor)."""
+    from webapp import mirror
+
+    assert mirror.copy("achalasia", "<p>x</p>") == '<div hidden data-copy="achalasia"><p>x</p></div>'
+    assert mirror.copy('a"><script>', "<p>x</p>").startswith('<div hidden data-copy="a&quot;&gt;&lt;script&gt;">')
+    assert mirror.copy("age", "") == ""

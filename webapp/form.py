@@ -16,18 +16,19 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
 
 from models.knowledge import Detail
 from models.loader import KnowledgeBase
 from models.plan import Need
 from models.presentation import MAX_AGE_YEARS, OUTCOME_WORDS
-from webapp.text import esc, listing
+from webapp import mirror
+from webapp.text import esc, h, listing
 
 NOT_RECORDED = "not recorded"
 AGE_UNITS = ["years", "months", "weeks", "days"]
 YES_NO = {True: "yes", False: "no"}
 AGE_KEY, AGE_UNIT_KEY, PRESENTATIONS_KEY = "age.value", "age.unit", "presentations"
+AGE_PLACE, AGE_MARKS_KEY = "age", "age_marks"  # the place of the age's messages (`errors_by_place`), its container
 
 
 def key(pid: str, detail: str) -> str:
@@ -71,22 +72,14 @@ def detail_widget(kb: KnowledgeBase, pid: str, detail: Detail) -> None:
         _treatments(kb, pid, detail, shown, help_text)
 
 
-def marks(place: DeltaGenerator, needs: Iterable[Need] = (), errors: Iterable[str] = (), *, reserve: bool = True) -> None:
-    """At the top of a presentation's details (or under the age): the plan's "record this" prompts, then the
-    check's messages, each naming its field. One place per presentation, not one per field: Streamlit sends
-    each place the answer may write in again with every answer (its fragment's outside wrappers), and one per
-    field was about a fifth of the browser's work after Assess (BENCHMARKS.md). With `reserve` (a run of the
-    whole page) something is written even when there is nothing to say, an empty element, so that the answer's
-    part may write here when it runs on its own: Streamlit keeps a place for a fragment only where it wrote in
-    the whole page's run. Run on its own, the part sends nothing for a place with nothing to say."""
+def marks(needs: Iterable[Need] = (), errors: Iterable[str] = ()) -> str:
+    """For the top of a presentation's details (or under the age): the plan's "record this" prompts, then the
+    check's messages, each naming its field, as HTML ('' when there is nothing to say). The answer carries it
+    and the browser copies it into the form (webapp/mirror.py): one place per presentation, not one per field."""
     needs, errors = list(needs), list(errors)
-    with place:
-        if not needs and not errors and reserve:
-            st.empty()
-        if needs:
-            st.caption(":blue[:material/edit_note: " + "  \n".join(esc(need_text(n)) for n in needs) + "]")
-        if errors:
-            st.error("  \n".join(esc(message) for message in errors), icon=":material/error:")
+    asks = "".join(f'<p class="mx-ask">{h(need_text(n))}</p>' for n in needs)
+    refused = f'<div class="mx-refused">{"".join(f"<p>{h(m)}</p>" for m in errors)}</div>' if errors else ""
+    return asks + refused
 
 
 def _number(value: float | None) -> str:
@@ -100,16 +93,16 @@ def range_text(detail: Detail) -> str:
     return f"Range: {_number(detail.min)} to {_number(detail.max)}{f' {detail.unit}' if detail.unit else ''}."
 
 
-def age_widgets() -> DeltaGenerator:
-    """Age and its unit, inside the form: read with everything else when Assess is pressed. Returns the
-    place under the age for its check's messages (`marks`)."""
+def age_widgets() -> None:
+    """Age and its unit, inside the form: read with everything else when Assess is pressed; under the age,
+    the place for its check's messages (`marks`, copied there from the answer)."""
     a1, a2 = st.columns([2, 1])
     with a1:
         st.number_input("Age", value=None, step=1.0, key=AGE_KEY, placeholder=NOT_RECORDED,
                         help=f"Infants: choose weeks or days. Range: 0 to {MAX_AGE_YEARS} years.")
-        place = st.container()
+        with st.container(key=AGE_MARKS_KEY):  # no space of its own while empty (layout.py's style)
+            mirror.anchor(AGE_PLACE)
     a2.selectbox("Unit", AGE_UNITS, key=AGE_UNIT_KEY)
-    return place
 
 
 def _treatments(kb: KnowledgeBase, pid: str, detail: Detail, shown: str, help_text: str | None) -> None:
@@ -196,7 +189,7 @@ def errors_by_place(raw: dict[str, Any], errors: list[tuple[str, str]], kb: Know
         parts = loc.split(".") if loc else []
         place = ""
         if parts[:1] == ["age"]:
-            place = "age"
+            place = AGE_PLACE
         elif len(parts) >= 2 and parts[0] == "conditions" and parts[1].isdigit() and int(parts[1]) < len(conds):
             cond = conds[int(parts[1])]
             pid = cond.get("presentation", "")

@@ -66,6 +66,12 @@ STYLE = """<style>
 .mx-graph { max-width: 100%; height: auto; display: block; margin: .4rem 0; }
 @media (max-width: 699.98px) { .mx-graph { display: none; } }
 @media print { .mx-answer details > summary { list-style: none; } }
+/* beside the form's fields, copied from the answer (webapp/mirror.py) */
+.mx-ask { color: rgb(28,131,225); font-size: .875rem; margin: .25rem 0; }
+.mx-refused { background: rgba(255,43,43,.09); border-left: 4px solid rgb(255,43,43); border-radius: .5rem; padding: .6rem .9rem; margin: .4rem 0; }
+.mx-refused p { margin: 0; }
+.st-key-age_marks { margin-top: -1rem; }
+.mx-anchor:empty { display: none; }
 </style>"""
 
 

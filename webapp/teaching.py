@@ -9,7 +9,6 @@ they cannot disagree. Loading goes through `state.request_load`, which survives 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +17,7 @@ import streamlit as st
 from models.knowledge import TeachingCase
 from models.loader import KnowledgeBase
 from models.plan import Plan
-from webapp import results, state
+from webapp import mirror, results, state
 from webapp.text import esc, h
 
 PRESENT = "present"  # ?present=1&case=<id>: the presenter view (webapp.presenter)
@@ -42,13 +41,6 @@ _WIDE_CASE_LIST = """<style>
   width: 100% !important;
 }
 </style>"""
-
-
-@dataclass
-class Controls:
-    """Where the sidebar's teaching point goes (whether the answer is hidden is read by `hidden`)."""
-
-    point: Any = None  # an st.empty in the sidebar, filled by `sidebar_point` once the plan is known
 
 
 def load_case(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> None:
@@ -121,8 +113,9 @@ def case_list(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> None:
                 st.rerun()  # closes the list and draws the form with the case
 
 
-def sidebar(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> Controls:
-    """The teaching controls; call inside `with st.sidebar`. The point's place is returned empty."""
+def sidebar(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> None:
+    """The teaching controls; call inside `with st.sidebar`. Last, the teaching point's place, which the
+    answer fills (`sidebar_point`, copied there by webapp/mirror.py)."""
     ids = list(cases)
     st.html(_WIDE_CASE_LIST)
     st.header("Teaching mode")
@@ -154,7 +147,7 @@ def sidebar(kb: KnowledgeBase, cases: dict[str, TeachingCase]) -> Controls:
                    help="Large type for a projector, the answer hidden until revealed, a class exercise. Opens a new tab.")
     st.caption(EXERCISE_WHERE)
     st.toggle("Hide the answer", key=HIDE, help="Let the class commit to a guess first.")
-    return Controls(point=st.empty())
+    mirror.anchor(mirror.SIDEBAR_POINT)
 
 
 def hidden() -> bool:
@@ -173,20 +166,16 @@ def case_assessed(kb: KnowledgeBase, case: TeachingCase | None, raw: dict[str, A
     return case is not None and raw is not None and plan is not None and state.same_input(kb, raw, case.input)
 
 
-def sidebar_point(controls: Controls, case: TeachingCase | None, hidden_now: bool, raw: dict[str, Any] | None,
-                  assessed: bool) -> None:
-    """The teaching point in the sidebar, hidden with the answer; says when the page is not the case."""
-    if case is None or controls.point is None:
-        return
-    with controls.point.container():
-        if hidden_now:
-            st.info("Teaching point hidden with the answer.", icon=":material/visibility_off:")
-        else:
-            st.info(f"**Teaching point.** {esc(case.teaching_point)}", icon=":material/school:")
-        if raw is None:
-            st.caption("The case is in the form: press Assess.")
-        elif not assessed:
-            st.caption("The plan on the page is not this case as written: the form was changed before Assess.")
+def sidebar_point(case: TeachingCase | None, hidden_now: bool, raw: dict[str, Any] | None, assessed: bool) -> str:
+    """The teaching point for the sidebar, hidden with the answer; says when the page is not the case (HTML,
+    '' without a case)."""
+    if case is None:
+        return ""
+    point = ("<p>Teaching point hidden with the answer.</p>" if hidden_now
+             else f"<p><strong>Teaching point.</strong> {h(case.teaching_point)}</p>")
+    status = ("The case is in the form: press Assess." if raw is None
+              else "" if assessed else "The plan on the page is not this case as written: the form was changed before Assess.")
+    return results.block(results.alert("note", point), f'<p class="mx-caption">{status}</p>' if status else "")
 
 
 def reveal_prompt() -> None:
