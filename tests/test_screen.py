@@ -327,3 +327,73 @@ def test_workers_share_what_they_assessed_through_the_scratch_folder(tmp_path: P
     (tmp_path / "outcomes" / "00002.pkl").write_bytes(pickle.dumps({b"later": pickle.dumps(outcome)}))
     other.adopt(folder)
     assert other.take(b"later") == outcome
+
+
+def _closes_of_running_clients(monkeypatch: pytest.MonkeyPatch, scratch: Path) -> list[tuple[bool, bool]]:
+    """Each close of a running Client, as (in the main thread, the screen's scratch folder still there)."""
+    import threading
+
+    import distributed
+
+    closes: list[tuple[bool, bool]] = []
+    close = distributed.Client.close
+
+    def recorded(self, *args, **kwargs):
+        if self.status not in ("closing", "closed"):
+            closes.append((threading.current_thread() is threading.main_thread(), scratch.exists()))
+        return close(self, *args, **kwargs)
+
+    monkeypatch.setattr(distributed.Client, "close", recorded)
+    return closes
+
+
+def test_the_cluster_closes_while_the_summary_is_written_and_before_the_screen_returns(
+        tmp_path: Path, in_process_cluster: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once every task has answered, the client closes in a thread of its own (screening/shutdown.py), not in
+    the main thread before the summary; screen() has joined that thread when it returns, outputs written."""
+    import threading
+
+    from screening.run import SCRATCH
+
+    closes = _closes_of_running_clients(monkeypatch, tmp_path / "out" / SCRATCH)
+    export = generate(tmp_path / "export", 20, seed=3, per_file=50)
+    result = screen(str(export.folder), str(tmp_path / "out"), scheduler=in_process_cluster, show_progress=False)
+    assert [in_main for in_main, _ in closes] == [False]
+    assert not [thread for thread in threading.enumerate() if thread.name == "shut down the cluster"]
+    assert (tmp_path / "out" / "summary.md").exists() and result.tally.patients == len(export.patients)
+
+
+def test_after_a_failure_the_cluster_closes_before_the_scratch_files_are_removed(
+        tmp_path: Path, in_process_cluster: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed screen closes its client at once, in the main thread, while the scratch files of pass 1
+    are still there (no worker is left writing them), and then removes them."""
+    import screening.run as run
+
+    def failing(self, read, workers):
+        raise RuntimeError("pass 2")
+
+    scratch = tmp_path / "out" / run.SCRATCH
+    closes = _closes_of_running_clients(monkeypatch, scratch)
+    monkeypatch.setattr(run.Passes, "assessing", failing)
+    export = generate(tmp_path / "export", 20, seed=3, per_file=50)
+    with pytest.raises(RuntimeError, match="pass 2"):
+        screen(str(export.folder), str(tmp_path / "out"), scheduler=in_process_cluster, show_progress=False)
+    assert closes == [(True, True)]
+    assert not scratch.exists()
+
+def test_a_shutdown_runs_every_step_and_its_join_raises_the_first_failure_once() -> None:
+    from screening.shutdown import Shutdown
+
+    ran: list[str] = []
+
+    def failing() -> None:
+        ran.append("close")
+        raise OSError("the cluster did not close")
+
+    shutdown = Shutdown([failing, lambda: ran.append("stop forkserver")])
+    shutdown.start()
+    with pytest.raises(OSError, match="did not close"):
+        shutdown.join()
+    shutdown.join()  # raised once: a second join (screen()'s own) does not raise it again
+    assert ran == ["close", "stop forkserver"]
+
