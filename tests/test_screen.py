@@ -397,3 +397,31 @@ def test_a_shutdown_runs_every_step_and_its_join_raises_the_first_failure_once()
     shutdown.join()  # raised once: a second join (screen()'s own) does not raise it again
     assert ran == ["close", "stop forkserver"]
 
+
+def test_plot_margins_hold_the_widest_label_and_nothing_is_cut() -> None:
+    """The plots' margins (screening/summary.py _fit, instead of tight_layout): every text of the figure is
+    inside it once drawn, and the widest bar label ends close to its tick."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from screening.summary import _fit, _height, _wrap
+
+    labels = [_wrap("Contractures in arthrogryposis multiplex congenita: First-line non-surgical care"), "Zenker"]
+    fig = Figure(figsize=(8, _height(labels)))
+    ax = fig.subplots()
+    ax.barh(labels, [3, 12_000_000])
+    ax.set_xlabel("rows where the detail would change the answer")
+    fig.suptitle("Details missing that would change the answer")
+    _fit(fig, ax)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    box = fig.bbox
+    low, high = ax.get_xlim()  # tick labels beyond the axis are made but not drawn
+    shown = [text for text in ax.get_xticklabels() if low <= text.get_position()[0] <= high]
+    texts = [*ax.get_yticklabels(), *shown, ax.xaxis.label, ax.xaxis.get_offset_text(), fig._suptitle]
+    for text in texts:
+        if text.get_text():
+            extent = text.get_window_extent(renderer)
+            assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1, text
+    widest = min(text.get_window_extent(renderer).x0 for text in ax.get_yticklabels())
+    assert widest < 0.25 * fig.dpi  # no more margin than the pad: the width was measured, not guessed
