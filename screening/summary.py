@@ -188,8 +188,8 @@ LABEL_PAD, RIGHT, BOTTOM, TOP = 0.25, 0.2, 0.6, 0.5
 
 def _fit(fig: Any, ax: Any) -> None:
     """Margins from the widest bar label, measured as drawn, the rest fixed: the plots are always a title, bars
-    with a label each and an x axis. tight_layout measured every text of the figure in a pass of its own
-    before the drawing measured them again: 0.05 of the 0.3 CPU seconds of the two plots (BENCHMARKS.md)."""
+    with a label each and an x axis. tight_layout laid out every text of the figure in a pass of its own
+    before the drawing: the two plots of 100,000 patients took 0.29 CPU s with it, 0.22 without (BENCHMARKS.md)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     renderer = FigureCanvasAgg(fig).get_renderer()
