@@ -30,13 +30,12 @@ import logging
 import math
 import pickle
 import sys
-import threading
 import time
 import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Callable
 
 import fsspec
 import pyarrow as pa
@@ -44,6 +43,7 @@ import pyarrow.parquet as pq
 
 from screening import forkserver
 from screening.export import Export, ExportFile, Problem, discover, read_file
+from screening.shutdown import Shutdown
 from screening.tally import Tally
 from screening.summary import Labels, import_plotting_soon, labels_of, write_summary
 
@@ -347,17 +347,23 @@ QUIET_WORKERS = {"distributed.worker.profile.enabled": False, "distributed.admin
 
 def _run_distributed(work: Passes, address: str | None, workers: int, show: bool,
                      seconds: dict[str, float], labels: list[Labels], forked: bool,
-                     stopping: list[threading.Thread]) -> tuple[list, list, str]:
+                     stopping: list[Shutdown]) -> tuple[list, list, str]:
+    later: list[Callable[[], object]] = []  # the cluster's close, once every task has answered
     try:
-        return _on_cluster(work, address, workers, show, seconds, labels, forked)
+        return _on_cluster(work, address, workers, show, seconds, labels, forked, later)
     finally:
-        if forked:  # the forkserver exits (a second or so) while the summary is written; joined after it
-            stopping.append(threading.Thread(target=forkserver.stop, name="stop forkserver"))
+        if forked:  # the forkserver exits after the cluster closes, while the summary is written; joined after it
+            later.append(forkserver.stop)
+        if later:
+            stopping.append(Shutdown(later))
             stopping[-1].start()
 
 
-def _on_cluster(work: Passes, address: str | None, workers: int, show: bool,
-                seconds: dict[str, float], labels: list[Labels], forked: bool) -> tuple[list, list, str]:
+def _on_cluster(work: Passes, address: str | None, workers: int, show: bool, seconds: dict[str, float],
+                labels: list[Labels], forked: bool, later: list[Callable[[], object]]) -> tuple[list, list, str]:
+    """Both passes on the cluster. Once every task has answered, the client and cluster are closed in
+    `later` (screening/shutdown.py, while the summary is written); after a failure they are closed here,
+    before the scratch files are removed, so that no worker still writes them."""
     import dask
     from distributed import Client, LocalCluster, as_completed
 
@@ -369,6 +375,7 @@ def _on_cluster(work: Passes, address: str | None, workers: int, show: bool,
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    scheduler_kwargs=NO_DASHBOARD, silence_logs=logging.ERROR)
         client, where = Client(cluster), f"a local Dask cluster of {workers} processes"
+    answered = False
     try:
         # every worker builds its engine now, in parallel, not inside the first task (done already when forked)
         labels.extend(client.run(warm).values())
@@ -391,11 +398,15 @@ def _on_cluster(work: Passes, address: str | None, workers: int, show: bool,
         assessed, problems = work.assessing(read, len(client.scheduler_info()["workers"]))
         tallies = run(assessed, "assessing", " bucket")
         seconds["assessing"] = time.perf_counter() - t
+        answered = True
         return tallies, problems, where
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        closing = [client.close, *([cluster.close] if cluster is not None else [])]
+        if answered:
+            later.extend(closing)
+        else:
+            for close in closing:
+                close()
 
 
 def _run_multiprocessing(work: Passes, workers: int, show: bool,
@@ -431,7 +442,7 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
         have_distributed = importlib.util.find_spec("distributed") is not None
     if scheduler and not have_distributed:
         raise RuntimeError("--scheduler needs dask.distributed (pip install distributed)")
-    stopping: list[threading.Thread] = []  # the forkserver's exit, overlapped with the summary
+    stopping: list[Shutdown] = []  # the cluster's close and the forkserver's exit, overlapped with the summary
     forked = bool(have_distributed and not scheduler) and forkserver.start()
     try:
         return _screen(export_dir, out, as_of, scheduler, workers, full, show_progress, have_distributed,
@@ -445,7 +456,7 @@ def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str 
 
 def _screen(export_dir: str, out: str, as_of: date | None, scheduler: str | None, workers: int, full: bool,
             show_progress: bool | None, have_distributed: bool, forked: bool, seconds: dict[str, float],
-            stopping: list[threading.Thread]) -> Result:
+            stopping: list[Shutdown]) -> Result:
     export = discover(export_dir, as_of)
     _prepare(out)
     work = passes(export, out, full)

@@ -327,3 +327,101 @@ def test_workers_share_what_they_assessed_through_the_scratch_folder(tmp_path: P
     (tmp_path / "outcomes" / "00002.pkl").write_bytes(pickle.dumps({b"later": pickle.dumps(outcome)}))
     other.adopt(folder)
     assert other.take(b"later") == outcome
+
+
+def _closes_of_running_clients(monkeypatch: pytest.MonkeyPatch, scratch: Path) -> list[tuple[bool, bool]]:
+    """Each close of a running Client, as (in the main thread, the screen's scratch folder still there)."""
+    import threading
+
+    import distributed
+
+    closes: list[tuple[bool, bool]] = []
+    close = distributed.Client.close
+
+    def recorded(self, *args, **kwargs):
+        if self.status not in ("closing", "closed"):
+            closes.append((threading.current_thread() is threading.main_thread(), scratch.exists()))
+        return close(self, *args, **kwargs)
+
+    monkeypatch.setattr(distributed.Client, "close", recorded)
+    return closes
+
+
+def test_the_cluster_closes_while_the_summary_is_written_and_before_the_screen_returns(
+        tmp_path: Path, in_process_cluster: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once every task has answered, the client closes in a thread of its own (screening/shutdown.py), not in
+    the main thread before the summary; screen() has joined that thread when it returns, outputs written."""
+    import threading
+
+    from screening.run import SCRATCH
+
+    closes = _closes_of_running_clients(monkeypatch, tmp_path / "out" / SCRATCH)
+    export = generate(tmp_path / "export", 20, seed=3, per_file=50)
+    result = screen(str(export.folder), str(tmp_path / "out"), scheduler=in_process_cluster, show_progress=False)
+    assert [in_main for in_main, _ in closes] == [False]
+    assert not [thread for thread in threading.enumerate() if thread.name == "shut down the cluster"]
+    assert (tmp_path / "out" / "summary.md").exists() and result.tally.patients == len(export.patients)
+
+
+def test_after_a_failure_the_cluster_closes_before_the_scratch_files_are_removed(
+        tmp_path: Path, in_process_cluster: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed screen closes its client at once, in the main thread, while the scratch files of pass 1
+    are still there (no worker is left writing them), and then removes them."""
+    import screening.run as run
+
+    def failing(self, read, workers):
+        raise RuntimeError("pass 2")
+
+    scratch = tmp_path / "out" / run.SCRATCH
+    closes = _closes_of_running_clients(monkeypatch, scratch)
+    monkeypatch.setattr(run.Passes, "assessing", failing)
+    export = generate(tmp_path / "export", 20, seed=3, per_file=50)
+    with pytest.raises(RuntimeError, match="pass 2"):
+        screen(str(export.folder), str(tmp_path / "out"), scheduler=in_process_cluster, show_progress=False)
+    assert closes == [(True, True)]
+    assert not scratch.exists()
+
+def test_a_shutdown_runs_every_step_and_its_join_raises_the_first_failure_once() -> None:
+    from screening.shutdown import Shutdown
+
+    ran: list[str] = []
+
+    def failing() -> None:
+        ran.append("close")
+        raise OSError("the cluster did not close")
+
+    shutdown = Shutdown([failing, lambda: ran.append("stop forkserver")])
+    shutdown.start()
+    with pytest.raises(OSError, match="did not close"):
+        shutdown.join()
+    shutdown.join()  # raised once: a second join (screen()'s own) does not raise it again
+    assert ran == ["close", "stop forkserver"]
+
+
+def test_plot_margins_hold_the_widest_label_and_nothing_is_cut() -> None:
+    """The plots' margins (screening/summary.py _fit, instead of tight_layout): every text of the figure is
+    inside it once drawn, and the widest bar label ends close to its tick."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from screening.summary import _fit, _height, _wrap
+
+    labels = [_wrap("Contractures in arthrogryposis multiplex congenita: First-line non-surgical care"), "Zenker"]
+    fig = Figure(figsize=(8, _height(labels)))
+    ax = fig.subplots()
+    ax.barh(labels, [3, 12_000_000])
+    ax.set_xlabel("rows where the detail would change the answer")
+    fig.suptitle("Details missing that would change the answer")
+    _fit(fig, ax)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    box = fig.bbox
+    low, high = ax.get_xlim()  # tick labels beyond the axis are made but not drawn
+    shown = [text for text in ax.get_xticklabels() if low <= text.get_position()[0] <= high]
+    texts = [*ax.get_yticklabels(), *shown, ax.xaxis.label, ax.xaxis.get_offset_text(), fig._suptitle]
+    for text in texts:
+        if text.get_text():
+            extent = text.get_window_extent(renderer)
+            assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1, text
+    widest = min(text.get_window_extent(renderer).x0 for text in ax.get_yticklabels())
+    assert widest < 0.25 * fig.dpi  # no more margin than the pad: the width was measured, not guessed
