@@ -153,6 +153,15 @@ def submit() -> None:
     st.rerun("app" if whole_page or st_config.get_option("global.appTest") else ANSWER_PART)
 
 
+@st.fragment
+def assess_button(disabled: bool) -> None:
+    """The form's Assess button, in a fragment of its own: the press is then a run of this fragment (which
+    `submit` turns into a run of the answer's part) instead of a run of the whole page, during which the
+    browser greyed out and drew again every element of the page (about 10 ms of submit to cards in a same-run
+    A/B, BENCHMARKS.md). The form's values are sent with the press all the same."""
+    st.form_submit_button("Assess", type="primary", disabled=disabled, key="assess", on_click=submit)
+
+
 def details_form(kb: KnowledgeBase, chosen: list[str]) -> list[str]:
     """Age and the details: one form, read when Assess is pressed. Returns the places the answer fills (by the
     keys of `form.errors_by_place`; webapp/mirror.py): under the age, and at the top of each presentation's details."""
@@ -173,7 +182,7 @@ def details_form(kb: KnowledgeBase, chosen: list[str]) -> list[str]:
                         form.detail_widget(kb, pid, detail)
                 for detail in (d for d in kb.details[pid] if d.type == "treatments"):
                     form.detail_widget(kb, pid, detail)
-        st.form_submit_button("Assess", type="primary", disabled=not chosen, key="assess", on_click=submit)
+        assess_button(disabled=not chosen)
     return [form.AGE_PLACE, *chosen]
 
 

@@ -167,15 +167,25 @@ def test_a_missing_detail_that_decides_is_asked_for_in_its_presentations_details
 def test_assess_draws_only_the_answer_and_a_folded_card_opens_in_the_browser_and_stays_open(server: str, tmp_path: Path) -> None:
     """Assess reruns the answer's part alone (the speed of issue 15): nothing of the form or the sidebar is
     sent to the browser again, yet the prompts in the form and the sidebar's teaching point follow the
-    new plan (copied there in the browser). The answer is a few HTML blocks, not an element per part. A card's basis is folded (not shown), opens
-    with a click in the browser, and is open again in the next answer."""
+    new plan (copied there in the browser). The press itself asks for a run of a part, not of the whole page
+    (which would grey out and draw again every element). The answer is a few HTML blocks, not an element per
+    part. A card's basis is folded (not shown), opens with a click in the browser, and is open again in the
+    next answer."""
     from playwright.sync_api import expect
+    from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
     from models.loader import load_cases
 
     case = next(c for _, c in load_cases() if c.id == "achalasia_type_iii_poem_preferred")
     sent: list[str] = []
+    asked: list[str] = []  # the part each run the page asks for is of ('' for the whole page)
+
+    def request(payload: bytes | str) -> None:
+        message = BackMsg()
+        message.ParseFromString(payload if isinstance(payload, bytes) else payload.encode())
+        if message.WhichOneof("type") == "rerun_script":
+            asked.append(message.rerun_script.fragment_id)
 
     def element(payload: bytes | str) -> None:
         message = ForwardMsg()
@@ -186,7 +196,7 @@ def test_assess_draws_only_the_answer_and_a_folded_card_opens_in_the_browser_and
 
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 2800})
-        page.on("websocket", lambda ws: ws.on("framereceived", element))  # before the page opens its socket
+        page.on("websocket", lambda ws: (ws.on("framereceived", element), ws.on("framesent", request)))  # before it opens
         page.goto(server)
         wait_for_app(page)
         with rerun_done(page):
@@ -194,8 +204,10 @@ def test_assess_draws_only_the_answer_and_a_folded_card_opens_in_the_browser_and
         page.get_by_test_id("stSidebar").get_by_text("The case is in the form: press Assess.", exact=True).wait_for(timeout=60_000)
         wait_for_app(page)
         sent.clear()
+        asked.clear()
         body = _assess(page)
         assert "html" in sent, "the frames were not read"
+        assert len(asked) == 1 and asked[0], f"Assess asked for a run of the whole page: {asked}"
         # a few HTML blocks and the answer column's own block: nothing written into the form or the sidebar, whose
         # blocks Streamlit would then send and the browser draw again (the prompts and the point are copied there)
         assert set(sent) == {"html", "add_block"} and sent.count("add_block") == 1, sent
