@@ -100,7 +100,7 @@ def age_widgets() -> None:
     with a1:
         st.number_input("Age", value=None, step=1.0, key=AGE_KEY, placeholder=NOT_RECORDED,
                         help=f"Infants: choose weeks or days. Range: 0 to {MAX_AGE_YEARS} years.")
-        with st.container(key=AGE_MARKS_KEY):  # no space of its own while empty (layout.py's style)
+        with st.container(key=AGE_MARKS_KEY):  # no space of its own while empty (webapp/results.py's style sheet)
             mirror.anchor(AGE_PLACE)
     a2.selectbox("Unit", AGE_UNITS, key=AGE_UNIT_KEY)
 

@@ -21,7 +21,7 @@ import streamlit as st
 from models.plan import Basis, Flag, Plan, PlanOption, PlanStep, Statement
 from rules.render import caveat_scope, further_rules_words
 from webapp.export import Entered, recorded_count, summary as summary_of
-from webapp.form import need_text
+from webapp.form import AGE_MARKS_KEY, need_text
 from webapp.text import h, h_cites, h_links, h_list, listing
 from webapp.words import SEVERITY_WORDS, Words, strength
 
@@ -70,9 +70,9 @@ STYLE = """<style>
 .mx-ask { color: rgb(28,131,225); font-size: .875rem; margin: .25rem 0; }
 .mx-refused { background: rgba(255,43,43,.09); border-left: 4px solid rgb(255,43,43); border-radius: .5rem; padding: .6rem .9rem; margin: .4rem 0; }
 .mx-refused p { margin: 0; }
-.st-key-age_marks { margin-top: -1rem; }
+.st-key-AGE_MARKS { margin-top: -1rem; }  /* under the age: no space of its own while empty */
 .mx-anchor:empty { display: none; }
-</style>"""
+</style>""".replace("AGE_MARKS", AGE_MARKS_KEY)
 
 
 def style() -> None:
