@@ -9,6 +9,7 @@ import logging
 import pickle
 import subprocess
 import sys
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -425,3 +426,35 @@ def test_plot_margins_hold_the_widest_label_and_nothing_is_cut() -> None:
             assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1, text
     widest = min(text.get_window_extent(renderer).x0 for text in ax.get_yticklabels())
     assert widest < 0.25 * fig.dpi  # no more margin than the pad: the width was measured, not guessed
+
+
+_SECOND_DONE = threading.Event()  # module-level: a task's function is pickled by reference
+
+
+def _first() -> str:
+    assert _SECOND_DONE.wait(60)
+    return "first"
+
+
+def _second() -> str:
+    _SECOND_DONE.set()
+    return "second"
+
+
+def test_results_come_in_task_order_fetched_in_one_gather() -> None:
+    """Task 0 finishes after task 1 (it waits for it); the results are still in task order, and the
+    client fetches them all in one gather, not one request per finished task."""
+    from dask import delayed
+    from distributed import Client, LocalCluster
+
+    from screening.run import _results
+
+    _SECOND_DONE.clear()
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, scheduler_kwargs=NO_DASHBOARD,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        gathers = []
+        gather = client.gather
+        client.gather = lambda futures: gathers.append(len(futures)) or gather(futures)  # type: ignore[method-assign]
+        tasks = [delayed(_first, pure=False)(), delayed(_second, pure=False)()]
+        assert _results(client, tasks, False, "test", " task") == ["first", "second"]
+    assert gathers == [2]
