@@ -203,7 +203,19 @@ def _bucket_records(chunks: list[Chunk]) -> dict[str, list[tuple]]:
     return groups
 
 
-def assess_bucket(bucket: int, chunks: list[Chunk], today: date, out: str, full: bool,
+class Chunks:
+    """A bucket's chunks as its task's argument, one value dask takes as it is. Given the list itself, dask walked
+    it chunk by chunk looking for collections inside (dask.delayed.unpack_collections) and hashed it for the task's
+    key: at 100,000 patients (45 buckets of 89 chunks) 37 ms of the client's CPU between the passes, while
+    the workers wait; with this and a key named by the screen and the bucket, 2 ms."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Chunk]) -> None:
+        self.items = items
+
+
+def assess_bucket(bucket: int, chunks: Chunks, today: date, out: str, full: bool,
                   shared: str | None = None) -> Tally:
     """Pass 2, one task per bucket: assess its patients, write its table part (and plans), return its counts.
     Named by bucket, so a task run twice (a worker lost) overwrites its own files. `shared`: the folder
@@ -215,7 +227,7 @@ def assess_bucket(bucket: int, chunks: list[Chunk], today: date, out: str, full:
     tally = Tally()
     rows: list[dict[str, Any]] = []
     plans: list[bytes] = []
-    for pid, records in sorted(_bucket_records(chunks).items()):
+    for pid, records in sorted(_bucket_records(chunks.items).items()):
         patient_rows, patient_plans = assess_patient(pid, records, today, tally, full)
         rows.extend(patient_rows)
         if full:
@@ -290,8 +302,10 @@ class Passes:
             for bucket, items in where.items():
                 chunks[bucket].extend(items)
         task = delayed(assess_bucket, pure=True)
-        shared = f"{self.out}/{SCRATCH}/outcomes-{uuid.uuid4().hex}" if workers > 1 and not self.full else None
-        return [task(bucket, where, self.export.today, self.out, self.full, shared)
+        run = uuid.uuid4().hex
+        shared = f"{self.out}/{SCRATCH}/outcomes-{run}" if workers > 1 and not self.full else None
+        return [task(bucket, Chunks(where), self.export.today, self.out, self.full, shared,
+                     dask_key_name=f"assess_bucket-{run}-{bucket}")
                 for bucket, where in chunks.items()], problems
 
 

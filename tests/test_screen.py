@@ -330,6 +330,33 @@ def test_workers_share_what_they_assessed_through_the_scratch_folder(tmp_path: P
     assert other.take(b"later") == outcome
 
 
+
+def test_pass_two_tasks_take_their_chunks_as_one_value_under_keys_of_their_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dask does not walk a bucket's chunks looking for collections (it did chunk by chunk, the client's CPU
+    between the passes); each task gets its bucket's chunks in pass 1's order, under a key of its screen."""
+    import importlib
+
+    from screening.export import Export
+    from screening.run import Passes
+
+    delayed_module = importlib.import_module("dask.delayed")  # `dask.delayed` is also the function's name
+    walked = []
+    unpack = delayed_module.unpack_collections
+    monkeypatch.setattr(delayed_module, "unpack_collections",
+                        lambda expr, *a, **k: walked.append(expr) or unpack(expr, *a, **k))
+    chunks = {b: [(f"f{i}.pkl", 10 * i + b, 5) for i in range(50)] for b in range(3)}
+    read = [([("p", "f0", 1, "bad")], {b: found[:25] for b, found in chunks.items()}),
+            ([], {b: found[25:] for b, found in chunks.items()})]
+    work = Passes(Export((), date(2026, 1, 1), "--as-of", (), ()), "out", False, 3, [])
+    tasks, problems = work.assessing(read, 2)
+    again, _ = work.assessing(read, 2)
+    assert problems == [("p", "f0", 1, "bad")]
+    every_chunk = {chunk for found in chunks.values() for chunk in found}
+    assert walked and not [e for e in walked if isinstance(e, tuple) and e in every_chunk]  # the arguments only
+    assert [t.dask.to_dict()[t.key].args[1].items for t in tasks] == [chunks[b] for b in range(3)]
+    assert len({t.key for t in tasks + again}) == 6
+
 def _closes_of_running_clients(monkeypatch: pytest.MonkeyPatch, scratch: Path) -> list[tuple[bool, bool]]:
     """Each close of a running Client, as (in the main thread, the screen's scratch folder still there)."""
     import threading
