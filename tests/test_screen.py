@@ -468,6 +468,19 @@ def _second() -> str:
     return "second"
 
 
+_RELEASE = threading.Event()
+_LATE_DONE = threading.Event()
+
+
+def _fails() -> None:
+    raise RuntimeError("task failed")
+
+
+def _late() -> str:
+    _RELEASE.wait(60)
+    _LATE_DONE.set()
+    return "late"
+
 def test_results_come_in_task_order_fetched_in_one_gather() -> None:
     """Task 0 finishes after task 1 (it waits for it); the results are still in task order, and the
     client fetches them all in one gather, not one request per finished task."""
@@ -485,3 +498,22 @@ def test_results_come_in_task_order_fetched_in_one_gather() -> None:
         tasks = [delayed(_first, pure=False)(), delayed(_second, pure=False)()]
         assert _results(client, tasks, False, "test", " task") == ["first", "second"]
     assert gathers == [2]
+
+
+
+def test_a_failed_task_is_raised_at_once_not_after_the_other_tasks() -> None:
+    """The results are gathered at the end, but a task's failure is raised as soon as it comes, while
+    another task still runs (it waits until the test releases it)."""
+    from dask import delayed
+    from distributed import Client, LocalCluster
+
+    from screening.run import _results
+
+    _RELEASE.clear()
+    _LATE_DONE.clear()
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, scheduler_kwargs=NO_DASHBOARD,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        with pytest.raises(RuntimeError, match="task failed"):
+            _results(client, [delayed(_fails, pure=False)(), delayed(_late, pure=False)()], False, "test", " task")
+        assert not _LATE_DONE.is_set()
+        _RELEASE.set()
