@@ -9,6 +9,7 @@ import logging
 import pickle
 import subprocess
 import sys
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -329,6 +330,33 @@ def test_workers_share_what_they_assessed_through_the_scratch_folder(tmp_path: P
     assert other.take(b"later") == outcome
 
 
+
+def test_pass_two_tasks_take_their_chunks_as_one_value_under_keys_of_their_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dask does not walk a bucket's chunks looking for collections (it did chunk by chunk, the client's CPU
+    between the passes); each task gets its bucket's chunks in pass 1's order, under a key of its screen."""
+    import importlib
+
+    from screening.export import Export
+    from screening.run import Passes
+
+    delayed_module = importlib.import_module("dask.delayed")  # `dask.delayed` is also the function's name
+    walked = []
+    unpack = delayed_module.unpack_collections
+    monkeypatch.setattr(delayed_module, "unpack_collections",
+                        lambda expr, *a, **k: walked.append(expr) or unpack(expr, *a, **k))
+    chunks = {b: [(f"f{i}.pkl", 10 * i + b, 5) for i in range(50)] for b in range(3)}
+    read = [([("p", "f0", 1, "bad")], {b: found[:25] for b, found in chunks.items()}),
+            ([], {b: found[25:] for b, found in chunks.items()})]
+    work = Passes(Export((), date(2026, 1, 1), "--as-of", (), ()), "out", False, 3, [])
+    tasks, problems = work.assessing(read, 2)
+    again, _ = work.assessing(read, 2)
+    assert problems == [("p", "f0", 1, "bad")]
+    every_chunk = {chunk for found in chunks.values() for chunk in found}
+    assert walked and not [e for e in walked if isinstance(e, tuple) and e in every_chunk]  # the arguments only
+    assert [t.dask.to_dict()[t.key].args[1].items for t in tasks] == [chunks[b] for b in range(3)]
+    assert len({t.key for t in tasks + again}) == 6
+
 def _closes_of_running_clients(monkeypatch: pytest.MonkeyPatch, scratch: Path) -> list[tuple[bool, bool]]:
     """Each close of a running Client, as (in the main thread, the screen's scratch folder still there)."""
     import threading
@@ -425,3 +453,67 @@ def test_plot_margins_hold_the_widest_label_and_nothing_is_cut() -> None:
             assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1, text
     widest = min(text.get_window_extent(renderer).x0 for text in ax.get_yticklabels())
     assert widest < 0.25 * fig.dpi  # no more margin than the pad: the width was measured, not guessed
+
+
+_SECOND_DONE = threading.Event()  # module-level: a task's function is pickled by reference
+
+
+def _first() -> str:
+    assert _SECOND_DONE.wait(60)
+    return "first"
+
+
+def _second() -> str:
+    _SECOND_DONE.set()
+    return "second"
+
+
+_RELEASE = threading.Event()
+_LATE_DONE = threading.Event()
+
+
+def _fails() -> None:
+    raise RuntimeError("task failed")
+
+
+def _late() -> str:
+    _RELEASE.wait(60)
+    _LATE_DONE.set()
+    return "late"
+
+def test_results_come_in_task_order_fetched_in_one_gather() -> None:
+    """Task 0 finishes after task 1 (it waits for it); the results are still in task order, and the
+    client fetches them all in one gather, not one request per finished task."""
+    from dask import delayed
+    from distributed import Client, LocalCluster
+
+    from screening.run import _results
+
+    _SECOND_DONE.clear()
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, scheduler_kwargs=NO_DASHBOARD,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        gathers = []
+        gather = client.gather
+        client.gather = lambda futures: gathers.append(len(futures)) or gather(futures)  # type: ignore[method-assign]
+        tasks = [delayed(_first, pure=False)(), delayed(_second, pure=False)()]
+        assert _results(client, tasks, False, "test", " task") == ["first", "second"]
+    assert gathers == [2]
+
+
+
+def test_a_failed_task_is_raised_at_once_not_after_the_other_tasks() -> None:
+    """The results are gathered at the end, but a task's failure is raised as soon as it comes, while
+    another task still runs (it waits until the test releases it)."""
+    from dask import delayed
+    from distributed import Client, LocalCluster
+
+    from screening.run import _results
+
+    _RELEASE.clear()
+    _LATE_DONE.clear()
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, scheduler_kwargs=NO_DASHBOARD,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        with pytest.raises(RuntimeError, match="task failed"):
+            _results(client, [delayed(_fails, pure=False)(), delayed(_late, pure=False)()], False, "test", " task")
+        assert not _LATE_DONE.is_set()
+        _RELEASE.set()
