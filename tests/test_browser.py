@@ -212,6 +212,9 @@ def test_assess_draws_only_the_answer_and_a_folded_card_opens_in_the_browser_and
         # blocks Streamlit would then send and the browser draw again (the prompts and the point are copied there)
         assert set(sent) == {"html", "add_block"} and sent.count("add_block") == 1, sent
         assert "Record Takes opioids:" in body[: body.index(RESULTS)]  # the prompt in the form, copied from the answer
+        copies = page.locator("[data-copy]")  # the answer's own copies stay hidden (DOMPurify keeps `hidden`)
+        assert copies.count() >= 2 and not any(copies.nth(i).is_visible() for i in range(copies.count()))
+        assert page.locator('.mx-anchor[data-anchor="teaching-point"]').is_visible()
         sidebar = page.get_by_test_id("stSidebar").inner_text()
         assert "press Assess" not in sidebar and case.teaching_point.split(".")[0] in sidebar
         answer = page.locator(".st-key-answer_column")
