@@ -283,6 +283,12 @@ class Passes:
     buckets: int
     groups: list[tuple[ExportFile, ...]]
 
+    def spread_over(self, workers: int) -> None:
+        """Round the buckets up to a multiple of the workers, so that none is left alone with the last one:
+        45 buckets of about 0.3 s on 2 workers left one idle for up to a bucket at the end of pass 2 (0.16
+        and 0.27 s, measured with dask's task stream at 100,000 patients); 46 end together."""
+        self.buckets = math.ceil(self.buckets / max(1, workers)) * max(1, workers)
+
     def reading(self) -> list[Any]:
         from dask import delayed
 
@@ -406,6 +412,10 @@ def _results(client: Any, tasks: list[Any], show: bool, desc: str, unit: str) ->
     return client.gather(futures)
 
 
+def _processes(n: int) -> str:
+    return f"{n} process" if n == 1 else f"{n} processes"
+
+
 def _run_distributed(work: Passes, address: str | None, workers: int, show: bool,
                      seconds: dict[str, float], labels: list[Labels], forked: bool,
                      stopping: list[Shutdown]) -> tuple[list, list, str]:
@@ -437,11 +447,12 @@ def _on_cluster(work: Passes, address: str | None, workers: int, show: bool, sec
         with dask.config.set({**QUIET_WORKERS, **({FORKSERVER: "forkserver"} if forked else {})}):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    scheduler_kwargs=NO_DASHBOARD, silence_logs=logging.ERROR)
-        client, where = Client(cluster), f"a local Dask cluster of {workers} processes"
+        client, where = Client(cluster), f"a local Dask cluster of {_processes(workers)}"
     answered = False
     try:
         # every worker builds its engine now, in parallel, not inside the first task (done already when forked)
         labels.extend(client.run(warm).values())
+        work.spread_over(len(labels))
         seconds["start"] = time.perf_counter() - seconds.pop("t0")
         t = time.perf_counter()
         read = _results(client, work.reading(), show, "reading", " task")
@@ -469,6 +480,7 @@ def _run_multiprocessing(work: Passes, workers: int, show: bool,
     if bar:
         bar.register()
     seconds["start"] = time.perf_counter() - seconds.pop("t0")
+    work.spread_over(workers)
     try:
         t = time.perf_counter()
         read = dask.compute(*work.reading(), scheduler="processes", num_workers=workers)
@@ -479,7 +491,7 @@ def _run_multiprocessing(work: Passes, workers: int, show: bool,
     finally:
         if bar:
             bar.unregister()
-    return list(found), list(problems), f"dask's multiprocessing scheduler, {workers} processes"
+    return list(found), list(problems), f"dask's multiprocessing scheduler, {_processes(workers)}"
 
 
 def screen(export_dir: str, out: str, as_of: date | None = None, scheduler: str | None = None,

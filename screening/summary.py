@@ -103,7 +103,7 @@ def _sections(result: "Result", kb: Labels) -> list[tuple[str, list[str], list[l
     listed = [[pid, names.get(p, p) if p else "", reason] for pid, p, reason in t.not_assessed[:LISTED]]
     out.append(("Not assessed, by reason", ["Reason", "Rows"], reasons, ""))
     out.append(("Not assessed", ["Patient id", "Presentation", "Reason"], listed,
-                f"The first {LISTED} of {sum(t.not_assessed_reasons.values()):,}; every one is in the table "
+                f"The first {LISTED} by patient id of {sum(t.not_assessed_reasons.values()):,}; every one is in the table "
                 "(status not_assessed)." if sum(t.not_assessed_reasons.values()) > LISTED else "Every one is in the table too (status not_assessed)."))
     by_reason = Counter(p.reason.split(" (")[0] for p in result.problems)
     out.append(("Lines and files not read, by reason", ["Reason", "Count"],

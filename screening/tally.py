@@ -3,10 +3,11 @@ A module of its own so that the client imports neither the planner nor the FHIR 
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 
-MAX_LISTED = 1000  # not-assessed patients listed per partition in the summary (all are in the table)
+MAX_LISTED = 1000  # not-assessed patients kept for the summary, the first by patient id (all are in the table)
 
 
 @dataclass
@@ -28,7 +29,7 @@ class Tally:
     flags: Counter = field(default_factory=Counter)  # (presentation, severity, flag id) -> rows
     needs: Counter = field(default_factory=Counter)  # (presentation, detail label) -> rows
     top: Counter = field(default_factory=Counter)  # (presentation, option name, strength) -> rows
-    not_assessed: list = field(default_factory=list)  # (patient id, presentation or "", reason), capped
+    not_assessed: list = field(default_factory=list)  # (patient id, presentation or "", reason): the first by id
     not_assessed_reasons: Counter = field(default_factory=Counter)  # reason kind -> rows
 
     def add(self, other: "Tally") -> "Tally":
@@ -36,8 +37,8 @@ class Tally:
             mine = getattr(self, name)
             if isinstance(value, Counter):
                 mine.update(value)
-            elif isinstance(value, list):
-                mine.extend(value[: max(0, MAX_LISTED - len(mine))])
+            elif isinstance(value, list):  # the first by patient id, however the patients were split into buckets
+                mine[:] = heapq.nsmallest(MAX_LISTED, [*mine, *value])
             else:
                 setattr(self, name, mine + value)
         return self

@@ -269,6 +269,39 @@ def test_pass_one_reads_runs_of_files_in_order_and_small_exports_file_by_file() 
     assert len(small) == 10 and MIN_BUCKETS > 10
 
 
+def test_buckets_are_a_multiple_of_the_workers_so_none_waits_alone_for_the_last() -> None:
+    from screening.run import Passes
+
+    work = Passes(export=None, out="/x", full=False, buckets=45, groups=[])
+    work.spread_over(1)
+    assert work.buckets == 45
+    work.spread_over(2)
+    assert work.buckets == 46
+    work.spread_over(4)
+    assert work.buckets == 48
+    work.spread_over(0)  # a cluster that reports no worker yet: left as it is
+    assert work.buckets == 48
+
+
+def test_the_listed_not_assessed_patients_do_not_depend_on_the_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The summary lists the first not-assessed patients by id: the same whatever the number of buckets
+    (a multiple of the workers) and the order the buckets are added in."""
+    import screening.tally as tally_module
+    from screening.tally import Tally
+
+    monkeypatch.setattr(tally_module, "MAX_LISTED", 3)
+    rows = [(f"p{i:02d}", "", "why") for i in range(20)]
+
+    def total(buckets: int) -> list:
+        parts = [Tally(not_assessed=[r for r in rows if int(r[0][1:]) % buckets == b]) for b in range(buckets)]
+        whole = Tally()
+        for part in reversed(parts):
+            whole.add(part)
+        return whole.not_assessed
+
+    assert total(1) == total(4) == total(7) == rows[:3]
+
+
 def test_the_screen_does_not_depend_on_how_files_are_grouped(tmp_path: Path, in_process_cluster: str,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Pass 1 reads runs of files per task (fewer tasks for the scheduler): the table, counts and problems
