@@ -57,6 +57,7 @@ bench-memory: $(STAMP)
 	$(BIN)/python -m benchmarks.memory
 
 # The cohort screen on generated FHIR Bulk Data exports of 10,000 and 100,000 patients vs batch --workers 2;
-# worker memory at both sizes; 2 workers vs 1 at each size, judged at the largest (3 to 8 minutes on 2 cores). SIZES="10000 50000" for a shorter run.
+# worker memory at both sizes; 2 workers vs 1 at each size, judged at the largest on the median of 3 rounds (4 to 10 minutes on
+# 2 cores). SIZES="10000 50000" ROUNDS=2 for a shorter run.
 bench-screen: $(STAMP)
 	$(BIN)/python -m benchmarks.screen $(if $(SIZES),--sizes $(SIZES),) $(if $(ROUNDS),--rounds $(ROUNDS),)
