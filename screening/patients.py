@@ -65,11 +65,11 @@ class Part:
 
     stopped: bool
     summary: str
-    top_options: list[str]
+    top_options: tuple[str, ...]
     top_strength: str | None
-    standing_flags: list[str]
+    standing_flags: tuple[str, ...]
     worst_flag: str | None
-    needs: list[str]
+    needs: tuple[str, ...]
     flag_keys: tuple[tuple[str, str, str], ...]  # (presentation, severity, flag id)
     top_keys: tuple[tuple[str, str, str], ...]  # (presentation, option name, strength)
     need_keys: tuple[tuple[str, str], ...]  # (presentation, detail label)
@@ -81,10 +81,10 @@ def plan_part(plan: Plan, p: str) -> Part:
     options = [o for o in plan.options if o.presentation == p and o.strength in TOP_RANK]
     treatment = [o for o in options if o.step == "treatment"] or options
     return Part(
-        stopped="stop" in severities, summary=card_summary(plan, p), top_options=[o.name for o in treatment],
-        top_strength=treatment[0].strength if treatment else None, standing_flags=_ids(flags),
+        stopped="stop" in severities, summary=card_summary(plan, p), top_options=tuple(o.name for o in treatment),
+        top_strength=treatment[0].strength if treatment else None, standing_flags=tuple(_ids(flags)),
         worst_flag=next((s for s in SEVERITY_ORDER if s in severities), None),
-        needs=[n.label for n in plan.needs if n.presentation == p],
+        needs=tuple(n.label for n in plan.needs if n.presentation == p),
         flag_keys=tuple((p, f.severity, f.id) for f in flags), top_keys=tuple((p, o.name, o.strength) for o in treatment),
         need_keys=tuple((p, n.label) for n in plan.needs if n.presentation == p),
     )
@@ -108,9 +108,24 @@ class Assessed:
 # with --full), least recently used out first; the table is the same as assessing every patient.
 # At 100,000 generated patients a worker sees about 8,000 different inputs: PARTS_MEMO holds them all
 # (an earlier memo of 4,096 plans, emptied when full, assessed most of them several times).
+# Those inputs have far fewer outcomes (about 1,150 at 100,000 patients, with 30 different parts: ages
+# that differ by a month or a year mostly fall in the same band), so the memo keeps one object per
+# outcome (_OUTCOMES): a worker's memory grew by about 4.8 KB for each input it held, 33 MB at 100,000
+# patients, which made it grow with the export (BENCHMARKS.md).
 PARTS_MEMO = 16384
 PLAN_MEMO = 4096
 _MEMO: dict[bytes, Assessed] = {}
+_OUTCOMES: dict[tuple, Assessed] = {}
+
+
+def _one_of_each(found: Assessed) -> Assessed:
+    """The memo's one object for this outcome (not with a plan: --full keeps each plan)."""
+    if found.plan is not None:
+        return found
+    key = (found.planned, tuple(found.refused), tuple(found.parts.items()))
+    if len(_OUTCOMES) >= PARTS_MEMO and key not in _OUTCOMES:  # a cohort of unusual variety: start again
+        _OUTCOMES.clear()
+    return _OUTCOMES.setdefault(key, found)
 
 
 def assessed(reading: FhirReading, kb: Any, engine: Any, keep_plan: bool = False) -> Assessed:
@@ -120,10 +135,12 @@ def assessed(reading: FhirReading, kb: Any, engine: Any, keep_plan: bool = False
     found = _MEMO.pop(key, None)
     if found is None and not keep_plan:
         found = _EXCHANGE.take(key)
+        if found is not None:
+            found = _one_of_each(found)
     if found is None or (keep_plan and found.planned and found.plan is None):
         plan, refused = assess_reading(reading, (kb, engine), why_not=keep_plan)  # the table shows no why-not
-        found = Assessed(plan is not None, plan if keep_plan else None, refused,
-                         {i.id: plan_part(plan, i.id) for i in plan.presentations} if plan else {})
+        found = _one_of_each(Assessed(plan is not None, plan if keep_plan else None, refused,
+                                      {i.id: plan_part(plan, i.id) for i in plan.presentations} if plan else {}))
         _EXCHANGE.keep(key, found)
         cap = PLAN_MEMO if keep_plan else PARTS_MEMO
         while len(_MEMO) >= cap:
@@ -169,6 +186,8 @@ class _Exchange:
             self.read.add(path)
             for key, data in outcomes.items():
                 self.shared.setdefault(key, data)
+        while len(self.shared) > PARTS_MEMO:  # the oldest first: like the memo, bounded whatever the export
+            del self.shared[next(iter(self.shared))]
 
     def take(self, key: bytes) -> Assessed | None:
         data = self.shared.pop(key, None)
