@@ -220,9 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         ratios = [runs[(size, 2, r)].plans_per_second / (runs[("batch", size, r)].lines / runs[("batch", size, r)].seconds)
                   for r in range(rounds)]
-        verdicts.append(f"verdict: at {size:,} patients the screen gives {med(ratios):.2f}x the plans per second of "
+        verdicts.append(("verdict" if size == large else "information (the goal is judged at the largest size, as the issue sets it at 100,000)")
+                        + f": at {size:,} patients the screen gives {med(ratios):.2f}x the plans per second of "
                         f"batch --workers 2 (rounds: {', '.join(f'{x:.2f}' for x in ratios)}; it also reads, groups and "
-                        "writes every resource) " + ("(goal met)" if med(ratios) >= 1 else "(goal 1x not met)"))
+                        "writes every resource, and starts a Dask cluster) " + ("(goal met)" if med(ratios) >= 1 else "(goal 1x not met)"))
     if large != small:
         growth = max(runs[(large, 2, r)].peak_worker_mb for r in range(rounds)) / max(
             runs[(small, 2, r)].peak_worker_mb for r in range(rounds))
