@@ -358,6 +358,22 @@ def test_the_screen_imports_no_pandas_in_the_client(screened) -> None:
     assert (out.parent / "pandas_imported").read_text() == "False"
 
 
+def test_the_memo_keeps_one_object_per_outcome_not_per_input() -> None:
+    """8,000 inputs of a 100,000-patient screen have about 1,150 outcomes: equal outcomes are one object,
+    so a worker's memory does not grow with its inputs; an outcome with its plan (--full) stays its own."""
+    from screening.patients import Assessed, Part, _one_of_each
+
+    def outcome(plan: object = None) -> Assessed:
+        part = Part(False, "summary", ("Option",), "preferred", (), None, ("Subtype",), (), (("p", "Option", "preferred"),),
+                    (("p", "Subtype"),))
+        return Assessed(True, plan, [], {"p": part})
+
+    first, second = outcome(), outcome()
+    assert first is not second and _one_of_each(first) is _one_of_each(second) is first
+    with_plan = outcome(plan=object())
+    assert _one_of_each(with_plan) is with_plan
+
+
 def test_workers_share_what_they_assessed_through_the_scratch_folder(tmp_path: Path) -> None:
     """What one worker assessed in a bucket, another takes before its next bucket instead of assessing
     it again; a file still being written is read the next time; with --full nothing is shared."""
