@@ -337,35 +337,9 @@ def warm() -> Labels:
     from screening.patients import context
 
     kb = context()[0]
-    _arrow_without_pandas()
     pa.Table.from_pylist([], schema=SCHEMA)
     _settle_collector()
     return labels_of(kb)
-
-
-class _NoPandas:
-    """An import finder that refuses pandas, for as long as it is on sys.meta_path."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "pandas":
-            raise ImportError("pandas is not imported by the screen's workers")
-
-
-def _arrow_without_pandas() -> None:
-    """Let pyarrow find no pandas the first time it looks, so that a worker does not import it.
-
-    pyarrow imports pandas the first time it builds an array (to recognise pandas values, which the
-    screen never gives it): about 0.4 s of each worker's start, on the critical path of a local screen (the
-    forkserver's preload). pyarrow looks once; a later `to_pandas()` still imports pandas when asked. A
-    process that has pandas already is left as it is."""
-    if "pandas" in sys.modules:
-        return
-    finder = _NoPandas()
-    sys.meta_path.insert(0, finder)
-    try:
-        pa.array([], pa.string())
-    finally:
-        sys.meta_path.remove(finder)
 
 
 def _settle_collector() -> None:

@@ -342,13 +342,17 @@ def test_a_worker_freezes_what_it_loaded_and_collects_young_garbage_rarely() -> 
     assert done.stdout.split() == ["True", "True"], done.stderr[-2000:]
 
 
-def test_a_worker_does_not_import_pandas_and_a_table_still_converts_to_pandas() -> None:
-    """pyarrow imports pandas on its first array unless it finds none then (0.4 s of a worker's start)."""
-    code = ("import sys, pyarrow as pa; from screening.run import SCHEMA, warm; warm(); "
+def test_a_local_worker_does_not_import_pandas_and_a_table_still_converts_to_pandas() -> None:
+    """pyarrow imports pandas on its first array unless it finds none then (0.4 s of the forkserver's preload);
+    only the forkserver, whose workers run nothing else, tells it so: warm() alone (a --scheduler cluster) does not."""
+    code = ("import sys, pyarrow as pa; import screening.preload; from screening.run import SCHEMA; "
             "before = 'pandas' in sys.modules; frame = pa.Table.from_pylist([{'patient_id': 'p'}], schema=SCHEMA).to_pandas(); "
             "print(before, 'pandas' in sys.modules, frame.shape)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["False", "True", "(1,", "16)"], done.stderr[-2000:]
+    code = "import sys; from screening.run import warm; warm(); print('pandas' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["True"], done.stderr[-2000:]
 
 
 def test_the_screen_imports_no_pandas_in_the_client(screened) -> None:
